@@ -1,0 +1,9 @@
+//! ferroha: high availability for MySQL on DRBD.
+//!
+//! All logic lives in this library; the binaries in `src/bin` are a few lines each.
+//! `ocf` is the OCF resource-agent framework every agent goes through, `sys` holds the
+//! narrow facades over the kernel and external commands, `agent` the resource agents.
+
+pub mod agent;
+pub mod ocf;
+pub mod sys;

@@ -1,0 +1,209 @@
+//! The one way agents run external commands (fsck, drbdadm, …): with a timeout taken from
+//! the action's deadline, stdin closed, and the child's stderr kept for the error message.
+//!
+//! Modelled on ripgrep's `crates/cli/src/process.rs`: the error displays what the child said.
+//! The child runs in its own process group so that a timeout kills everything it started.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    /// It could not be started (missing binary, permissions).
+    #[error("{program}: cannot run: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It ran past its time limit and was killed.
+    #[error("{program}: no answer within {} ms; killed", timeout.as_millis())]
+    Timeout {
+        /// The program.
+        program: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// It exited unsuccessfully.
+    #[error("{program}: {}{}", describe(*status), stderr_suffix(stderr))]
+    Failed {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its standard output.
+        stdout: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+}
+
+impl CmdError {
+    /// True when the program does not exist (the agent should say "not installed", rc 5).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CmdError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// The exit code, when the command ran to completion.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            CmdError::Failed { status, .. } => status.code(),
+            _ => None,
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+/// What a successful command printed.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (warnings a successful command still printed).
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion within `timeout`; success only on exit code 0.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, CmdError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    log::debug!("running {cmd:?} (timeout {} ms)", timeout.as_millis());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| CmdError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                // Kill the whole group: the command's own children hold our pipes open.
+                // SAFETY: kill(2) on our child's process group, which we created above.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                break Err(CmdError::Timeout {
+                    program: program.clone(),
+                    timeout,
+                });
+            }
+            Ok(None) => {
+                std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                break Err(CmdError::Spawn {
+                    program: program.clone(),
+                    source,
+                });
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default().trim().to_string();
+    let status = status?;
+    if status.success() {
+        Ok(CmdOutput { stdout, stderr })
+    } else {
+        Err(CmdError::Failed {
+            program,
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    #[test]
+    fn success_returns_stdout() {
+        let out = run(&mut sh("echo hello; echo note >&2"), Duration::from_secs(5)).unwrap();
+        assert_eq!(out.stdout, "hello\n");
+        assert_eq!(out.stderr.trim(), "note");
+    }
+
+    #[test]
+    fn failure_keeps_stderr_and_code() {
+        let err = run(
+            &mut sh("echo 'bad superblock' >&2; exit 4"),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), Some(4));
+        assert_eq!(err.to_string(), "/bin/sh: exit code 4: bad superblock");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let started = Instant::now();
+        // The grandchild `sleep` keeps stdout open; only killing the group ends the read.
+        let err = run(&mut sh("sleep 30 & sleep 30"), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, CmdError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn missing_program_is_not_found() {
+        let err = run(
+            &mut Command::new("/nonexistent/ferroha-x"),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(err.is_not_found());
+    }
+}

@@ -1,0 +1,7 @@
+//! Kernel and external-command access, behind narrow interfaces so that agents' decisions can
+//! be unit-tested against fakes and the real implementations stay small.
+
+pub mod cmd;
+pub mod netlink;
+pub mod packet;
+pub mod proc;
