@@ -591,6 +591,13 @@ impl VipAgent {
         }
     }
 
+    fn set_up(&self, link: &LinkState) -> AgentResult<()> {
+        log::info!("setting {} up", link.name);
+        self.net()?
+            .set_link_up(link.index)
+            .map_err(Self::io(format!("setting {} up", link.name)))
+    }
+
     /// Removes one copy of the address, keeping other addresses of its subnet.
     fn remove(&self, entry: &AddrEntry, ctx: &Context) -> AgentResult<()> {
         let net = self.net()?;
@@ -896,13 +903,24 @@ impl ResourceAgent for VipAgent {
     }
 
     fn start(&self, cfg: &VipConfig, ctx: &Context) -> AgentResult<()> {
+        // IPaddr2 brings the interface up too: a VIP on a downed NIC serves nobody. Do it
+        // first when the NIC is named, because a downed link has lost its connected routes,
+        // which the prefix inference reads.
+        if let Some(nic) = &cfg.nic {
+            if let Some(link) = self
+                .net()?
+                .link_by_name(nic)
+                .map_err(Self::io(format!("looking up {nic}")))?
+            {
+                if !link.up {
+                    self.set_up(&link)?;
+                }
+            }
+        }
         self.validate(cfg, ctx)?;
         let place = self.place(cfg)?;
         if !place.link.up {
-            // IPaddr2 brings the interface up too: a VIP on a downed NIC serves nobody.
-            self.net()?
-                .set_link_up(place.link.index)
-                .map_err(Self::io(format!("setting {} up", place.link.name)))?;
+            self.set_up(&place.link)?;
         }
         let already = self
             .present(cfg.ip)?

@@ -1,0 +1,70 @@
+# ferroha — build, install, test, benchmark, demo.
+#
+#   make build     release binaries in target/release
+#   make install   agents into $(DESTDIR)$(OCF_ROOT)/resource.d/ferroha/<type>,
+#                  <type>-agent links and hb-monitor into $(DESTDIR)$(PREFIX)/sbin
+#   make test      every test, root-only ones included (run as root)
+#   make bench     ferroha vs the reference agents, same machine, same run
+#   make demo      the demo on this machine (as root)
+#   make check     formatting, lints, meta-data against the OCF DTD and schema
+
+PREFIX   ?= /usr
+OCF_ROOT ?= /usr/lib/ocf
+DESTDIR  ?=
+CARGO    ?= cargo
+PROVIDER := ferroha
+# Where `install` takes the binaries from (tests install debug builds with BIN_DIR=...).
+BIN_DIR  ?= target/release
+# agents/ lists the OCF type names: one entry per agent, pointing at its binary.
+AGENTS   := $(notdir $(wildcard agents/*))
+RA_DTD   ?= /usr/share/resource-agents/ra-api-1.dtd
+RA_RNG   ?= /usr/share/resource-agents/metadata.rng
+
+.PHONY: all build install uninstall test test-unit bench demo check clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --bins
+
+install: build
+	install -d $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER) $(DESTDIR)$(PREFIX)/sbin
+	@for type in $(AGENTS); do \
+	  echo "install $(BIN_DIR)/$$type-agent -> $(OCF_ROOT)/resource.d/$(PROVIDER)/$$type"; \
+	  install -m 0755 $(BIN_DIR)/$$type-agent $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)/$$type || exit 1; \
+	  ln -sfn $(OCF_ROOT)/resource.d/$(PROVIDER)/$$type $(DESTDIR)$(PREFIX)/sbin/$$type-agent || exit 1; \
+	done
+	@if [ -x $(BIN_DIR)/hb-monitor ]; then install -m 0755 $(BIN_DIR)/hb-monitor $(DESTDIR)$(PREFIX)/sbin/hb-monitor; fi
+
+uninstall:
+	@for type in $(AGENTS); do \
+	  rm -f $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)/$$type $(DESTDIR)$(PREFIX)/sbin/$$type-agent; \
+	done
+	rm -f $(DESTDIR)$(PREFIX)/sbin/hb-monitor
+	-rmdir $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
+
+# Everything, root-only tests included: they build network namespaces and run Pacemaker's
+# and resource-agents' tools. Plain `cargo test` (no root) runs the rest and lists those as ignored.
+test:
+	$(CARGO) test --locked -- --include-ignored
+
+test-unit:
+	$(CARGO) test --locked
+
+bench:
+	$(CARGO) bench --locked --bench vip
+
+demo: build
+	./demo/vip-failover.sh $(BIN_DIR)/vip-agent
+
+check: build
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@for type in $(AGENTS); do \
+	  $(BIN_DIR)/$$type-agent meta-data > target/$$type.xml || exit 1; \
+	  xmllint --noout --path $(dir $(RA_DTD)) --dtdvalid $(RA_DTD) target/$$type.xml || exit 1; \
+	  xmllint --noout --relaxng $(RA_RNG) target/$$type.xml || exit 1; \
+	done
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,192 @@
+//! The agents checked by the cluster stack's own tools: `make install` into a DESTDIR,
+//! resource-agents' `ocf-tester`, and Pacemaker's `crm_resource` running the installed agents
+//! from `/usr/lib/ocf/resource.d/ferroha` (the path is compiled into Pacemaker; a test host's
+//! private mount namespace gets our tree bind-mounted there, so the machine is not touched).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::agent::agent_bin;
+use crate::util::host::{Host, Lan};
+
+/// A temporary directory that the `nobody` user can traverse (ocf-tester and Pacemaker run
+/// `meta-data` unprivileged).
+fn world_readable_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("ferroha-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Runs `make install` into `destdir` with the test build's binaries (no release build).
+fn make_install(destdir: &Path) {
+    let bin_dir = agent_bin("vip").parent().unwrap().to_path_buf();
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-s", "-o", "build", "install"])
+        .arg(format!("DESTDIR={}", destdir.display()))
+        .arg(format!("BIN_DIR={}", bin_dir.display()))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn installed(destdir: &Path) -> PathBuf {
+    destdir.join("usr/lib/ocf/resource.d/ferroha")
+}
+
+#[test]
+fn make_install_puts_agents_under_their_type_names() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let agent = installed(dest.path()).join("vip");
+    let mode = std::fs::metadata(&agent).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "{}", agent.display());
+    assert_eq!(
+        std::fs::read(&agent).unwrap(),
+        std::fs::read(agent_bin("vip")).unwrap()
+    );
+    let link = dest.path().join("usr/sbin/vip-agent");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        PathBuf::from("/usr/lib/ocf/resource.d/ferroha/vip"),
+        "operators call vip-agent; it is the installed agent"
+    );
+    // Every agent type in agents/ is installed, and nothing else lands in the provider dir.
+    let types: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("agents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut got: Vec<_> = std::fs::read_dir(installed(dest.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    got.sort();
+    let mut want = types;
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// A host with 198.18.1.1/24 on eth0 and the installed agents where Pacemaker looks.
+fn host_with_installed_agents(lan: &Lan, dest: &Path) -> Host {
+    let host = Host::new("pcmk-node");
+    lan.attach(&host, "eth0", Some("198.18.1.1/24"));
+    host.sh_ok(&format!(
+        "mount -t tmpfs tmpfs /usr/lib/ocf/resource.d && mkdir /usr/lib/ocf/resource.d/ferroha \
+         && mount --bind {} /usr/lib/ocf/resource.d/ferroha",
+        installed(dest).display()
+    ));
+    host
+}
+
+/// Runs a command in `host`, returns (exit code, stdout + stderr).
+fn run_in(host: &Host, program: &str, args: &[&str]) -> (i32, String) {
+    let out = host.command(program).args(args).output().expect(program);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ocf_tester_passes_on_vip_agent() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let (rc, text) = run_in(
+        &host,
+        "ocf-tester",
+        &[
+            "-n",
+            "vip",
+            "-o",
+            "ip=198.18.1.100",
+            "-o",
+            "cidr_netmask=24",
+            "-o",
+            "nic=eth0",
+            "/usr/lib/ocf/resource.d/ferroha/vip",
+        ],
+    );
+    assert_eq!(rc, 0, "ocf-tester:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+    let left = host.sh_ok("ip -br addr show dev eth0");
+    assert!(
+        !left.contains("198.18.1.100"),
+        "ocf-tester left the VIP: {left}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn crm_resource_runs_the_installed_agent() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let crm = |op: &str, options: &[&str]| {
+        let mut args = vec![
+            op,
+            "--class",
+            "ocf",
+            "--provider",
+            "ferroha",
+            "--agent",
+            "vip",
+        ];
+        for o in options {
+            args.push("--option");
+            args.push(o);
+        }
+        run_in(&host, "crm_resource", &args)
+    };
+    let vip = ["ip=198.18.1.100"];
+    assert_eq!(crm("--validate", &vip).0, 0);
+    let (rc, text) = crm("--validate", &["ip=198.18.1.300"]);
+    assert_eq!(rc, 6, "{text}");
+    assert!(
+        text.contains("is not an IPv4 or IPv6 address"),
+        "the exit reason reaches Pacemaker: {text}"
+    );
+    assert_eq!(crm("--force-check", &vip).0, 7);
+    assert_eq!(crm("--force-start", &vip).0, 0);
+    assert!(
+        host.sh_ok("ip -br addr show dev eth0")
+            .contains("198.18.1.100/24")
+    );
+    assert_eq!(crm("--force-check", &vip).0, 0);
+    assert_eq!(crm("--force-check=10", &vip).0, 0);
+    assert_eq!(crm("--force-stop", &vip).0, 0);
+    assert_eq!(crm("--force-check", &vip).0, 7);
+    // Pacemaker reads our meta-data as an unprivileged user.
+    let (rc, text) = run_in(
+        &host,
+        "crm_resource",
+        &["--show-metadata", "ocf:ferroha:vip"],
+    );
+    assert_eq!(rc, 0, "{text}");
+    assert!(text.contains("cidr_netmask"));
+    let (rc, text) = run_in(
+        &host,
+        "su",
+        &[
+            "nobody",
+            "-s",
+            "/bin/sh",
+            "-c",
+            "/usr/lib/ocf/resource.d/ferroha/vip meta-data",
+        ],
+    );
+    assert_eq!(rc, 0, "meta-data as nobody: {text}");
+}

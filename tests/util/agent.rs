@@ -1,0 +1,157 @@
+//! Running a built agent binary as Pacemaker or an operator would: a scrubbed environment,
+//! parameters as `OCF_RESKEY_*`, and the exit code, stdout and the exit reason collected.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::host::Host;
+
+/// The built binary of an agent (`vip` → `vip-agent`).
+pub fn agent_bin(type_name: &str) -> PathBuf {
+    let path = match type_name {
+        "vip" => env!("CARGO_BIN_EXE_vip-agent"),
+        other => panic!("no agent binary for type {other}"),
+    };
+    PathBuf::from(path)
+}
+
+/// What one action returned.
+#[derive(Debug)]
+pub struct AgentRun {
+    /// Exit code.
+    pub rc: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl AgentRun {
+    fn from_output(what: &str, out: Output) -> AgentRun {
+        let run = AgentRun {
+            rc: out
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("{what}: killed by a signal: {out:?}")),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{what} panicked:\n{}",
+            run.stderr
+        );
+        run
+    }
+
+    /// Asserts the exit code, showing the agent's output when it differs.
+    pub fn rc(&self, expected: i32) -> &AgentRun {
+        assert_eq!(
+            self.rc, expected,
+            "unexpected exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+
+    /// The `ocf-exit-reason:` lines.
+    pub fn reasons(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("ocf-exit-reason:"))
+            .collect()
+    }
+
+    /// Asserts exactly one exit reason containing `text`.
+    pub fn reason_contains(&self, text: &str) -> &AgentRun {
+        let reasons = self.reasons();
+        assert_eq!(
+            reasons.len(),
+            1,
+            "expected one exit reason, stderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            reasons[0].contains(text),
+            "reason {:?} does not contain {text:?}",
+            reasons[0]
+        );
+        self
+    }
+}
+
+/// An agent invocation being built.
+pub struct AgentCmd<'h> {
+    bin: PathBuf,
+    host: Option<&'h Host>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl<'h> AgentCmd<'h> {
+    /// The agent of `type_name`, run in the test's own namespaces.
+    pub fn new(type_name: &str) -> AgentCmd<'h> {
+        AgentCmd {
+            bin: agent_bin(type_name),
+            host: None,
+            env: vec![],
+            args: vec![],
+        }
+    }
+
+    /// The agent binary at `path`.
+    pub fn at(path: &Path) -> AgentCmd<'h> {
+        AgentCmd {
+            bin: path.to_path_buf(),
+            host: None,
+            env: vec![],
+            args: vec![],
+        }
+    }
+
+    /// Run inside `host`'s namespaces.
+    pub fn on(mut self, host: &'h Host) -> AgentCmd<'h> {
+        self.host = Some(host);
+        self
+    }
+
+    /// `OCF_RESKEY_<name>=<value>`.
+    pub fn param(mut self, name: &str, value: &str) -> AgentCmd<'h> {
+        self.env
+            .push((format!("OCF_RESKEY_{name}"), value.to_string()));
+        self
+    }
+
+    /// Any environment variable.
+    pub fn env(mut self, name: &str, value: &str) -> AgentCmd<'h> {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Extra command-line arguments after the action.
+    pub fn args(mut self, args: &[&str]) -> AgentCmd<'h> {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Runs `action` and collects the result.
+    pub fn run(&self, action: &str) -> AgentRun {
+        let mut cmd = match self.host {
+            Some(h) => h.command(&self.bin),
+            None => {
+                let mut c = Command::new(&self.bin);
+                c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+                c
+            }
+        };
+        cmd.arg(action).args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let what = format!("{} {action}", self.bin.display());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+        AgentRun::from_output(&what, out)
+    }
+}

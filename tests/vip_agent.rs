@@ -1,0 +1,524 @@
+//! vip-agent as a process: the OCF contract from the command line, and the real kernel in
+//! network namespaces (two hosts and a peer on a bridged LAN), checked from the other hosts.
+
+use std::time::Duration;
+
+use crate::util::agent::{AgentCmd, AgentRun};
+use crate::util::host::{Host, Lan, wait_for};
+
+fn vip() -> AgentCmd<'static> {
+    AgentCmd::new("vip")
+}
+
+/// vip-agent on `host` for `ip` (nic and prefix inferred).
+fn vip_on<'h>(host: &'h Host, ip: &str) -> AgentCmd<'h> {
+    AgentCmd::new("vip").on(host).param("ip", ip)
+}
+
+/// The addresses of `ifname` in `host`, as `ip -br` prints them.
+fn addrs(host: &Host, ifname: &str) -> Vec<String> {
+    host.sh_ok(&format!("ip -br addr show dev {ifname}"))
+        .split_whitespace()
+        .skip(2)
+        .map(str::to_string)
+        .collect()
+}
+
+// ---- the OCF contract, no privileges needed ------------------------------------------
+
+#[test]
+fn meta_data_works_with_an_empty_environment() {
+    let run = vip().run("meta-data");
+    run.rc(0);
+    assert!(run.stdout.starts_with("<?xml"), "{}", run.stdout);
+    assert!(run.stdout.contains(r#"<resource-agent name="vip""#));
+    assert!(
+        run.stderr.is_empty(),
+        "meta-data must be silent: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn meta_data_is_valid_against_the_ocf_dtd_and_schema() {
+    let run = vip().run("meta-data");
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("vip.xml");
+    std::fs::write(&xml, &run.stdout).unwrap();
+    for args in [
+        vec![
+            "--noout",
+            "--dtdvalid",
+            "/usr/share/resource-agents/ra-api-1.dtd",
+        ],
+        vec![
+            "--noout",
+            "--relaxng",
+            "/usr/share/resource-agents/metadata.rng",
+        ],
+    ] {
+        let out = std::process::Command::new("xmllint")
+            .args(&args)
+            .arg(&xml)
+            .output()
+            .expect("xmllint (libxml2-utils) must be installed: .ci/run installs it");
+        assert!(
+            out.status.success(),
+            "xmllint {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn usage_and_help_succeed_and_no_action_is_err_args() {
+    vip().run("usage").rc(0);
+    vip().run("help").rc(0);
+    let help = vip().run("--help");
+    help.rc(0);
+    assert!(help.stdout.contains("--cidr_netmask"), "{}", help.stdout);
+    let run = AgentCmd::new("vip").args(&[]).run("");
+    assert_ne!(run.rc, 0);
+}
+
+#[test]
+fn unknown_action_is_unimplemented() {
+    vip()
+        .param("ip", "198.18.0.10")
+        .run("frobnicate")
+        .rc(3)
+        .reason_contains("frobnicate");
+    vip().param("ip", "198.18.0.10").run("promote").rc(3);
+}
+
+#[test]
+fn unknown_flag_is_err_args() {
+    vip()
+        .args(&["--ipaddress", "198.18.0.10"])
+        .run("start")
+        .rc(2)
+        .reason_contains("ipaddress");
+}
+
+#[test]
+fn missing_ip_is_err_configured_but_stop_and_probe_succeed() {
+    vip().run("validate-all").rc(6).reason_contains("'ip'");
+    vip().run("start").rc(6);
+    vip().run("stop").rc(0);
+    vip()
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+    vip()
+        .env("OCF_RESKEY_CRM_meta_interval", "10000")
+        .run("monitor")
+        .rc(6);
+}
+
+#[test]
+fn bad_input_gets_a_clear_reason_and_err_configured() {
+    let cases = [
+        (&[("ip", "198.18.0.256")][..], "not an IPv4 or IPv6 address"),
+        (
+            &[("ip", "198.18.0.10"), ("cidr_netmask", "40")],
+            "out of range",
+        ),
+        (
+            &[("ip", "2001:db8::10"), ("cidr_netmask", "255.255.255.0")],
+            "IPv4 netmask",
+        ),
+        (
+            &[("ip", "198.18.0.10"), ("nic", "bad/name")],
+            "not a valid interface name",
+        ),
+        (&[("ip", "198.18.0.10"), ("arp_count", "0")], "arp_count"),
+        (
+            &[("ip", "198.18.0.10"), ("arp_interval", "fast")],
+            "arp_interval",
+        ),
+    ];
+    for (params, reason) in cases {
+        let mut cmd = vip();
+        for (k, v) in params {
+            cmd = cmd.param(k, v);
+        }
+        cmd.run("validate-all").rc(6).reason_contains(reason);
+        // Flags mean the same as the environment.
+        let mut flags = vec![];
+        for (k, v) in params {
+            flags.push(format!("--{k}"));
+            flags.push(v.to_string());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        AgentCmd::new("vip")
+            .args(&flags)
+            .run("validate-all")
+            .rc(6)
+            .reason_contains(reason);
+    }
+}
+
+#[test]
+fn exit_reason_prefix_is_honoured() {
+    let run = vip().env("OCF_EXIT_REASON_PREFIX", "WHY:").run("start");
+    run.rc(6);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("WHY:") && l.contains("'ip'")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn log_lines_name_the_instance_and_action() {
+    let run = vip().env("OCF_RESOURCE_INSTANCE", "my_vip").run("start");
+    assert!(run.stderr.contains("vip(my_vip)["), "{}", run.stderr);
+    assert!(run.stderr.contains("]: start: ERROR:"), "{}", run.stderr);
+    assert!(!run.stderr.contains("DEBUG"));
+    let debug = vip()
+        .env("HA_debug", "1")
+        .param("ip", "198.18.0.10")
+        .run("stop");
+    assert!(debug.stderr.is_empty() || !debug.stderr.contains("panicked"));
+}
+
+// ---- the real kernel, in namespaces -----------------------------------------------------
+
+/// A LAN with host a (198.18.1.1) and b (198.18.1.2), and a client c (198.18.1.3).
+struct World {
+    lan: Lan,
+    a: Host,
+    b: Host,
+    c: Host,
+    mac_a: String,
+    mac_b: String,
+}
+
+fn world() -> World {
+    let lan = Lan::new(1);
+    let (a, b, c) = (
+        Host::new("node-a"),
+        Host::new("node-b"),
+        Host::new("client"),
+    );
+    let mac_a = lan.attach(&a, "eth0", Some("198.18.1.1/24"));
+    let mac_b = lan.attach(&b, "eth0", Some("198.18.1.2/24"));
+    lan.attach(&c, "eth0", Some("198.18.1.3/24"));
+    World {
+        lan,
+        a,
+        b,
+        c,
+        mac_a,
+        mac_b,
+    }
+}
+
+/// The same LAN with IPv6 addresses 2001:db8:1::1, ::2, ::3 on the hosts too.
+fn world_v6() -> World {
+    let w = world();
+    for (host, n) in [(&w.a, 1), (&w.b, 2), (&w.c, 3)] {
+        host.sh_ok(&format!("ip addr add {}/64 dev eth0 nodad", w.lan.ip6(n)));
+    }
+    w
+}
+
+const VIP: &str = "198.18.1.100";
+
+#[test]
+#[ignore = "needs root"]
+fn start_monitor_stop_with_the_real_kernel() {
+    let w = world();
+    let agent = vip_on(&w.a, VIP);
+    agent.run("monitor").rc(7);
+    agent.run("start").rc(0);
+    assert_eq!(
+        addrs(&w.a, "eth0")[..2],
+        ["198.18.1.1/24".to_string(), format!("{VIP}/24")]
+    );
+    agent.run("monitor").rc(0);
+    agent.run("start").rc(0);
+    assert!(w.c.ping(VIP), "client cannot reach the VIP");
+    assert_eq!(w.c.neigh(VIP).as_deref(), Some(w.mac_a.as_str()));
+    agent.run("stop").rc(0);
+    agent.run("stop").rc(0);
+    agent.run("monitor").rc(7);
+    assert!(!addrs(&w.a, "eth0").contains(&format!("{VIP}/24")));
+    assert!(
+        addrs(&w.a, "eth0").contains(&"198.18.1.1/24".to_string()),
+        "stop took the node's address"
+    );
+    assert!(!w.lan.switch.ping(VIP));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn vip_moves_between_hosts_and_the_peers_neighbour_entry_follows() {
+    let w = world();
+    vip_on(&w.a, VIP).run("start").rc(0);
+    assert!(w.c.ping(VIP));
+    assert_eq!(w.c.neigh(VIP).as_deref(), Some(w.mac_a.as_str()));
+    // a loses the VIP (as after its stop); b takes over. The client sends nothing meanwhile:
+    // only b's gratuitous ARP can move its neighbour entry.
+    vip_on(&w.a, VIP).run("stop").rc(0);
+    vip_on(&w.b, VIP).run("start").rc(0);
+    wait_for(
+        "the client's neighbour entry to point at b",
+        Duration::from_secs(3),
+        Duration::from_millis(5),
+        || (w.c.neigh(VIP).as_deref() == Some(w.mac_b.as_str())).then_some(()),
+    );
+    assert!(w.c.ping(VIP));
+    vip_on(&w.b, VIP).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn announcements_arrive_arp_count_times_arp_interval_apart() {
+    let w = world();
+    // The client records every ARP packet it sees, with timestamps.
+    let capture = w.c.spawn(
+        w.c.command("tcpdump")
+            .args([
+                "-i",
+                "eth0",
+                "-n",
+                "-e",
+                "-l",
+                "-tt",
+                "--immediate-mode",
+                "arp",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    vip_on(&w.a, VIP)
+        .param("arp_count", "4")
+        .param("arp_interval", "150")
+        .param("arp_mode", "request")
+        .run("start")
+        .rc(0);
+    std::thread::sleep(Duration::from_millis(900));
+    let pid = capture.pid();
+    // SAFETY: signalling our own child so that it flushes and exits.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let mut capture = capture;
+    let mut out = String::new();
+    let mut stdout = capture.child.stdout.take().expect("stdout piped");
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("Request who-has {VIP} tell {VIP}")))
+        .collect();
+    assert_eq!(lines.len(), 4, "expected 4 gratuitous requests:\n{out}");
+    assert!(
+        lines.iter().all(|l| l.contains(&w.mac_a)),
+        "sender MAC must be a's:\n{out}"
+    );
+    let times: Vec<f64> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    for pair in times.windows(2) {
+        let gap = (pair[1] - pair[0]) * 1000.0;
+        assert!(
+            (140.0..400.0).contains(&gap),
+            "gap {gap:.0} ms, arp_interval 150: {times:?}"
+        );
+    }
+    vip_on(&w.a, VIP).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn stop_removes_only_the_configured_address() {
+    let w = world();
+    w.a.sh_ok("ip addr add 198.18.1.50/24 dev eth0");
+    vip_on(&w.a, VIP).run("start").rc(0);
+    w.a.sh_ok("ip addr add 198.18.1.51/24 dev eth0");
+    vip_on(&w.a, VIP).run("stop").rc(0);
+    assert_eq!(
+        addrs(&w.a, "eth0")[..3],
+        [
+            "198.18.1.1/24".to_string(),
+            "198.18.1.50/24".into(),
+            "198.18.1.51/24".into()
+        ]
+    );
+    // A VIP that is the primary of its subnet (nothing else of 198.18.9.0/24 on eth0), with a
+    // secondary added after it: stopping the VIP must not take the secondary down with it.
+    let primary_vip = vip_on(&w.a, "198.18.9.1")
+        .param("nic", "eth0")
+        .param("cidr_netmask", "24");
+    w.a.sh_ok("sysctl -qw net.ipv4.conf.eth0.promote_secondaries=0");
+    primary_vip.run("start").rc(0);
+    w.a.sh_ok("ip addr add 198.18.9.2/24 dev eth0");
+    primary_vip.run("stop").rc(0);
+    let left = addrs(&w.a, "eth0");
+    assert!(
+        left.contains(&"198.18.9.2/24".to_string()),
+        "secondary lost: {left:?}"
+    );
+    assert!(!left.contains(&"198.18.9.1/24".to_string()), "{left:?}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_nodes_own_address_is_refused_and_never_removed() {
+    let w = world();
+    let own = vip_on(&w.a, "198.18.1.1");
+    own.run("start").rc(6).reason_contains("primary address");
+    own.run("validate-all").rc(6);
+    own.run("stop").rc(0);
+    own.env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+    assert!(addrs(&w.a, "eth0").contains(&"198.18.1.1/24".to_string()));
+    assert!(w.c.ping("198.18.1.1"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn inference_failures_and_unknown_interfaces_say_what_to_set() {
+    let w = world();
+    vip_on(&w.a, "198.19.7.7")
+        .run("start")
+        .rc(6)
+        .reason_contains("set nic and cidr_netmask");
+    vip_on(&w.a, VIP)
+        .param("nic", "eth7")
+        .run("start")
+        .rc(6)
+        .reason_contains("eth7");
+    // With nic and prefix given, no route is needed.
+    let explicit = vip_on(&w.a, "198.19.7.7")
+        .param("nic", "eth0")
+        .param("cidr_netmask", "32");
+    explicit.run("start").rc(0);
+    explicit.run("monitor").rc(0);
+    explicit.run("stop").rc(0);
+    // Probes never report 6 for a missing interface.
+    vip_on(&w.a, VIP)
+        .param("nic", "eth7")
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn monitor_fails_when_the_nic_goes_down_and_start_brings_it_back() {
+    let w = world();
+    let agent = vip_on(&w.a, VIP).param("nic", "eth0");
+    agent.run("start").rc(0);
+    w.a.sh_ok("ip link set eth0 down");
+    agent.run("monitor").rc(1).reason_contains("down");
+    agent.run("start").rc(0);
+    agent.run("monitor").rc(0);
+    assert!(w.c.ping(VIP));
+    // No carrier: the switch side of the cable is unplugged.
+    w.lan.switch.sh_ok("ip link set port1 down");
+    agent.run("monitor").rc(1).reason_contains("carrier");
+    w.lan.switch.sh_ok("ip link set port1 up");
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn depth_10_monitor_finds_another_host_answering_for_the_vip() {
+    let w = world();
+    let agent = vip_on(&w.a, VIP).env("OCF_CHECK_LEVEL", "10");
+    agent.run("start").rc(0);
+    agent.run("monitor").rc(0);
+    // b claims the same address behind the cluster's back.
+    w.b.sh_ok(&format!("ip addr add {VIP}/24 dev eth0"));
+    agent.run("monitor").rc(1).reason_contains(&w.mac_b);
+    vip_on(&w.a, VIP).run("monitor").rc(0);
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_vip_with_duplicate_address_detection() {
+    let w = world_v6();
+    let ip = w.lan.ip6(0x100);
+    let agent = vip_on(&w.a, &ip);
+    agent.run("start").rc(0);
+    let shown = w.a.sh_ok("ip -6 -o addr show dev eth0");
+    let line = shown
+        .lines()
+        .find(|l| l.contains(&format!("{ip}/64")))
+        .unwrap_or_else(|| panic!("VIP missing: {shown}"));
+    assert!(
+        !line.contains("tentative"),
+        "start must wait for DAD: {line}"
+    );
+    agent.run("monitor").rc(0);
+    assert!(w.c.sh(&format!("ping -6 -c1 -W1 {ip}")).status.success());
+    // The unsolicited advertisement reached the peer: its entry is a's MAC.
+    assert_eq!(w.c.neigh(&ip).as_deref(), Some(w.mac_a.as_str()));
+    // b taking the same address fails DAD instead of stealing it.
+    vip_on(&w.b, &ip)
+        .run("start")
+        .rc(1)
+        .reason_contains("duplicate");
+    assert!(!w.b.sh_ok("ip -6 -o addr show dev eth0").contains(&ip));
+    agent.run("stop").rc(0);
+    agent.run("monitor").rc(7);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_deprecated_vip_is_not_a_source_address() {
+    let w = world_v6();
+    let ip = w.lan.ip6(0x101);
+    vip_on(&w.a, &ip)
+        .param("preferred_lft", "0")
+        .param("nodad", "true")
+        .run("start")
+        .rc(0);
+    let shown = w.a.sh_ok("ip -6 -o addr show dev eth0");
+    assert!(shown.contains("deprecated"), "{shown}");
+    vip_on(&w.a, &ip).run("stop").rc(0);
+}
+
+/// The pids of the background announcers recorded on `host` (pid files hold "pid starttime").
+fn announcer_pids(host: &Host) -> Vec<String> {
+    let out = host.sh("cat /run/resource-agents/ferroha-vip/*.pid 2>/dev/null");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn start_returns_before_the_background_announcements_and_stop_ends_them() {
+    let w = world();
+    let agent = vip_on(&w.a, VIP)
+        .param("arp_count", "100")
+        .param("arp_interval", "100");
+    let run: AgentRun = agent.run("start");
+    run.rc(0);
+    let pids = announcer_pids(&w.a);
+    assert_eq!(pids.len(), 1, "one announcer recorded");
+    let pid = &pids[0];
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "announcer running"
+    );
+    agent.run("stop").rc(0);
+    wait_for(
+        "the announcer to end",
+        Duration::from_secs(3),
+        Duration::from_millis(10),
+        || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for its reaper.
+            (stat.is_empty() || stat.contains(") Z ")).then_some(())
+        },
+    );
+}
