@@ -143,6 +143,34 @@ fn a_host_may_sit_on_two_lans() {
         .filter_map(|line| line.split(['@', ' ']).next())
         .collect();
     assert_eq!(names, BTreeSet::from(["eth0", "eth1", "lo"]));
+    assert_eq!((public.subnet(), replication.subnet()), (1, 2));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn commands_run_in_the_hosts_namespaces_never_in_ours() {
+    require_root();
+    let host = Host::new("ns-check");
+    for kind in ["net", "mnt", "uts"] {
+        let ours = fs::read_link(format!("/proc/self/ns/{kind}")).expect("own namespace");
+        let anchors = fs::read_link(format!("/proc/{}/ns/{kind}", host.pid())).expect("anchor");
+        let inside = host.sh_ok(&format!("readlink /proc/self/ns/{kind}"));
+        assert_ne!(
+            anchors, ours,
+            "{kind}: the anchor has a namespace of its own"
+        );
+        assert_eq!(
+            inside.trim(),
+            anchors.to_string_lossy(),
+            "{kind}: commands join it"
+        );
+    }
+    assert_eq!(
+        host.net_ns(),
+        fs::read_link(format!("/proc/{}/ns/net", host.pid()))
+            .expect("anchor netns")
+            .to_string_lossy()
+    );
 }
 
 #[test]
@@ -356,7 +384,7 @@ fn dropping_a_host_while_a_test_panics_still_cleans_up() {
     let mut seen = None;
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         let host = Host::new("panicky");
-        let guarded = host.spawn(&mut host.command("sleep").arg("1000"));
+        let guarded = host.spawn(host.command("sleep").arg("1000"));
         let daemon = host.sh_ok("sleep 1001 </dev/null >/dev/null 2>&1 & echo $!");
         seen = Some((host.net_ns().to_owned(), host.pid(), guarded.pid(), daemon));
         panic!("deliberate panic with a live host");
@@ -453,7 +481,7 @@ fn killed_test_process_child() {
         return;
     };
     let host = Host::new("orphaned");
-    let guarded = host.spawn(&mut host.command("sleep").arg("1000"));
+    let guarded = host.spawn(host.command("sleep").arg("1000"));
     let daemon = host.sh_ok("setsid sleep 1001 </dev/null >/dev/null 2>&1 & echo $!");
     let report = format!(
         "{} {} {} {}",

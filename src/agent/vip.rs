@@ -11,8 +11,10 @@
 //! addresses at reboot). Secondary IPv4 addresses and IPv6 addresses without a record are
 //! treated as VIPs, so that a resource switched over from IPaddr2 stops cleanly.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -175,6 +177,9 @@ pub struct AnnounceTask {
     pub mode: ArpMode,
     /// Unicast copy destination.
     pub unicast_to: Option<Mac>,
+    /// The helper inherits the caller's open packet socket as descriptor
+    /// [`proc::INHERITED_FD`] (see [`packet::Announcer`] for why).
+    pub inherits_socket: bool,
 }
 
 impl AnnounceTask {
@@ -187,6 +192,7 @@ impl AnnounceTask {
             self.rounds.to_string(),
             self.interval.as_millis().to_string(),
             mode_name(self.mode).to_string(),
+            if self.inherits_socket { "fd" } else { "-" }.to_string(),
         ];
         if let Some(gw) = self.unicast_to {
             args.push(packet::format_mac(&gw));
@@ -202,7 +208,12 @@ impl AnnounceTask {
             rounds: args.get(3)?.parse().ok()?,
             interval: Duration::from_millis(args.get(4)?.parse().ok()?),
             mode: parse_mode(args.get(5)?)?,
-            unicast_to: match args.get(6) {
+            inherits_socket: match args.get(6)?.as_str() {
+                "fd" => true,
+                "-" => false,
+                _ => return None,
+            },
+            unicast_to: match args.get(7) {
                 Some(m) => Some(packet::parse_mac(m)?),
                 None => None,
             },
@@ -229,8 +240,13 @@ fn parse_mode(s: &str) -> Option<ArpMode> {
     }
 }
 
-/// The real wire: packet sockets in the caller's network namespace.
-pub struct KernelWire;
+/// The real wire: packet sockets in the caller's network namespace. The sending socket is
+/// kept open across rounds and handed to the background announcer, because closing a packet
+/// socket costs a kernel RCU grace period (see [`packet::Announcer`]).
+#[derive(Default)]
+pub struct KernelWire {
+    announcer: RefCell<Option<packet::Announcer>>,
+}
 
 fn packet_link(link: &LinkState) -> io::Result<packet::Link> {
     Ok(packet::Link {
@@ -239,6 +255,15 @@ fn packet_link(link: &LinkState) -> io::Result<packet::Link> {
             .mac
             .ok_or_else(|| io::Error::other(format!("{} has no MAC address", link.name)))?,
     })
+}
+
+impl KernelWire {
+    /// A wire that announces on an inherited socket (the background announcer).
+    fn inherited(link: packet::Link, fd: std::os::fd::OwnedFd) -> io::Result<KernelWire> {
+        Ok(KernelWire {
+            announcer: RefCell::new(Some(packet::Announcer::from_fd(link, fd)?)),
+        })
+    }
 }
 
 impl Wire for KernelWire {
@@ -250,9 +275,16 @@ impl Wire for KernelWire {
         unicast_to: Option<Mac>,
     ) -> io::Result<()> {
         let l = packet_link(link)?;
-        match ip {
-            IpAddr::V4(v4) => packet::announce_ipv4(l, v4, mode, unicast_to),
-            IpAddr::V6(v6) => packet::announce_ipv6(l, v6),
+        let mut cached = self.announcer.borrow_mut();
+        if cached
+            .as_ref()
+            .is_none_or(|a| a.link().ifindex != l.ifindex || a.link().mac != l.mac)
+        {
+            *cached = Some(packet::Announcer::open(l)?);
+        }
+        match cached.as_ref() {
+            Some(announcer) => announcer.announce(ip, mode, unicast_to),
+            None => Err(io::Error::other("no announcer")),
         }
     }
     fn probe_duplicate(
@@ -279,7 +311,17 @@ impl Wire for KernelWire {
     }
     fn announce_later(&self, task: &AnnounceTask) -> io::Result<ProcessId> {
         let exe = std::fs::read_link("/proc/self/exe")?;
-        proc::spawn_detached(&exe, &task.to_args())
+        let socket = self
+            .announcer
+            .borrow()
+            .as_ref()
+            .filter(|a| a.link().ifindex == task.ifindex)
+            .map(|a| a.as_raw_fd());
+        let task = AnnounceTask {
+            inherits_socket: socket.is_some(),
+            ..task.clone()
+        };
+        proc::spawn_detached(&exe, &task.to_args(), socket)
     }
 }
 
@@ -299,7 +341,7 @@ impl Default for VipAgent {
     fn default() -> Self {
         VipAgent {
             net: NetSource::Kernel(OnceLock::new()),
-            wire: Box::new(KernelWire),
+            wire: Box::new(KernelWire::default()),
         }
     }
 }
@@ -540,6 +582,7 @@ impl VipAgent {
                 interval: cfg.arp_interval,
                 mode: cfg.arp_mode,
                 unicast_to: gateway,
+                inherits_socket: false,
             };
             stop_announcer(ctx, cfg.ip);
             match self.wire.announce_later(&task) {
@@ -683,10 +726,27 @@ impl VipAgent {
             lower_up: true,
             loopback: false,
         };
+        let inherited;
+        let wire: &dyn Wire = if task.inherits_socket {
+            // SAFETY: the starting agent put its packet socket at this descriptor
+            // (proc::spawn_detached) and nothing else in this process uses it.
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(proc::INHERITED_FD) };
+            let Ok(link) = packet_link(&link) else {
+                return OcfRc::ErrArgs;
+            };
+            match KernelWire::inherited(link, fd) {
+                Ok(w) => {
+                    inherited = w;
+                    &inherited
+                }
+                Err(_) => return OcfRc::ErrGeneric,
+            }
+        } else {
+            self.wire.as_ref()
+        };
         for _ in 0..task.rounds {
             std::thread::sleep(task.interval);
-            if self
-                .wire
+            if wire
                 .announce(&link, task.ip, task.mode, task.unicast_to)
                 .is_err()
             {
@@ -906,16 +966,15 @@ impl ResourceAgent for VipAgent {
         // IPaddr2 brings the interface up too: a VIP on a downed NIC serves nobody. Do it
         // first when the NIC is named, because a downed link has lost its connected routes,
         // which the prefix inference reads.
-        if let Some(nic) = &cfg.nic {
-            if let Some(link) = self
+        let named = match &cfg.nic {
+            Some(nic) => self
                 .net()?
                 .link_by_name(nic)
-                .map_err(Self::io(format!("looking up {nic}")))?
-            {
-                if !link.up {
-                    self.set_up(&link)?;
-                }
-            }
+                .map_err(Self::io(format!("looking up {nic}")))?,
+            None => None,
+        };
+        if let Some(link) = named.filter(|l| !l.up) {
+            self.set_up(&link)?;
         }
         self.validate(cfg, ctx)?;
         let place = self.place(cfg)?;

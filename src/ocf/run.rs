@@ -56,22 +56,19 @@ fn dispatch<A: ResourceAgent>(
             .unwrap_or(OcfRc::ErrUnimplemented);
     }
     let hints = meta::action_hints(agent.meta_data());
-    let cli = command_line(agent, &hints);
-    let matches = match cli.clone().try_get_matches_from(args) {
-        Ok(m) => m,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            let _ = write!(std::io::stdout().lock(), "{}", cli.clone().render_help());
-            return OcfRc::Success;
-        }
-        Err(e) => {
-            let text = e.kind().to_string();
-            let detail = e.to_string();
-            let first = detail.lines().next().unwrap_or(&text);
-            agent_log::exit_reason(first.trim_start_matches("error: "), &env);
-            return OcfRc::ErrArgs;
-        }
+    // Pacemaker and hb-monitor call `<agent> <action>` with everything in the environment:
+    // that case needs no command-line parser (it is most of a monitor's start-up cost).
+    let cli_args = match args {
+        [_, action] if !action.starts_with('-') => CliArgs {
+            action: Some(action.clone()),
+            ..CliArgs::default()
+        },
+        _ => match parse_cli(agent, &hints, args) {
+            Ok(parsed) => parsed,
+            Err(outcome) => return report_cli_error(outcome, &env),
+        },
     };
-    let Some(action_name) = matches.get_one::<String>("action") else {
+    let Some(action_name) = cli_args.action.as_ref() else {
         let _ = writeln!(std::io::stderr().lock(), "{}", usage(agent, &hints));
         return OcfRc::ErrArgs;
     };
@@ -132,7 +129,7 @@ fn dispatch<A: ResourceAgent>(
         &env,
         ctx_env,
         default_timeout,
-        matches.get_one::<String>("check-level").map(String::as_str),
+        cli_args.check_level.as_deref(),
     ) {
         Ok(ctx) => ctx,
         Err(e) => return fail(&e, &env),
@@ -141,17 +138,7 @@ fn dispatch<A: ResourceAgent>(
         start_watchdog(agent.type_name(), action, ctx.deadline, vars);
     }
 
-    let flags: BTreeMap<String, String> = agent
-        .params()
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s.name.to_string(),
-                matches.get_one::<String>(s.name)?.clone(),
-            ))
-        })
-        .collect();
-    let (params, checked) = Params::collect(agent.params(), &env, &flags);
+    let (params, checked) = Params::collect(agent.params(), &env, &cli_args.params);
     let config = checked.and_then(|()| agent.configure(&params));
 
     let result = match config {
@@ -194,6 +181,66 @@ fn dispatch<A: ResourceAgent>(
     match result {
         Ok(rc) => rc,
         Err(e) => fail(&e, &env),
+    }
+}
+
+/// What the command line said, beyond the environment.
+#[derive(Debug, Default)]
+struct CliArgs {
+    action: Option<String>,
+    check_level: Option<String>,
+    params: BTreeMap<String, String>,
+}
+
+/// Why the command line was not parsed: help was printed (0), or the error to report (2).
+enum CliOutcome {
+    HelpPrinted,
+    Invalid(String),
+}
+
+fn parse_cli<A: ResourceAgent>(
+    agent: &A,
+    hints: &[meta::ActionHint],
+    args: &[String],
+) -> Result<CliArgs, CliOutcome> {
+    let cli = command_line(agent, hints);
+    let matches = match cli.clone().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            let _ = write!(std::io::stdout().lock(), "{}", cli.clone().render_help());
+            return Err(CliOutcome::HelpPrinted);
+        }
+        Err(e) => {
+            let detail = e.to_string();
+            let first = detail.lines().next().unwrap_or("invalid arguments");
+            return Err(CliOutcome::Invalid(
+                first.trim_start_matches("error: ").to_string(),
+            ));
+        }
+    };
+    Ok(CliArgs {
+        action: matches.get_one::<String>("action").cloned(),
+        check_level: matches.get_one::<String>("check-level").cloned(),
+        params: agent
+            .params()
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.name.to_string(),
+                    matches.get_one::<String>(s.name)?.clone(),
+                ))
+            })
+            .collect(),
+    })
+}
+
+fn report_cli_error(outcome: CliOutcome, env: &dyn Fn(&str) -> Option<String>) -> OcfRc {
+    match outcome {
+        CliOutcome::HelpPrinted => OcfRc::Success,
+        CliOutcome::Invalid(reason) => {
+            agent_log::exit_reason(&reason, env);
+            OcfRc::ErrArgs
+        }
     }
 }
 

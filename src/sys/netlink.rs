@@ -17,7 +17,7 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -194,6 +194,9 @@ impl Netlink {
 
     fn get_links(&self, name: Option<&str>) -> io::Result<Vec<LinkState>> {
         let mut msg = LinkMessage::default();
+        // Counters are most of a link message; the agents never read them (monitor speed).
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
         let flags = match name {
             Some(n) => {
                 msg.attributes.push(LinkAttribute::IfName(n.to_string()));

@@ -28,7 +28,7 @@
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// An Ethernet (EUI-48) hardware address.
@@ -111,24 +111,7 @@ pub fn announce_ipv4(
     mode: ArpMode,
     unicast_to: Option<Mac>,
 ) -> io::Result<()> {
-    check_link(&link)?;
-    check_ipv4_host(ip)?;
-    if unicast_to == Some(ZERO_MAC) {
-        return Err(invalid_input("unicast ARP destination 00:00:00:00:00:00"));
-    }
-    let frames = arp_announcements(link.mac, ip, mode);
-    let socket = PacketSocket::open(&link)?;
-    for destination in std::iter::once(BROADCAST_MAC).chain(unicast_to) {
-        for frame in &frames {
-            socket.send(ETHERTYPE_ARP, destination, frame)?;
-        }
-    }
-    log::debug!(
-        "sent gratuitous ARP ({mode:?}) for {ip} is-at {} on ifindex {}",
-        format_mac(&link.mac),
-        link.ifindex
-    );
-    Ok(())
+    Announcer::open(link)?.announce_ipv4(ip, mode, unicast_to)
 }
 
 /// Send ONE unsolicited Neighbour Advertisement for `ip` on `link`.
@@ -138,17 +121,100 @@ pub fn announce_ipv4(
 /// header is built here rather than by the kernel, so this works while `ip` is still
 /// tentative (the kernel refuses to source packets from a tentative address).
 pub fn announce_ipv6(link: Link, ip: Ipv6Addr) -> io::Result<()> {
-    check_link(&link)?;
-    check_ipv6_host(ip)?;
-    let packet = na_packet(link.mac, ip)?;
-    let socket = PacketSocket::open(&link)?;
-    socket.send(ETHERTYPE_IPV6, ALL_NODES_MAC, &packet)?;
-    log::debug!(
-        "sent unsolicited NA for {ip} is-at {} on ifindex {}",
-        format_mac(&link.mac),
-        link.ifindex
-    );
-    Ok(())
+    Announcer::open(link)?.announce_ipv6(ip)
+}
+
+/// An open sending socket for announcements on one link, for several rounds.
+///
+/// Closing the last reference to a packet socket waits for an RCU grace period in the kernel
+/// (`packet_release` calls `synchronize_net`), measured at about 13 ms here: more than the
+/// rest of a vip start. So a caller that announces repeatedly keeps one `Announcer`, and a
+/// caller that hands the remaining rounds to a helper process lets the helper inherit the
+/// socket ([`Announcer::into_fd`]); the caller's close is then not the last one and is cheap.
+pub struct Announcer {
+    link: Link,
+    socket: PacketSocket,
+}
+
+impl Announcer {
+    /// Opens the socket for `link`.
+    pub fn open(link: Link) -> io::Result<Announcer> {
+        check_link(&link)?;
+        let socket = PacketSocket::open(&link)?;
+        Ok(Announcer { link, socket })
+    }
+
+    /// Wraps a socket inherited from [`Announcer::into_fd`] in another process. The caller
+    /// asserts that `fd` is an `AF_PACKET` socket it owns.
+    pub fn from_fd(link: Link, fd: OwnedFd) -> io::Result<Announcer> {
+        check_link(&link)?;
+        let ifindex = libc::c_int::try_from(link.ifindex)
+            .map_err(|_| invalid_input("interface index out of range"))?;
+        Ok(Announcer {
+            link,
+            socket: PacketSocket { fd, ifindex },
+        })
+    }
+
+    /// The socket, to be inherited by a helper process.
+    pub fn into_fd(self) -> OwnedFd {
+        self.socket.fd
+    }
+
+    /// The socket's descriptor, e.g. to `dup2` it into a helper process.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.socket.fd.as_raw_fd()
+    }
+
+    /// The link this socket announces on.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
+    /// One round for `ip`, IPv4 (gratuitous ARP, see [`announce_ipv4`]) or IPv6 (unsolicited
+    /// NA, see [`announce_ipv6`]; `mode` and `unicast_to` apply to IPv4 only).
+    pub fn announce(&self, ip: IpAddr, mode: ArpMode, unicast_to: Option<Mac>) -> io::Result<()> {
+        match ip {
+            IpAddr::V4(v4) => self.announce_ipv4(v4, mode, unicast_to),
+            IpAddr::V6(v6) => self.announce_ipv6(v6),
+        }
+    }
+
+    fn announce_ipv4(
+        &self,
+        ip: Ipv4Addr,
+        mode: ArpMode,
+        unicast_to: Option<Mac>,
+    ) -> io::Result<()> {
+        check_ipv4_host(ip)?;
+        if unicast_to == Some(ZERO_MAC) {
+            return Err(invalid_input("unicast ARP destination 00:00:00:00:00:00"));
+        }
+        let frames = arp_announcements(self.link.mac, ip, mode);
+        for destination in std::iter::once(BROADCAST_MAC).chain(unicast_to) {
+            for frame in &frames {
+                self.socket.send(ETHERTYPE_ARP, destination, frame)?;
+            }
+        }
+        log::debug!(
+            "sent gratuitous ARP ({mode:?}) for {ip} is-at {} on ifindex {}",
+            format_mac(&self.link.mac),
+            self.link.ifindex
+        );
+        Ok(())
+    }
+
+    fn announce_ipv6(&self, ip: Ipv6Addr) -> io::Result<()> {
+        check_ipv6_host(ip)?;
+        let packet = na_packet(self.link.mac, ip)?;
+        self.socket.send(ETHERTYPE_IPV6, ALL_NODES_MAC, &packet)?;
+        log::debug!(
+            "sent unsolicited NA for {ip} is-at {} on ifindex {}",
+            format_mac(&self.link.mac),
+            self.link.ifindex
+        );
+        Ok(())
+    }
 }
 
 /// Who else answers for `ip` on the wire? Returns the MAC of the first other owner found,

@@ -4,6 +4,7 @@
 //! Agents stop processes by pid, never by name: other work shares the machine.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -71,10 +72,18 @@ pub fn read_pidfile(path: &Path) -> Option<ProcessId> {
     })
 }
 
+/// The descriptor number a detached helper finds an inherited descriptor at.
+pub const INHERITED_FD: RawFd = 3;
+
 /// Starts `exe args…` in a new session with stdin/stdout/stderr on /dev/null and does not
 /// wait for it: the caller (Pacemaker's executor, hb-monitor, a shell) must not wait on a
 /// helper that outlives the action, and the helper must not die with the caller's group.
-pub fn spawn_detached(exe: &Path, args: &[String]) -> io::Result<ProcessId> {
+/// `inherit` is passed to the helper as descriptor [`INHERITED_FD`].
+pub fn spawn_detached(
+    exe: &Path,
+    args: &[String],
+    inherit: Option<RawFd>,
+) -> io::Result<ProcessId> {
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -82,11 +91,21 @@ pub fn spawn_detached(exe: &Path, args: &[String]) -> io::Result<ProcessId> {
         .stderr(Stdio::null())
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    // SAFETY: setsid is async-signal-safe and touches only the child.
+    // SAFETY: setsid, dup2 and fcntl are async-signal-safe and touch only the child.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if let Some(fd) = inherit {
+                if fd == INHERITED_FD {
+                    // dup2 onto itself keeps close-on-exec: clear it explicitly.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, INHERITED_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -95,9 +114,7 @@ pub fn spawn_detached(exe: &Path, args: &[String]) -> io::Result<ProcessId> {
     let pid = child.id() as i32;
     // Dropping `child` does not kill or wait; the helper is reparented when we exit.
     drop(child);
-    ProcessId::of(pid)
-        .or(Some(ProcessId { pid, start_time: 0 }))
-        .ok_or_else(|| io::Error::other("spawned helper vanished"))
+    Ok(ProcessId::of(pid).unwrap_or(ProcessId { pid, start_time: 0 }))
 }
 
 #[cfg(test)]
@@ -132,7 +149,7 @@ mod tests {
 
     #[test]
     fn detached_child_is_in_its_own_session() {
-        let id = spawn_detached(Path::new("/bin/sleep"), &["5".to_string()]).unwrap();
+        let id = spawn_detached(Path::new("/bin/sleep"), &["5".to_string()], None).unwrap();
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let session: i32 = rest.split_whitespace().nth(3).unwrap().parse().unwrap();

@@ -1,7 +1,7 @@
 //! Running a built agent binary as Pacemaker or an operator would: a scrubbed environment,
 //! parameters as `OCF_RESKEY_*`, and the exit code, stdout and the exit reason collected.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use super::host::Host;
@@ -93,16 +93,6 @@ impl<'h> AgentCmd<'h> {
     pub fn new(type_name: &str) -> AgentCmd<'h> {
         AgentCmd {
             bin: agent_bin(type_name),
-            host: None,
-            env: vec![],
-            args: vec![],
-        }
-    }
-
-    /// The agent binary at `path`.
-    pub fn at(path: &Path) -> AgentCmd<'h> {
-        AgentCmd {
-            bin: path.to_path_buf(),
             host: None,
             env: vec![],
             args: vec![],

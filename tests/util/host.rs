@@ -393,6 +393,9 @@ impl Host {
     /// process itself. Zombies have left their namespaces and are not listed.
     fn member_pids(&self) -> Vec<u32> {
         let me = std::process::id();
+        if !self.is_isolated() {
+            return Vec::new();
+        }
         let Ok(proc_dir) = fs::read_dir("/proc") else {
             return Vec::new();
         };
@@ -402,12 +405,15 @@ impl Host {
             .collect()
     }
 
+    /// Whether the recorded namespaces are neither the test process's nor init's. Host::new
+    /// guarantees it; checked again before killing anything, because a mistake there would
+    /// kill every process of the machine.
+    fn is_isolated(&self) -> bool {
+        !is_outside_ns("net", &self.net_ns) && !is_outside_ns("mnt", &self.mnt_ns)
+    }
+
     /// Whether process `pid` is in this host's net or mount namespace (false once it is gone).
     fn contains(&self, pid: u32) -> bool {
-        // Host::new guarantees this; checked again because a mistake here kills the machine.
-        if is_outside_ns("net", &self.net_ns) || is_outside_ns("mnt", &self.mnt_ns) {
-            return false;
-        }
         ns_link(pid, "net").is_some_and(|link| link == self.net_ns)
             || ns_link(pid, "mnt").is_some_and(|link| link == self.mnt_ns)
     }
@@ -422,7 +428,7 @@ impl Host {
             return; // already gone
         }
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        if self.contains(pid) {
+        if self.is_isolated() && self.contains(pid) {
             unsafe {
                 libc::syscall(
                     libc::SYS_pidfd_send_signal,
@@ -443,7 +449,7 @@ impl Drop for Host {
     fn drop(&mut self) {
         let deadline = Instant::now() + TEARDOWN_TIMEOUT;
         let anchor = self.pid();
-        if is_outside_ns("net", &self.net_ns) || is_outside_ns("mnt", &self.mnt_ns) {
+        if !self.is_isolated() {
             eprintln!(
                 "host {}: recorded namespaces are the test's or init's; killing only the anchor",
                 self.name

@@ -511,6 +511,7 @@ fn announce_task_round_trips_through_argv() {
         interval: Duration::from_millis(150),
         mode: ArpMode::Request,
         unicast_to: Some([2, 0, 0, 0, 0, 0xfe]),
+        inherits_socket: true,
     };
     let args = task.to_args();
     assert_eq!(args[0], ANNOUNCE_TASK);
