@@ -3,6 +3,7 @@
 #   make build     release binaries in target/release
 #   make install   agents into $(DESTDIR)$(OCF_ROOT)/resource.d/ferroha/<type>,
 #                  <type>-agent links and hb-monitor into $(DESTDIR)$(PREFIX)/sbin
+#   make deps      install what the rest needs (Debian packages; run as root)
 #   make test      every test, root-only ones included (run as root)
 #   make bench     ferroha vs the reference agents, same machine, same run
 #   make demo      the demo on this machine (as root)
@@ -20,9 +21,16 @@ AGENTS   := $(notdir $(wildcard agents/*))
 RA_DTD   ?= /usr/share/resource-agents/ra-api-1.dtd
 RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 
-.PHONY: all build install uninstall test test-unit bench demo check clean
+# cargo from rustup, when install-deps had to fetch it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all deps build install uninstall test test-unit bench demo check clean
 
 all: build
+
+# Debian packages (and rustup's cargo when missing): idempotent, quiet, root.
+deps:
+	scripts/install-deps
 
 build:
 	$(CARGO) build --release --locked --bins
@@ -45,16 +53,16 @@ uninstall:
 
 # Everything, root-only tests included: they build network namespaces and run Pacemaker's
 # and resource-agents' tools. Plain `cargo test` (no root) runs the rest and lists those as ignored.
-test:
+test: deps
 	$(CARGO) test --locked -- --include-ignored
 
 test-unit:
 	$(CARGO) test --locked
 
-bench:
+bench: deps
 	$(CARGO) bench --locked --bench vip
 
-demo: build
+demo: deps build
 	./demo/vip-failover.sh $(BIN_DIR)/vip-agent
 
 check: build

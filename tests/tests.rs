@@ -3,5 +3,6 @@
 
 mod harness;
 mod ocf_peers;
+mod readme;
 mod util;
 mod vip_agent;

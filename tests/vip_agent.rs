@@ -522,3 +522,76 @@ fn start_returns_before_the_background_announcements_and_stop_ends_them() {
         },
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn start_finishes_inside_a_short_op_timeout() {
+    // 100 rounds 100 ms apart in the foreground would take 10 s; the op timeout is 1 s. The
+    // agent must stop announcing in time and succeed, not be killed by its caller.
+    let w = world();
+    let started = std::time::Instant::now();
+    vip_on(&w.a, VIP)
+        .param("arp_bg", "false")
+        .param("arp_count", "100")
+        .param("arp_interval", "100")
+        .env("OCF_RESKEY_CRM_meta_timeout", "1000")
+        .run("start")
+        .rc(0);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1000),
+        "start took {took:?}, op timeout 1 s"
+    );
+    vip_on(&w.a, VIP).run("monitor").rc(0);
+    vip_on(&w.a, VIP).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn announcements_are_also_unicast_to_the_default_gateway() {
+    let w = world();
+    // The switch is a's default gateway (inside the isolated LAN; nothing leaves it).
+    w.a.sh_ok("ip route add default via 198.18.1.254 dev eth0");
+    let gateway_mac = w.lan.switch.mac("br0");
+    let capture = w.lan.switch.spawn(
+        w.lan
+            .switch
+            .command("tcpdump")
+            .args(["-i", "br0", "-n", "-e", "-l", "--immediate-mode", "arp"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    vip_on(&w.a, VIP)
+        .param("arp_unicast_gateway", "true")
+        .param("arp_mode", "reply")
+        .param("arp_count", "2")
+        .param("arp_interval", "50")
+        .run("start")
+        .rc(0);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child so that it flushes and exits.
+    unsafe { libc::kill(capture.pid() as i32, libc::SIGINT) };
+    let mut capture = capture;
+    let mut out = String::new();
+    let mut stdout = capture.child.stdout.take().expect("stdout piped");
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let replies: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("Reply {VIP} is-at")))
+        .collect();
+    let unicast = replies
+        .iter()
+        .filter(|l| l.contains(&format!("> {gateway_mac}")))
+        .count();
+    let broadcast = replies
+        .iter()
+        .filter(|l| l.contains("> ff:ff:ff:ff:ff:ff"))
+        .count();
+    assert_eq!(
+        (broadcast, unicast),
+        (2, 2),
+        "two rounds, each broadcast and to the gateway:\n{out}"
+    );
+    vip_on(&w.a, VIP).run("stop").rc(0);
+}
