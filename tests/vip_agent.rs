@@ -595,3 +595,51 @@ fn announcements_are_also_unicast_to_the_default_gateway() {
     );
     vip_on(&w.a, VIP).run("stop").rc(0);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn log_lines_go_to_syslog_when_ha_logfacility_is_set() {
+    // The test listens on a datagram socket that the host sees as /dev/log (bind-mounted over
+    // a private /dev in the host's mount namespace; the machine's /dev is untouched).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let host = Host::new("syslogged");
+    host.sh_ok(&format!(
+        "set -e; mkdir -p /run/keep; touch /run/keep/null; mount --bind /dev/null /run/keep/null
+         mount -t tmpfs -o mode=755 tmpfs /dev; touch /dev/null /dev/log
+         mount --bind /run/keep/null /dev/null; mount --bind {} /dev/log",
+        path.display()
+    ));
+    let run = vip_on(&host, "198.18.1.100")
+        .env("HA_LOGFACILITY", "local3")
+        .env("OCF_RESOURCE_INSTANCE", "logged_vip")
+        .param("nic", "nosuch0")
+        .param("cidr_netmask", "24")
+        .run("start");
+    run.rc(6);
+    let mut buf = [0u8; 2048];
+    let n = listener.recv(&mut buf).expect("a syslog message");
+    let message = String::from_utf8_lossy(&buf[..n]);
+    // local3 (19) * 8 + err (3) = 155.
+    assert!(message.starts_with("<155>vip(logged_vip)["), "{message}");
+    assert!(
+        message.contains("start: ERROR: interface 'nosuch0' does not exist"),
+        "{message}"
+    );
+    // Without HA_LOGFACILITY nothing is sent.
+    vip_on(&host, "198.18.1.100")
+        .param("nic", "nosuch0")
+        .run("start")
+        .rc(6);
+    listener
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        listener.recv(&mut buf).is_err(),
+        "unexpected syslog message"
+    );
+}
