@@ -9,7 +9,7 @@
 mod host;
 
 use std::io::{Read, Seek};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use host::{Host, Lan};
@@ -22,18 +22,11 @@ struct Agent {
     path: String,
 }
 
-/// One call's result: its exit code and what it printed.
-struct Output {
-    code: Option<i32>,
-    text: String,
-}
-
-/// Runs one action and times it until the agent *exits* (as Pacemaker's executor does), not
-/// until its output pipes close: IPaddr2's background send_arp inherits them. Output goes to
-/// a file for the same reason.
-fn run(host: &Host, agent: &Agent, action: &str, extra_env: &[(&str, &str)]) -> (Duration, Output) {
-    let mut cmd = host.command(&agent.path);
-    cmd.arg(action)
+/// `argv` (an agent and its action, possibly behind a wrapper such as strace) in `host`, with
+/// the environment Pacemaker gives an operation on the benchmark's VIP.
+fn agent_command(host: &Host, argv: &[&str], extra_env: &[(&str, &str)]) -> Command {
+    let mut cmd = host.command(argv[0]);
+    cmd.args(&argv[1..])
         .env("OCF_ROOT", "/usr/lib/ocf")
         .env("OCF_RA_VERSION_MAJOR", "1")
         .env("OCF_RA_VERSION_MINOR", "1")
@@ -45,6 +38,20 @@ fn run(host: &Host, agent: &Agent, action: &str, extra_env: &[(&str, &str)]) -> 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// One call's result: its exit code and what it printed.
+struct Output {
+    code: Option<i32>,
+    text: String,
+}
+
+/// Runs one action and times it until the agent *exits* (as Pacemaker's executor does), not
+/// until its output pipes close: IPaddr2's background send_arp inherits them. Output goes to
+/// a file for the same reason.
+fn run(host: &Host, agent: &Agent, action: &str, extra_env: &[(&str, &str)]) -> (Duration, Output) {
+    let mut cmd = agent_command(host, &[&agent.path, action], extra_env);
     let mut log = tempfile::tempfile().expect("temp file");
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("dup"))
@@ -80,19 +87,22 @@ fn ms(d: Duration) -> f64 {
 /// Processes (not threads) an action forks, counted with strace.
 fn forks(host: &Host, agent: &Agent, action: &str, env: &[(&str, &str)]) -> Option<usize> {
     let trace = tempfile::NamedTempFile::new().ok()?;
-    let mut cmd = host.command("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=clone,clone3,fork,vfork", "-o"])
-        .arg(trace.path())
-        .arg(&agent.path)
-        .arg(action)
-        .env("OCF_ROOT", "/usr/lib/ocf")
-        .env("OCF_RESOURCE_INSTANCE", "bench")
-        .env("OCF_RESKEY_ip", VIP)
-        .env("OCF_RESKEY_cidr_netmask", "24")
-        .env("OCF_RESKEY_nic", "eth0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let trace_path = trace.path().display().to_string();
+    let strace = [
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=clone,clone3,fork,vfork",
+        "-o",
+        &trace_path,
+    ];
+    let argv: Vec<&str> = strace
+        .iter()
+        .copied()
+        .chain([agent.path.as_str(), action])
+        .collect();
+    let mut cmd = agent_command(host, &argv, env);
     let out = cmd.output().ok()?;
     if !out.status.success() && out.status.code() != Some(7) {
         return None;

@@ -1,7 +1,7 @@
 //! The README's parameter tables are the meta-data's, rendered: this test fails (and prints
 //! the table to paste) when an agent's parameters change and the README does not.
 
-use crate::util::agent::AgentCmd;
+use crate::util::agent::{AGENT_TYPES, AgentCmd};
 
 /// The table for one agent, rendered from its `meta-data` output.
 fn table_from_meta_data(type_name: &str) -> String {
@@ -59,7 +59,7 @@ fn readme_block(type_name: &str) -> String {
 
 #[test]
 fn readme_parameter_tables_match_the_meta_data() {
-    for type_name in ["vip"] {
+    for type_name in AGENT_TYPES {
         let expected = table_from_meta_data(type_name);
         assert_eq!(
             readme_block(type_name),

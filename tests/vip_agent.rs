@@ -227,6 +227,44 @@ fn world_v6() -> World {
 
 const VIP: &str = "198.18.1.100";
 
+/// tcpdump of ARP on `ifname` in `host`, started before the test's action.
+struct ArpCapture {
+    tcpdump: crate::util::host::Guarded,
+}
+
+impl ArpCapture {
+    fn start(host: &Host, ifname: &str) -> ArpCapture {
+        let tcpdump = host.spawn(
+            host.command("tcpdump")
+                .args([
+                    "-i",
+                    ifname,
+                    "-n",
+                    "-e",
+                    "-l",
+                    "-tt",
+                    "--immediate-mode",
+                    "arp",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null()),
+        );
+        // tcpdump needs a moment to open its socket; what it misses would fail the test.
+        std::thread::sleep(Duration::from_millis(500));
+        ArpCapture { tcpdump }
+    }
+
+    /// Stops the capture and returns its lines (`<epoch seconds> <src mac> > <dst mac> ...`).
+    fn finish(mut self) -> String {
+        // SAFETY: signalling our own child so that it flushes and exits.
+        unsafe { libc::kill(self.tcpdump.pid() as i32, libc::SIGINT) };
+        let mut out = String::new();
+        let mut stdout = self.tcpdump.child.stdout.take().expect("stdout piped");
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn start_monitor_stop_with_the_real_kernel() {
@@ -279,22 +317,7 @@ fn vip_moves_between_hosts_and_the_peers_neighbour_entry_follows() {
 fn announcements_arrive_arp_count_times_arp_interval_apart() {
     let w = world();
     // The client records every ARP packet it sees, with timestamps.
-    let capture = w.c.spawn(
-        w.c.command("tcpdump")
-            .args([
-                "-i",
-                "eth0",
-                "-n",
-                "-e",
-                "-l",
-                "-tt",
-                "--immediate-mode",
-                "arp",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null()),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let capture = ArpCapture::start(&w.c, "eth0");
     vip_on(&w.a, VIP)
         .param("arp_count", "4")
         .param("arp_interval", "150")
@@ -302,13 +325,7 @@ fn announcements_arrive_arp_count_times_arp_interval_apart() {
         .run("start")
         .rc(0);
     std::thread::sleep(Duration::from_millis(900));
-    let pid = capture.pid();
-    // SAFETY: signalling our own child so that it flushes and exits.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let mut capture = capture;
-    let mut out = String::new();
-    let mut stdout = capture.child.stdout.take().expect("stdout piped");
-    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let out = capture.finish();
     let lines: Vec<&str> = out
         .lines()
         .filter(|l| l.contains(&format!("Request who-has {VIP} tell {VIP}")))
@@ -553,15 +570,7 @@ fn announcements_are_also_unicast_to_the_default_gateway() {
     // The switch is a's default gateway (inside the isolated LAN; nothing leaves it).
     w.a.sh_ok("ip route add default via 198.18.1.254 dev eth0");
     let gateway_mac = w.lan.switch.mac("br0");
-    let capture = w.lan.switch.spawn(
-        w.lan
-            .switch
-            .command("tcpdump")
-            .args(["-i", "br0", "-n", "-e", "-l", "--immediate-mode", "arp"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null()),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let capture = ArpCapture::start(&w.lan.switch, "br0");
     vip_on(&w.a, VIP)
         .param("arp_unicast_gateway", "true")
         .param("arp_mode", "reply")
@@ -570,12 +579,7 @@ fn announcements_are_also_unicast_to_the_default_gateway() {
         .run("start")
         .rc(0);
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child so that it flushes and exits.
-    unsafe { libc::kill(capture.pid() as i32, libc::SIGINT) };
-    let mut capture = capture;
-    let mut out = String::new();
-    let mut stdout = capture.child.stdout.take().expect("stdout piped");
-    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let out = capture.finish();
     let replies: Vec<&str> = out
         .lines()
         .filter(|l| l.contains(&format!("Reply {VIP} is-at")))
@@ -642,4 +646,40 @@ fn log_lines_go_to_syslog_when_ha_logfacility_is_set() {
         listener.recv(&mut buf).is_err(),
         "unexpected syslog message"
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_stalled_action_fails_with_a_reason_before_its_op_timeout() {
+    // The agent is frozen (SIGSTOP, as a stalled machine would) past its 2 s op timeout; the
+    // watchdog fires when it runs again and fails the action clearly instead of letting the
+    // caller kill it.
+    let w = world();
+    let mut child =
+        w.a.command(crate::util::agent::agent_bin("vip"))
+            .arg("start")
+            .env("OCF_RESKEY_ip", VIP)
+            .env("OCF_RESKEY_arp_bg", "false")
+            .env("OCF_RESKEY_arp_count", "100")
+            .env("OCF_RESKEY_arp_interval", "100")
+            .env("OCF_RESKEY_CRM_meta_timeout", "2000")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let pid = child.id() as i32;
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ocf-exit-reason:vip start: did not finish within the operation timeout (2000 ms)"
+        ),
+        "{stderr}"
+    );
+    vip_on(&w.a, VIP).run("stop").rc(0);
 }

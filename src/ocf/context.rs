@@ -26,6 +26,9 @@ impl Deadline {
 
     /// A deadline for an op timeout that started at `started`.
     pub fn starting_at(started: Instant, timeout: Duration) -> Deadline {
+        // A week is longer than any sane op timeout and keeps `Instant` arithmetic far from
+        // overflow (an absurd CRM_meta_timeout must not panic).
+        let timeout = timeout.min(Duration::from_secs(7 * 24 * 3600));
         // 5 % of the timeout, at least 100 ms and at most 2 s: enough to print a reason and
         // exit, small enough not to eat short timeouts.
         let margin = (timeout / 20).clamp(Duration::from_millis(100), Duration::from_secs(2));
@@ -179,6 +182,8 @@ mod tests {
         assert!(d.remaining() <= Duration::from_secs(19));
         assert!(d.remaining() > Duration::from_millis(18_900));
         assert_eq!(d.timeout(), Duration::from_secs(20));
+        let absurd = Deadline::for_timeout(Duration::from_millis(u64::MAX));
+        assert!(absurd.hard_at() > Instant::now());
         let short = Deadline::for_timeout(Duration::from_millis(100));
         assert!(short.remaining() <= Duration::from_millis(50));
     }

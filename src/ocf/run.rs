@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, Command};
@@ -301,8 +302,23 @@ fn usage<A: ResourceAgent>(agent: &A, hints: &[meta::ActionHint]) -> String {
     )
 }
 
+/// The reason line the watchdog prints, prepared before it is armed: a signal handler may
+/// only make async-signal-safe calls (write, _exit), never format or allocate.
+static WATCHDOG_REASON: OnceLock<Vec<u8>> = OnceLock::new();
+
+extern "C" fn watchdog_fired(_signal: libc::c_int) {
+    if let Some(reason) = WATCHDOG_REASON.get() {
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; `reason` lives forever.
+        unsafe { libc::write(libc::STDERR_FILENO, reason.as_ptr().cast(), reason.len()) };
+    }
+    // SAFETY: ends the process at once, touching nothing the interrupted code was using.
+    unsafe { libc::_exit(i32::from(OcfRc::ErrGeneric.code())) }
+}
+
 /// Fails the action with a reason shortly before the op timeout if it is still running, so
-/// that the caller sees a clear failure instead of killing the agent mid-way.
+/// that the caller sees a clear failure instead of killing the agent mid-way. A one-shot
+/// SIGALRM timer rather than a thread: no thread to create on every monitor, and forked
+/// children do not inherit it.
 fn start_watchdog(
     type_name: &'static str,
     action: Action,
@@ -312,25 +328,43 @@ fn start_watchdog(
     let fire_at = deadline.at() + (deadline.hard_at() - deadline.at()) / 2;
     let prefix = vars
         .get("OCF_EXIT_REASON_PREFIX")
-        .cloned()
-        .unwrap_or_else(|| "ocf-exit-reason:".into());
-    let timeout_ms = deadline.timeout().as_millis();
-    let spawned = std::thread::Builder::new()
-        .name("ocf-watchdog".into())
-        .spawn(move || {
-            let wait = fire_at.saturating_duration_since(Instant::now());
-            std::thread::sleep(wait);
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{prefix}{type_name} {action}: did not finish within the operation timeout \
-                 ({timeout_ms} ms); giving up before being killed"
-            );
-            // SAFETY: _exit ends the process at once; nothing else is touched, so the main
-            // thread's state cannot be observed half-updated.
-            unsafe { libc::_exit(i32::from(OcfRc::ErrGeneric.code())) }
-        });
-    if let Err(e) = spawned {
-        log::warn!("could not start the timeout watchdog: {e}");
+        .map(String::as_str)
+        .unwrap_or("ocf-exit-reason:");
+    let reason = format!(
+        "{prefix}{type_name} {action}: did not finish within the operation timeout ({} ms); \
+         giving up before being killed\n",
+        deadline.timeout().as_millis()
+    );
+    if WATCHDOG_REASON.set(reason.into_bytes()).is_err() {
+        return; // armed already (one action per process)
+    }
+    let wait = fire_at
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let timer = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_usec: wait.subsec_micros() as libc::suseconds_t,
+        },
+    };
+    // SAFETY: installs a handler that only calls async-signal-safe functions, then arms a
+    // one-shot real-time timer; both calls take fully initialised structures.
+    let armed = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = watchdog_fired as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) == 0
+            && libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) == 0
+    };
+    if !armed {
+        log::warn!(
+            "could not arm the timeout watchdog: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 use super::host::Host;
 
+/// The OCF types of the agents built so far (the entries of `agents/`).
+pub const AGENT_TYPES: &[&str] = &["vip"];
+
 /// The built binary of an agent (`vip` → `vip-agent`).
 pub fn agent_bin(type_name: &str) -> PathBuf {
     let path = match type_name {
