@@ -190,3 +190,51 @@ fn crm_resource_runs_the_installed_agent() {
     );
     assert_eq!(rc, 0, "meta-data as nobody: {text}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn ocf_tester_passes_on_fs_agent() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let dev = crate::util::loopdev::LoopDevice::with_fs("ext4", None);
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let device = format!("device={}", dev.name());
+    let (rc, text) = run_in(
+        &host,
+        "ocf-tester",
+        &[
+            "-n",
+            "fs",
+            "-o",
+            &device,
+            "-o",
+            "directory=/run/ocf-tester/data",
+            "-o",
+            "fstype=ext4",
+            "/usr/lib/ocf/resource.d/ferroha/fs",
+        ],
+    );
+    assert_eq!(rc, 0, "ocf-tester:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+    let (rc, text) = run_in(
+        &host,
+        "crm_resource",
+        &[
+            "--validate",
+            "--class",
+            "ocf",
+            "--provider",
+            "ferroha",
+            "--agent",
+            "fs",
+            "--option",
+            &device,
+            "--option",
+            "directory=/",
+        ],
+    );
+    assert_eq!(rc, 6, "{text}");
+    assert!(text.contains("must not be /"), "{text}");
+    drop(host);
+}

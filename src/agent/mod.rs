@@ -1,4 +1,5 @@
 //! The resource agents. Each implements [`crate::ocf::ResourceAgent`] and is run by
 //! [`crate::ocf::run`] from a few-line binary in `src/bin`.
 
+pub mod fs;
 pub mod vip;

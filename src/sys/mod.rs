@@ -1,7 +1,10 @@
 //! Kernel and external-command access, behind narrow interfaces so that agents' decisions can
 //! be unit-tested against fakes and the real implementations stay small.
 
+pub mod blkdev;
 pub mod cmd;
+pub mod holders;
+pub mod mounts;
 pub mod netlink;
 pub mod packet;
 pub mod proc;

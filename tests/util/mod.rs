@@ -1,4 +1,6 @@
-//! Shared test support: namespaced hosts and LANs, and running agents as processes.
+//! Shared test support: namespaced hosts and LANs, loop devices, and running agents as
+//! processes.
 
 pub mod agent;
 pub mod host;
+pub mod loopdev;

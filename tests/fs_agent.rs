@@ -1,0 +1,446 @@
+//! fs-agent as a process against real filesystems on loop devices, each test in its own test
+//! host (a private mount namespace), so tests run in parallel and nothing reaches the
+//! machine's mount table.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::agent::AgentCmd;
+use crate::util::host::{Guarded, Host, wait_for};
+use crate::util::loopdev::LoopDevice;
+
+/// The mount point used in the hosts (under the host's private /run).
+const DIR: &str = "/run/ferroha/data";
+
+fn fs() -> AgentCmd<'static> {
+    AgentCmd::new("fs")
+}
+
+fn fs_on<'h>(host: &'h Host, dev: &LoopDevice) -> AgentCmd<'h> {
+    AgentCmd::new("fs")
+        .on(host)
+        .param("device", &dev.name())
+        .param("directory", DIR)
+        .param("signal_delay", "0")
+}
+
+/// The host's mount table lines for `dir`.
+fn mounted(host: &Host, dir: &str) -> Vec<String> {
+    host.sh_ok("cat /proc/self/mountinfo")
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Starts `script` with /bin/sh in the host, as a process that holds something.
+fn holder(host: &Host, script: &str) -> Guarded {
+    host.spawn(host.command("/bin/sh").args(["-c", script]))
+}
+
+fn wait_until_using(pid: u32, path_part: &str) {
+    wait_for(
+        "the holder to open its file",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| {
+                    d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (maps.contains(path_part)
+                || cwd.to_string_lossy().contains(path_part)
+                || fds.iter().any(|f| f.to_string_lossy().contains(path_part)))
+            .then_some(())
+        },
+    );
+}
+
+// ---- the OCF contract, no privileges needed ------------------------------------------
+
+#[test]
+fn meta_data_and_bad_input() {
+    fs().run("meta-data").rc(0);
+    fs().run("validate-all").rc(6).reason_contains("'device'");
+    for (dir, reason) in [
+        ("/", "must not be /"),
+        ("data", "absolute"),
+        ("/srv/../etc", "'..'"),
+    ] {
+        fs().param("device", "/dev/null")
+            .param("directory", dir)
+            .run("validate-all")
+            .rc(6)
+            .reason_contains(reason);
+    }
+    fs().param("device", "/dev/x")
+        .param("directory", "/srv/x")
+        .param("options", "remount")
+        .run("start")
+        .rc(6)
+        .reason_contains("remount");
+    // stop with an invalid configuration has nothing to stop; a probe reports 7.
+    fs().param("directory", "/").run("stop").rc(0);
+    fs().env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+}
+
+#[test]
+fn missing_device_is_not_installed_but_probe_and_stop_succeed() {
+    let agent = fs()
+        .param("device", "/dev/ferroha-no-such-disk")
+        .param("directory", "/srv/ferroha-none");
+    agent.run("start").rc(5).reason_contains("does not exist");
+    agent.run("validate-all").rc(5);
+    agent.run("stop").rc(0);
+    agent
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+}
+
+// ---- real filesystems ----------------------------------------------------------------
+
+fn lifecycle(fstype: &str) {
+    let dev = LoopDevice::with_fs(fstype, None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev);
+    agent.run("monitor").rc(7);
+    agent.run("start").rc(0);
+    let lines = mounted(&host, DIR);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!(" - {fstype} {}", dev.name())),
+        "{lines:?}"
+    );
+    agent.run("start").rc(0);
+    assert_eq!(mounted(&host, DIR).len(), 1, "double start mounted twice");
+    for depth in ["0", "10", "20"] {
+        fs_on(&host, &dev)
+            .env("OCF_CHECK_LEVEL", depth)
+            .run("monitor")
+            .rc(0);
+    }
+    let status = host.sh_ok(&format!(
+        "cat {DIR}/.Filesystem_status/default_fs-node | tr -d '\\0'"
+    ));
+    assert_eq!(status, "default");
+    agent.run("stop").rc(0);
+    agent.run("stop").rc(0);
+    agent.run("monitor").rc(7);
+    assert!(mounted(&host, DIR).is_empty());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ext4_double_start_monitor_depths_double_stop() {
+    lifecycle("ext4");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn xfs_double_start_monitor_depths_double_stop() {
+    lifecycle("xfs");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn btrfs_double_start_monitor_depths_double_stop() {
+    lifecycle("btrfs");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn device_by_uuid_and_label() {
+    let dev = LoopDevice::with_fs("ext4", Some("ferroha-lbl"));
+    let host = Host::new("fs-node");
+    let uuid = String::from_utf8(
+        std::process::Command::new("blkid")
+            .args(["-p", "-s", "UUID", "-o", "value", &dev.name()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for device in [
+        format!("-U {}", uuid.trim()),
+        format!("UUID={}", uuid.trim()),
+        "-L ferroha-lbl".to_string(),
+    ] {
+        let agent = AgentCmd::new("fs")
+            .on(&host)
+            .param("device", &device)
+            .param("directory", DIR);
+        agent.run("start").rc(0);
+        assert!(mounted(&host, DIR)[0].contains(&dev.name()));
+        agent.run("monitor").rc(0);
+        agent.run("stop").rc(0);
+    }
+    AgentCmd::new("fs")
+        .on(&host)
+        .param("device", "-L no-such-label")
+        .param("directory", DIR)
+        .run("start")
+        .rc(5);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn stop_kills_exactly_the_holders_of_this_filesystem() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    fs_on(&host, &dev).run("start").rc(0);
+    host.sh_ok(&format!(
+        "head -c 8192 /dev/zero > {DIR}/mapped; echo x > {DIR}/open"
+    ));
+    let cwd = holder(&host, &format!("cd {DIR} && exec sleep 1000"));
+    let file = holder(&host, &format!("exec 3<{DIR}/open; cd /; exec sleep 1000"));
+    let map = host.spawn(host.command("python3").args([
+        "-c",
+        &format!(
+            "import mmap,time,os; f=open('{DIR}/mapped','r+b'); m=mmap.mmap(f.fileno(),0); f.close(); os.chdir('/'); time.sleep(1000)"
+        ),
+    ]));
+    // A user of the parent directory (another filesystem) must survive the stop.
+    let bystander = holder(&host, "cd /run/ferroha && exec sleep 1000");
+    wait_until_using(cwd.pid(), DIR);
+    wait_until_using(file.pid(), "/open");
+    wait_until_using(map.pid(), "/mapped");
+    fs_on(&host, &dev).run("stop").rc(0);
+    assert!(mounted(&host, DIR).is_empty());
+    for (name, p) in [("cwd", &cwd), ("open file", &file), ("memory map", &map)] {
+        wait_for(
+            &format!("the {name} holder to die"),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || (!alive(p.pid())).then_some(()),
+        );
+    }
+    assert!(
+        alive(bystander.pid()),
+        "a user of the parent filesystem was killed"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn safe_mode_finds_holders_without_stat() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev).param("force_unmount", "safe");
+    agent.run("start").rc(0);
+    let cwd = holder(&host, &format!("cd {DIR} && exec sleep 1000"));
+    let bystander = holder(&host, "cd /run/ferroha && exec sleep 1000");
+    wait_until_using(cwd.pid(), DIR);
+    agent.run("stop").rc(0);
+    assert!(mounted(&host, DIR).is_empty());
+    assert!(alive(bystander.pid()));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_term_ignoring_holder_gets_kill() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev).param("signal_delay", "1");
+    agent.run("start").rc(0);
+    let stubborn = holder(
+        &host,
+        &format!("trap '' TERM; cd {DIR}; while :; do sleep 1; done"),
+    );
+    wait_until_using(stubborn.pid(), DIR);
+    let run = agent.run("stop");
+    run.rc(0);
+    assert!(
+        run.stderr.contains("signal 15") && run.stderr.contains("signal 9"),
+        "{}",
+        run.stderr
+    );
+    assert!(mounted(&host, DIR).is_empty());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn force_unmount_false_fails_and_names_the_holder() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev).param("force_unmount", "false");
+    agent.run("start").rc(0);
+    let cwd = holder(&host, &format!("cd {DIR} && exec sleep 1000"));
+    wait_until_using(cwd.pid(), DIR);
+    agent
+        .run("stop")
+        .rc(1)
+        .reason_contains(&format!("{} (sleep", cwd.pid()));
+    assert!(alive(cwd.pid()), "force_unmount=false must not signal");
+    assert_eq!(mounted(&host, DIR).len(), 1);
+    drop(cwd);
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn stop_removes_copies_in_other_mount_namespaces() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev);
+    agent.run("start").rc(0);
+    // A process that unshared its mount namespace while the filesystem was mounted keeps a
+    // copy of the mount (as `ip netns exec` or a container would), without using it.
+    let copy = host.spawn(host.command("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sleep",
+        "1000",
+    ]));
+    wait_for(
+        "the copy",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{}/mountinfo", copy.pid()))
+                .ok()
+                .filter(|m| m.contains(DIR))
+                .map(|_| ())
+        },
+    );
+    // The unshare'd process is `sleep` itself (unshare execs it).
+    agent.run("stop").rc(0);
+    let copies = std::fs::read_to_string(format!("/proc/{}/mountinfo", copy.pid())).unwrap();
+    assert!(!copies.contains(DIR), "copy left:\n{copies}");
+    assert!(
+        alive(copy.pid()),
+        "the namespace's process did not use the filesystem"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn depth_20_monitor_fails_on_a_read_only_remount() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev);
+    agent.run("start").rc(0);
+    host.sh_ok(&format!("mount -o remount,ro {DIR}"));
+    fs_on(&host, &dev).run("monitor").rc(0);
+    fs_on(&host, &dev)
+        .env("OCF_CHECK_LEVEL", "20")
+        .run("monitor")
+        .rc(1)
+        .reason_contains("status file");
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn refuses_to_mount_over_another_mount_or_a_device_mounted_elsewhere() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    host.sh_ok(&format!("mkdir -p {DIR} && mount -t tmpfs tmpfs {DIR}"));
+    fs_on(&host, &dev)
+        .run("start")
+        .rc(6)
+        .reason_contains("another mount");
+    host.sh_ok(&format!(
+        "umount {DIR}; mkdir -p /run/elsewhere && mount {} /run/elsewhere",
+        dev.name()
+    ));
+    fs_on(&host, &dev)
+        .run("start")
+        .rc(6)
+        .reason_contains("already mounted read-write on /run/elsewhere");
+    assert!(mounted(&host, DIR).is_empty());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn options_the_kernel_rejects_are_err_configured_and_leave_nothing() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    fs_on(&host, &dev)
+        .param("options", "data=bogus")
+        .run("start")
+        .rc(6)
+        .reason_contains("data=bogus");
+    assert!(mounted(&host, DIR).is_empty());
+    fs_on(&host, &dev)
+        .param("fstype", "nosuchfs")
+        .run("start")
+        .rc(6)
+        .reason_contains("unknown filesystem type");
+    fs_on(&host, &dev)
+        .param("options", "ro,noatime")
+        .run("start")
+        .rc(0);
+    assert!(
+        mounted(&host, DIR)[0].contains(" ro,noatime"),
+        "{:?}",
+        mounted(&host, DIR)
+    );
+    fs_on(&host, &dev).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn fsck_repairs_a_dirty_ext2_and_a_broken_one_fails_start() {
+    let dev = LoopDevice::with_fs("ext2", None);
+    let host = Host::new("fs-node");
+    // A wrong free-blocks count and a "not clean" state: fsck -p repairs both (exit 1).
+    let out = std::process::Command::new("debugfs")
+        .args(["-w", "-R", "ssv free_blocks_count 12", &dev.name()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::process::Command::new("debugfs")
+        .args(["-w", "-R", "ssv state 0", &dev.name()])
+        .output()
+        .unwrap();
+    let run = fs_on(&host, &dev).run("start");
+    run.rc(0);
+    assert!(run.stderr.contains("repaired"), "{}", run.stderr);
+    fs_on(&host, &dev).run("stop").rc(0);
+    let state = std::process::Command::new("dumpe2fs")
+        .args(["-h", &dev.name()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&state.stdout).contains("Filesystem state:         clean"));
+    // A cleared root inode is beyond what -p may fix: the check fails and start with it. (A
+    // clean superblock would make fsck -p skip the check, so mark it dirty too.)
+    for request in ["clri <2>", "ssv state 0"] {
+        std::process::Command::new("debugfs")
+            .args(["-w", "-R", request, &dev.name()])
+            .output()
+            .unwrap();
+    }
+    fs_on(&host, &dev)
+        .run("start")
+        .rc(1)
+        .reason_contains("filesystem check failed");
+    assert!(mounted(&host, DIR).is_empty());
+    // run_fsck=no mounts without checking (and the kernel then refuses the broken root dir
+    // or mounts it; either way the agent must not report a check).
+    let _ = fs_on(&host, &dev).param("run_fsck", "no").run("start");
+    fs_on(&host, &dev).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn directory_is_created_when_missing() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    assert!(!host.sh(&format!("test -e {DIR}")).status.success());
+    fs_on(&host, &dev).run("start").rc(0);
+    fs_on(&host, &dev).run("stop").rc(0);
+    assert!(host.sh(&format!("test -d {DIR}")).status.success());
+    let _ = Path::new(DIR);
+}
