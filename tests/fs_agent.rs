@@ -373,6 +373,10 @@ fn options_the_kernel_rejects_are_err_configured_and_leave_nothing() {
         .rc(6)
         .reason_contains("data=bogus");
     assert!(mounted(&host, DIR).is_empty());
+    assert!(
+        !host.sh("test -e /run/ferroha").status.success(),
+        "a failed start left the directories it created"
+    );
     fs_on(&host, &dev)
         .param("fstype", "nosuchfs")
         .run("start")

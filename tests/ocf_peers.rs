@@ -7,8 +7,42 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::agent::agent_bin;
+use crate::util::agent::{AGENT_TYPES, AgentCmd, agent_bin};
 use crate::util::host::{Host, Lan};
+
+#[test]
+fn meta_data_is_valid_against_the_ocf_dtd_and_schema() {
+    for type_name in AGENT_TYPES {
+        let run = AgentCmd::new(type_name).run("meta-data");
+        run.rc(0);
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join(format!("{type_name}.xml"));
+        std::fs::write(&xml, &run.stdout).unwrap();
+        for args in [
+            [
+                "--noout",
+                "--dtdvalid",
+                "/usr/share/resource-agents/ra-api-1.dtd",
+            ],
+            [
+                "--noout",
+                "--relaxng",
+                "/usr/share/resource-agents/metadata.rng",
+            ],
+        ] {
+            let out = Command::new("xmllint")
+                .args(args)
+                .arg(&xml)
+                .output()
+                .expect("xmllint (libxml2-utils) must be installed: make deps installs it");
+            assert!(
+                out.status.success(),
+                "{type_name}: xmllint {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
 
 /// A temporary directory that the `nobody` user can traverse (ocf-tester and Pacemaker run
 /// `meta-data` unprivileged).

@@ -617,6 +617,58 @@ impl FsAgent {
         }
     }
 
+    /// Mounts the resolved device on the existing directory and checks the mount table.
+    fn mount_directory(&self, cfg: &FsConfig, dev: &Resolved, ctx: &Context) -> AgentResult<()> {
+        if is_helper_fstype(&dev.fstype) {
+            let mut command = std::process::Command::new("mount");
+            command.arg("-t").arg(&dev.fstype);
+            if !cfg.options.raw.is_empty() {
+                command.arg("-o").arg(&cfg.options.raw);
+            }
+            command.arg(&dev.source).arg(&cfg.directory);
+            cmd::run(&mut command, ctx.deadline.remaining()).map_err(|e| {
+                if e.is_not_found() {
+                    AgentError::Installed("mount is not installed".into())
+                } else {
+                    AgentError::Generic(format!("mounting {}: {e}", dev.source.display()))
+                }
+            })?;
+        } else {
+            let req = MountRequest {
+                source: dev.source.clone(),
+                target: cfg.directory.clone(),
+                fstype: dev.fstype.clone(),
+                flags: cfg.options.flags,
+                data: cfg.options.data.clone(),
+            };
+            self.ops
+                .mount(&req)
+                .map_err(|e| mount_error(&req, cfg, &e))?;
+        }
+        match self.mount_at(&cfg.directory)? {
+            Some(m) if Self::is_ours(&m, dev) => {
+                log::info!(
+                    "mounted {} ({}) on {}",
+                    dev.source.display(),
+                    dev.fstype,
+                    cfg.directory.display()
+                );
+                Ok(())
+            }
+            Some(m) => Err(AgentError::Generic(format!(
+                "after mounting, {} shows {} instead of {}",
+                cfg.directory.display(),
+                m.source,
+                dev.source.display()
+            ))),
+            None => Err(AgentError::Generic(format!(
+                "mount of {} reported success but {} is not in the mount table",
+                dev.source.display(),
+                cfg.directory.display()
+            ))),
+        }
+    }
+
     fn stop_directory(&self, cfg: &FsConfig, ctx: &Context) -> AgentResult<()> {
         let budget = if cfg.fast_stop {
             ctx.deadline.cap(Duration::from_secs(6))
@@ -652,6 +704,17 @@ fn busy_error(mount_point: &Path, holders: &[Holder], policy: ForceUnmount) -> A
         "cannot unmount {} ({why}): busy, {who}",
         mount_point.display()
     ))
+}
+
+/// The directories `create_dir_all(dir)` would create, outermost first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    missing
 }
 
 fn check_fstype_known(fstype: &str) -> AgentResult<()> {
@@ -1030,56 +1093,17 @@ impl ResourceAgent for FsAgent {
             )));
         }
         self.fsck(cfg, &dev, ctx)?;
+        let created = missing_dirs(&cfg.directory);
         std::fs::create_dir_all(&cfg.directory)
             .map_err(io_err(format!("creating {}", cfg.directory.display())))?;
-        if is_helper_fstype(&dev.fstype) {
-            let mut command = std::process::Command::new("mount");
-            command.arg("-t").arg(&dev.fstype);
-            if !cfg.options.raw.is_empty() {
-                command.arg("-o").arg(&cfg.options.raw);
+        // A failed start leaves nothing behind, not even the directories it created.
+        let mounted = self.mount_directory(cfg, &dev, ctx);
+        if mounted.is_err() {
+            for dir in created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
             }
-            command.arg(&dev.source).arg(&cfg.directory);
-            cmd::run(&mut command, ctx.deadline.remaining()).map_err(|e| {
-                if e.is_not_found() {
-                    AgentError::Installed("mount is not installed".into())
-                } else {
-                    AgentError::Generic(format!("mounting {}: {e}", dev.source.display()))
-                }
-            })?;
-        } else {
-            let req = MountRequest {
-                source: dev.source.clone(),
-                target: cfg.directory.clone(),
-                fstype: dev.fstype.clone(),
-                flags: cfg.options.flags,
-                data: cfg.options.data.clone(),
-            };
-            self.ops
-                .mount(&req)
-                .map_err(|e| mount_error(&req, cfg, &e))?;
         }
-        match self.mount_at(&cfg.directory)? {
-            Some(m) if Self::is_ours(&m, &dev) => {
-                log::info!(
-                    "mounted {} ({}) on {}",
-                    dev.source.display(),
-                    dev.fstype,
-                    cfg.directory.display()
-                );
-                Ok(())
-            }
-            Some(m) => Err(AgentError::Generic(format!(
-                "after mounting, {} shows {} instead of {}",
-                cfg.directory.display(),
-                m.source,
-                dev.source.display()
-            ))),
-            None => Err(AgentError::Generic(format!(
-                "mount of {} reported success but {} is not in the mount table",
-                dev.source.display(),
-                cfg.directory.display()
-            ))),
-        }
+        mounted
     }
 
     fn stop(&self, cfg: &FsConfig, ctx: &Context) -> AgentResult<()> {

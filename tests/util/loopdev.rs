@@ -6,7 +6,7 @@
 //! the machine's mount table. Declare the device before the host: the host drops first, its
 //! mounts vanish with its namespace, and then the device can be detached.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -75,11 +75,6 @@ impl LoopDevice {
         }
         args.push(&path);
         run(&format!("mkfs.{fstype}"), &args);
-    }
-
-    /// The device node, e.g. `/dev/loop3`.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The device node as a string.
