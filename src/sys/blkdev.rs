@@ -1,8 +1,8 @@
 //! What is on a block device: filesystem type, UUID and label read straight from the
 //! superblock, and which device holds a filesystem given by UUID or label.
 //!
-//! Why not `blkid`: these machines have neither the binary's udev cache nor `/dev/disk/by-*`,
-//! and the agent must not depend on either to resolve `device=UUID=…`. The few signatures
+//! Why not `blkid`: resolving `device=UUID=…` should need no external binary, and these
+//! machines run no udev, so `/dev/disk/by-*` does not exist. The few signatures
 //! the agents mount (ext2/3/4, xfs, btrfs) are a handful of fixed offsets; the rules follow
 //! libblkid's so that both name a device the same way (the tests compare with `blkid -p`).
 //!
@@ -31,7 +31,7 @@ pub struct Probe {
 /// no known filesystem, is too short for one, or is a DRBD backing device with internal
 /// meta-data; an error when it cannot be read or carries signatures of more than one
 /// filesystem (stale leftovers: which one is live cannot be told, so none is guessed, as
-/// `blkid -p` does). Reads about 3 KiB in four places, never the whole device.
+/// `blkid -p` does). Reads under 3 KiB in at most four places, never the whole device.
 pub fn probe(path: &Path) -> io::Result<Option<Probe>> {
     // O_NONBLOCK as blkid: opening a removable drive without media must not wait. Reads on
     // a block device or a file ignore it.
@@ -534,6 +534,11 @@ mod tests {
             assert_eq!(probe(&path).unwrap(), None, "zeros of {len} bytes");
         }
         assert!(probe(&dir.path().join("missing")).is_err());
+        // Neither a FIFO (O_NONBLOCK: the open does not wait for a writer) nor a directory.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(probe(&fifo).is_err());
+        assert!(probe(dir.path()).is_err());
     }
 
     #[test]
