@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::ocf::{
-    AgentError, AgentResult, Context, ParamSpec, ParamType, Params, ResourceAgent, Status,
+    AgentError, AgentResult, Context, ParamSpec, ParamType, Params, ResourceAgent, Status, io_error,
 };
 use crate::sys::blkdev;
 use crate::sys::cmd::{self, CmdError};
@@ -278,10 +278,6 @@ struct Resolved {
     fstype: String,
 }
 
-fn io_err(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> AgentError {
-    move |e| AgentError::from_io(what, &e)
-}
-
 impl FsAgent {
     /// An agent on the given kernel (unit tests).
     pub fn with(ops: Box<dyn FsOps>) -> FsAgent {
@@ -303,14 +299,14 @@ impl FsAgent {
             }
             DeviceSpec::Path(p) => p.clone(),
             DeviceSpec::Uuid(u) => blkdev::find_by_uuid(u)
-                .map_err(io_err(format!("looking for UUID {u}")))?
+                .map_err(io_error(format!("looking for UUID {u}")))?
                 .ok_or_else(|| {
                     AgentError::Installed(format!(
                         "no block device holds a filesystem with UUID {u}"
                     ))
                 })?,
             DeviceSpec::Label(l) => blkdev::find_by_label(l)
-                .map_err(io_err(format!("looking for label {l}")))?
+                .map_err(io_error(format!("looking for label {l}")))?
                 .ok_or_else(|| {
                     AgentError::Installed(format!(
                         "no block device holds a filesystem labelled {l}"
@@ -342,7 +338,7 @@ impl FsAgent {
         let fstype = match &cfg.fstype {
             Some(t) => t.clone(),
             None => blkdev::probe(&path)
-                .map_err(io_err(format!(
+                .map_err(io_error(format!(
                     "reading the superblock of {}",
                     path.display()
                 )))?
@@ -366,7 +362,7 @@ impl FsAgent {
         let table = self
             .ops
             .mounts()
-            .map_err(io_err("reading the mount table"))?;
+            .map_err(io_error("reading the mount table"))?;
         Ok(table.into_iter().rev().find(|m| m.mount_point == dir))
     }
 
@@ -455,7 +451,7 @@ impl FsAgent {
             let table = self
                 .ops
                 .mounts()
-                .map_err(io_err("reading the mount table"))?;
+                .map_err(io_error("reading the mount table"))?;
             // Deepest first, most recent first: submounts go before the mount point.
             let mut mine: Vec<MountEntry> = table
                 .into_iter()
@@ -538,7 +534,7 @@ impl FsAgent {
             let copies = self
                 .ops
                 .foreign_mounts(dev)
-                .map_err(io_err("scanning mount namespaces"))?;
+                .map_err(io_error("scanning mount namespaces"))?;
             for ns in copies {
                 // Deepest first, as in our own namespace.
                 let mut points = ns.mount_points.clone();
@@ -1053,7 +1049,7 @@ impl ResourceAgent for FsAgent {
         let table = self
             .ops
             .mounts()
-            .map_err(io_err("reading the mount table"))?;
+            .map_err(io_error("reading the mount table"))?;
         if let Some(top) = table.iter().rev().find(|m| m.mount_point == cfg.directory) {
             if Self::is_ours(top, &dev) {
                 log::info!(
@@ -1095,7 +1091,7 @@ impl ResourceAgent for FsAgent {
         self.fsck(cfg, &dev, ctx)?;
         let created = missing_dirs(&cfg.directory);
         std::fs::create_dir_all(&cfg.directory)
-            .map_err(io_err(format!("creating {}", cfg.directory.display())))?;
+            .map_err(io_error(format!("creating {}", cfg.directory.display())))?;
         // A failed start leaves nothing behind, not even the directories it created.
         let mounted = self.mount_directory(cfg, &dev, ctx);
         if mounted.is_err() {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::ocf::{
     AgentError, AgentResult, Context, OcfRc, ParamSpec, ParamType, Params, ResourceAgent, Status,
+    io_error,
 };
 use crate::sys::netlink::{AddrEntry, LinkState, NetOps, Netlink, NewAddr, same_subnet};
 use crate::sys::packet::{self, ArpMode, Mac};
@@ -375,17 +376,13 @@ impl VipAgent {
         }
     }
 
-    fn io(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> AgentError {
-        move |e| AgentError::from_io(what, &e)
-    }
-
     /// Finds the interface, prefix, broadcast and label for the address (IPaddr2's findif).
     fn place(&self, cfg: &VipConfig) -> AgentResult<Placement> {
         let net = self.net()?;
         let named = match &cfg.nic {
             Some(nic) => Some(
                 net.link_by_name(nic)
-                    .map_err(Self::io(format!("looking up interface {nic}")))?
+                    .map_err(io_error(format!("looking up interface {nic}")))?
                     .ok_or_else(|| {
                         AgentError::Configured(format!("interface '{nic}' does not exist"))
                     })?,
@@ -401,7 +398,7 @@ impl VipAgent {
                     None => {
                         let index = route.0;
                         net.links()
-                            .map_err(Self::io("listing interfaces"))?
+                            .map_err(io_error("listing interfaces"))?
                             .into_iter()
                             .find(|l| l.index == index)
                             .ok_or_else(|| {
@@ -447,7 +444,7 @@ impl VipAgent {
         let routes = self
             .net()?
             .routes(v6)
-            .map_err(Self::io("reading the routing table"))?;
+            .map_err(io_error("reading the routing table"))?;
         routes
             .iter()
             .filter(|r| r.table == 254 && r.unicast && r.gateway.is_none() && r.prefix_len > 0)
@@ -474,7 +471,7 @@ impl VipAgent {
         Ok(self
             .net()?
             .addresses(ip.is_ipv6())
-            .map_err(Self::io("listing addresses"))?
+            .map_err(io_error("listing addresses"))?
             .into_iter()
             .filter(|a| a.ip == ip)
             .collect())
@@ -489,7 +486,7 @@ impl VipAgent {
         Ok(self
             .net()?
             .links()
-            .map_err(Self::io("listing interfaces"))?
+            .map_err(io_error("listing interfaces"))?
             .into_iter()
             .find(|l| l.index == index))
     }
@@ -502,7 +499,7 @@ impl VipAgent {
             let now = self
                 .net()?
                 .link_by_name(&link.name)
-                .map_err(Self::io(format!("looking up {}", link.name)))?
+                .map_err(io_error(format!("looking up {}", link.name)))?
                 .ok_or_else(|| AgentError::Generic(format!("interface {} vanished", link.name)))?;
             if now.up && (now.lower_up || now.loopback) {
                 return Ok(now);
@@ -568,7 +565,7 @@ impl VipAgent {
         };
         self.wire
             .announce(link, cfg.ip, cfg.arp_mode, gateway)
-            .map_err(Self::io(format!("announcing {} on {}", cfg.ip, link.name)))?;
+            .map_err(io_error(format!("announcing {} on {}", cfg.ip, link.name)))?;
         let rest = rounds - 1;
         if rest == 0 {
             return Ok(());
@@ -603,7 +600,7 @@ impl VipAgent {
                 std::thread::sleep(cfg.arp_interval);
                 self.wire
                     .announce(link, cfg.ip, cfg.arp_mode, gateway)
-                    .map_err(Self::io(format!("announcing {} on {}", cfg.ip, link.name)))?;
+                    .map_err(io_error(format!("announcing {} on {}", cfg.ip, link.name)))?;
             }
         }
         Ok(())
@@ -638,7 +635,7 @@ impl VipAgent {
         log::info!("setting {} up", link.name);
         self.net()?
             .set_link_up(link.index)
-            .map_err(Self::io(format!("setting {} up", link.name)))
+            .map_err(io_error(format!("setting {} up", link.name)))
     }
 
     /// Removes one copy of the address, keeping other addresses of its subnet.
@@ -649,7 +646,7 @@ impl VipAgent {
             // interface promotes them: never take other addresses down with the VIP.
             let others = net
                 .addresses(false)
-                .map_err(Self::io("listing addresses"))?
+                .map_err(io_error("listing addresses"))?
                 .into_iter()
                 .any(|a| {
                     a.index == entry.index
@@ -663,7 +660,7 @@ impl VipAgent {
                     link.name
                 );
                 net.promote_secondaries(&link.name)
-                    .map_err(Self::io(format!(
+                    .map_err(io_error(format!(
                         "setting promote_secondaries on {}",
                         link.name
                     )))?;
@@ -686,7 +683,7 @@ impl VipAgent {
             Some(n) => match self
                 .net()?
                 .link_by_name(n)
-                .map_err(Self::io(format!("looking up {n}")))?
+                .map_err(io_error(format!("looking up {n}")))?
             {
                 Some(l) => Some(l.index),
                 // The interface is gone, and the address with it.
@@ -970,7 +967,7 @@ impl ResourceAgent for VipAgent {
             Some(nic) => self
                 .net()?
                 .link_by_name(nic)
-                .map_err(Self::io(format!("looking up {nic}")))?,
+                .map_err(io_error(format!("looking up {nic}")))?,
             None => None,
         };
         if let Some(link) = named.filter(|l| !l.up) {
@@ -1045,7 +1042,7 @@ impl ResourceAgent for VipAgent {
         let link = match &cfg.nic {
             Some(nic) => match net
                 .link_by_name(nic)
-                .map_err(Self::io(format!("looking up {nic}")))?
+                .map_err(io_error(format!("looking up {nic}")))?
             {
                 Some(l) => Some(l),
                 None => return Ok(Status::Stopped),
@@ -1098,7 +1095,7 @@ impl ResourceAgent for VipAgent {
             if let Some(mac) = self
                 .wire
                 .probe_duplicate(&link, cfg.ip, window)
-                .map_err(Self::io(format!("probing for duplicates of {}", cfg.ip)))?
+                .map_err(io_error(format!("probing for duplicates of {}", cfg.ip)))?
             {
                 return Err(AgentError::Generic(format!(
                     "duplicate address: host {} also answers for {} on {}",

@@ -85,6 +85,12 @@ impl AgentError {
     }
 }
 
+/// `map_err` adapter for kernel calls: `.map_err(io_error("adding the address"))`, with the
+/// code chosen by [`AgentError::from_io`].
+pub fn io_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> AgentError {
+    move |e| AgentError::from_io(what, &e)
+}
+
 /// Result of an agent action.
 pub type AgentResult<T> = Result<T, AgentError>;
 

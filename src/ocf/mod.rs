@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use context::{Context, Deadline};
-pub use error::{AgentError, AgentResult};
+pub use error::{AgentError, AgentResult, io_error};
 pub use params::{ParamSpec, ParamType, Params, parse_bool};
 pub use rc::OcfRc;
 pub use run::{run, run_with};
