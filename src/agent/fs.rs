@@ -674,12 +674,10 @@ impl FsAgent {
         let until = Instant::now() + budget;
         let mut devices = self.unmount_here(cfg, until)?;
         // The device may be mounted only elsewhere (an earlier stop unmounted it here).
-        if let Ok(dev) = self.resolve(cfg) {
-            if let Some(rdev) = dev.rdev {
-                if !devices.contains(&rdev) {
-                    devices.push(rdev);
-                }
-            }
+        if let Some(rdev) = self.resolve(cfg).ok().and_then(|d| d.rdev)
+            && !devices.contains(&rdev)
+        {
+            devices.push(rdev);
         }
         self.unmount_elsewhere(cfg, &devices, until)
     }
