@@ -2,4 +2,5 @@
 //! [`crate::ocf::run`] from a few-line binary in `src/bin`.
 
 pub mod fs;
+pub mod mysql;
 pub mod vip;
