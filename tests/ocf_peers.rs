@@ -272,3 +272,31 @@ fn ocf_tester_passes_on_fs_agent() {
     assert!(text.contains("must not be /"), "{text}");
     drop(host);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn ocf_tester_passes_on_mysql_agent() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let db = crate::util::mariadb::MariaDb::new();
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let options: Vec<String> = db
+        .params()
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let mut args = vec!["-n", "mysql"];
+    for o in &options {
+        args.push("-o");
+        args.push(o);
+    }
+    args.push("/usr/lib/ocf/resource.d/ferroha/mysql");
+    let (rc, text) = run_in(&host, "ocf-tester", &args);
+    assert_eq!(rc, 0, "ocf-tester:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+    assert!(
+        db.server_processes().is_empty(),
+        "ocf-tester left a server running"
+    );
+}

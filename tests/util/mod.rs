@@ -1,6 +1,7 @@
-//! Shared test support: namespaced hosts and LANs, loop devices, and running agents as
-//! processes.
+//! Shared test support: namespaced hosts and LANs, loop devices, private MariaDB instances,
+//! and running agents as processes.
 
 pub mod agent;
 pub mod host;
 pub mod loopdev;
+pub mod mariadb;

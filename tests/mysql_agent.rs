@@ -1,0 +1,283 @@
+//! mysql-agent as a process against a real MariaDB server, each test with its own datadir,
+//! socket, pid file and error log (tests/util/mariadb.rs), never the system instance.
+
+use std::time::{Duration, Instant};
+
+use crate::util::agent::AgentCmd;
+use crate::util::host::{Host, Lan, wait_for};
+use crate::util::mariadb::MariaDb;
+
+/// mysql-agent for `db`, socket only: tests run in parallel in one network namespace, so
+/// their servers must not all bind port 3306 (the TCP test uses a test host of its own).
+fn mysql_for(db: &MariaDb) -> AgentCmd<'static> {
+    let mut cmd = AgentCmd::new("mysql");
+    for (name, value) in db.params() {
+        cmd = cmd.param(name, &value);
+    }
+    cmd.param("additional_parameters", "--skip-networking")
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn count_rows(db: &MariaDb) -> String {
+    db.sql("SELECT COUNT(*) FROM ferroha_test.rows")
+        .trim()
+        .to_string()
+}
+
+// ---- no privileges needed ------------------------------------------------------------
+
+#[test]
+fn meta_data_and_bad_parameters() {
+    AgentCmd::new("mysql").run("meta-data").rc(0);
+    AgentCmd::new("mysql")
+        .param("datadir", "relative")
+        .run("validate-all")
+        .rc(6)
+        .reason_contains("absolute");
+    AgentCmd::new("mysql")
+        .param("test_table", "x; DROP TABLE y")
+        .run("validate-all")
+        .rc(6);
+    // Probe and stop of a configuration that cannot run anything.
+    AgentCmd::new("mysql")
+        .param("datadir", "relative")
+        .run("stop")
+        .rc(0);
+    AgentCmd::new("mysql")
+        .param("datadir", "relative")
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .run("monitor")
+        .rc(7);
+}
+
+// ---- a real server -------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root"]
+fn start_monitor_stop_double_start_double_stop() {
+    let db = MariaDb::new();
+    let agent = mysql_for(&db);
+    agent.run("monitor").rc(7);
+    agent.run("start").rc(0);
+    let pid = db.server_pid().expect("pid file");
+    for depth in ["0", "10", "20"] {
+        mysql_for(&db)
+            .env("OCF_CHECK_LEVEL", depth)
+            .run("monitor")
+            .rc(0);
+    }
+    assert_eq!(
+        db.sql("SELECT COUNT(*) FROM ferroha_monitor.heartbeat")
+            .trim(),
+        "1"
+    );
+    agent.run("start").rc(0);
+    assert_eq!(
+        db.server_pid(),
+        Some(pid),
+        "double start started a second server"
+    );
+    agent.run("stop").rc(0);
+    assert!(!alive(pid));
+    agent.run("stop").rc(0);
+    agent.run("monitor").rc(7);
+    agent.run("start").rc(0);
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn committed_rows_survive_a_clean_stop_and_a_sigkill() {
+    let db = MariaDb::new();
+    let agent = mysql_for(&db);
+    agent.run("start").rc(0);
+    db.sql(
+        "CREATE DATABASE ferroha_test; \
+         CREATE TABLE ferroha_test.rows (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO ferroha_test.rows VALUES (1), (2), (3);",
+    );
+    agent.run("stop").rc(0);
+    agent.run("start").rc(0);
+    assert_eq!(count_rows(&db), "3");
+    db.sql("INSERT INTO ferroha_test.rows VALUES (4), (5);");
+    let pid = db.server_pid().unwrap();
+    // SAFETY: the server of this test's own datadir.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_for(
+        "the server to die",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || (!alive(pid)).then_some(()),
+    );
+    agent.run("monitor").rc(7);
+    agent.run("start").rc(0);
+    assert_eq!(count_rows(&db), "5", "committed rows lost across a crash");
+    agent.run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_stale_pid_file_naming_another_process_is_never_signalled() {
+    let db = MariaDb::new();
+    let agent = mysql_for(&db);
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    std::fs::write(db.pid_file(), format!("{}\n", bystander.id())).unwrap();
+    agent.run("monitor").rc(7);
+    agent.run("stop").rc(0);
+    std::fs::write(db.pid_file(), format!("{}\n", bystander.id())).unwrap();
+    agent.run("start").rc(0);
+    agent.run("monitor").rc(0);
+    agent.run("stop").rc(0);
+    assert!(
+        alive(bystander.id()),
+        "the agent signalled a process that is not the server"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_second_server_on_the_same_datadir_is_refused() {
+    let db = MariaDb::new();
+    mysql_for(&db).run("start").rc(0);
+    let other_pid_file = db.pid_file().with_file_name("other.pid");
+    mysql_for(&db)
+        .param("pid", &other_pid_file.display().to_string())
+        .run("start")
+        .rc(1)
+        .reason_contains("already uses datadir");
+    mysql_for(&db).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn wrong_test_credentials_fail_depth_10_with_a_clear_reason() {
+    let db = MariaDb::new();
+    mysql_for(&db).run("start").rc(0);
+    mysql_for(&db)
+        .param("test_user", "ferroha_nobody")
+        .param("test_passwd", "wrong")
+        .env("OCF_CHECK_LEVEL", "10")
+        .run("monitor")
+        .rc(1)
+        .reason_contains("Access denied");
+    mysql_for(&db)
+        .param("test_table", "mysql.no_such_table")
+        .env("OCF_CHECK_LEVEL", "10")
+        .run("monitor")
+        .rc(1)
+        .reason_contains("no_such_table");
+    // Depth 0 does not log in: still running.
+    mysql_for(&db)
+        .param("test_passwd", "wrong")
+        .run("monitor")
+        .rc(0);
+    mysql_for(&db).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_hung_server_is_killed_within_the_stop_timeout() {
+    let db = MariaDb::new();
+    mysql_for(&db).run("start").rc(0);
+    let pid = db.server_pid().unwrap();
+    // SAFETY: freezing the server of this test's own datadir.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let started = Instant::now();
+    let run = mysql_for(&db)
+        .env("OCF_RESKEY_CRM_meta_timeout", "4000")
+        .run("stop");
+    run.rc(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("KILL"), "{}", run.stderr);
+    assert!(!alive(pid));
+    mysql_for(&db).run("monitor").rc(7);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_server_that_cannot_start_reports_its_log() {
+    let db = MariaDb::new();
+    mysql_for(&db)
+        .param(
+            "additional_parameters",
+            "--skip-networking --ferroha-no-such-option=1",
+        )
+        .run("start")
+        .rc(1)
+        .reason_contains("ferroha-no-such-option");
+    mysql_for(&db).run("monitor").rc(7);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn enable_creation_initialises_an_empty_datadir() {
+    let db = MariaDb::empty();
+    mysql_for(&db)
+        .run("start")
+        .rc(6)
+        .reason_contains("enable_creation");
+    let agent = mysql_for(&db).param("enable_creation", "true");
+    agent.run("start").rc(0);
+    agent.env("OCF_CHECK_LEVEL", "10").run("monitor").rc(0);
+    mysql_for(&db).run("stop").rc(0);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn validate_all_exit_codes() {
+    let db = MariaDb::new();
+    mysql_for(&db).run("validate-all").rc(0);
+    mysql_for(&db)
+        .param("binary", "/usr/sbin/ferroha-no-mysqld")
+        .run("validate-all")
+        .rc(5);
+    mysql_for(&db)
+        .param("user", "ferroha-no-user")
+        .run("validate-all")
+        .rc(6)
+        .reason_contains("does not exist");
+    let missing = db.datadir().with_file_name("missing");
+    mysql_for(&db)
+        .param("datadir", &missing.display().to_string())
+        .run("validate-all")
+        .rc(6);
+    let private = db.datadir().with_file_name("private");
+    std::fs::create_dir(&private).unwrap();
+    mysql_for(&db)
+        .param("datadir", &private.display().to_string())
+        .run("validate-all")
+        .rc(4)
+        .reason_contains("not writable");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn port_and_bind_address_reach_the_server() {
+    let db = MariaDb::new();
+    let lan = Lan::new(1);
+    let host = Host::new("db-node");
+    lan.attach(&host, "eth0", Some("198.18.1.1/24"));
+    let mut agent = AgentCmd::new("mysql").on(&host);
+    for (name, value) in db.params() {
+        agent = agent.param(name, &value);
+    }
+    let agent = agent
+        .param("port", "3307")
+        .param("bind_address", "198.18.1.1");
+    agent.run("start").rc(0);
+    let listening = host.sh_ok("ss -Hltn");
+    assert!(listening.contains("198.18.1.1:3307"), "{listening}");
+    agent.run("stop").rc(0);
+}
