@@ -60,7 +60,7 @@ test-unit:
 	$(CARGO) test --locked
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql
 
 demo: deps build
 	./demo/vip-failover.sh $(BIN_DIR)/vip-agent

@@ -543,34 +543,36 @@ fn check(what: &str, out: &Output) {
     );
 }
 
-/// Whether `pid` exists and is not a zombie.
-#[cfg(test)]
-fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // "<pid> (<comm>) <state> ...": comm may contain anything, so split at the last ')'.
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
+// The imports are inside the tests: benches include this file too, and cargo builds them with
+// `--cfg test` but without the test harness, so #[test] functions (and what only they use)
+// vanish there.
 #[cfg(test)]
 mod tests {
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::Stdio;
+    const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
-    use super::super::host::{Guarded, Host, wait_for};
-    use super::*;
-
-    const START_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Whether `pid` exists and is not a zombie.
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // "<pid> (<comm>) <state> ...": comm may contain anything, so split at the last ')'.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    }
 
     /// A copy of the template serves SQL over its socket as root (unix_socket auth), with the
     /// InnoDB sizes of CONFIG, and writes and removes its pid file; an empty datadir is empty.
     #[test]
     #[ignore = "needs root"]
     fn mariadb_fixture_serves_a_copy_and_stops_by_pid() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::Stdio;
+
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+
+        use super::super::host::{Guarded, Host, wait_for};
+        use super::*;
+
         let empty = MariaDb::empty();
         let (uid, gid) = mysql_ids();
         let meta = fs::metadata(empty.datadir()).unwrap();
@@ -646,6 +648,9 @@ mod tests {
     #[test]
     #[ignore = "needs root"]
     fn mariadb_fixture_drop_kills_a_running_server() {
+        use super::super::host::{Host, wait_for};
+        use super::*;
+
         let host = Host::new("mariadb-drop");
         let db = MariaDb::new();
         // Detached, as an agent leaves it: the server is not the test's child.
