@@ -255,7 +255,11 @@ impl MysqlConfig {
             .socket(Some(self.socket.to_string_lossy()))
             .user(Some(self.test_user.clone()))
             .pass(self.test_passwd.clone())
-            .prefer_socket(true)
+            // Already on the socket: no `SELECT @@socket` to look for a better transport, and
+            // a given packet limit spares a `SELECT @@max_allowed_packet` (the agent's own
+            // queries and results are tiny).
+            .prefer_socket(false)
+            .max_allowed_packet(Some(1 << 20))
             .read_timeout(Some(timeout))
             .write_timeout(Some(timeout))
             .stmt_cache_size(0)
@@ -509,13 +513,11 @@ impl MysqlAgent {
     ) -> AgentResult<()> {
         let started = Instant::now();
         loop {
-            if let Some(c) = child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(AgentError::Generic(format!(
-                        "the server exited during start ({status}): {}",
-                        log_tail(&cfg.log)
-                    )));
-                }
+            if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
+                return Err(AgentError::Generic(format!(
+                    "the server exited during start ({status}): {}",
+                    log_tail(&cfg.log)
+                )));
             }
             let left = ctx.deadline.remaining();
             match ask(cfg, left.min(Duration::from_secs(5))) {

@@ -2,5 +2,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ferroha::ocf::run(&ferroha::agent::mysql::MysqlAgent::default())
+    ferroha::ocf::run(&ferroha::agent::mysql::MysqlAgent)
 }
