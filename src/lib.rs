@@ -5,5 +5,6 @@
 //! narrow facades over the kernel and external commands, `agent` the resource agents.
 
 pub mod agent;
+pub mod hb;
 pub mod ocf;
 pub mod sys;

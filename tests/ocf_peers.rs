@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::agent::{AGENT_TYPES, AgentCmd, agent_bin};
+use crate::util::agent::{AGENT_TYPES, AgentCmd, agent_bin, make_install, world_readable_tempdir};
 use crate::util::host::{Host, Lan};
 
 #[test]
@@ -42,34 +42,6 @@ fn meta_data_is_valid_against_the_ocf_dtd_and_schema() {
             );
         }
     }
-}
-
-/// A temporary directory that the `nobody` user can traverse (ocf-tester and Pacemaker run
-/// `meta-data` unprivileged).
-fn world_readable_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("ferroha-test-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// Runs `make install` into `destdir` with the test build's binaries (no release build).
-fn make_install(destdir: &Path) {
-    let bin_dir = agent_bin("vip").parent().unwrap().to_path_buf();
-    let out = Command::new("make")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-s", "-o", "build", "install"])
-        .arg(format!("DESTDIR={}", destdir.display()))
-        .arg(format!("BIN_DIR={}", bin_dir.display()))
-        .output()
-        .expect("make");
-    assert!(
-        out.status.success(),
-        "make install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn installed(destdir: &Path) -> PathBuf {

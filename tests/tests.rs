@@ -3,6 +3,7 @@
 
 mod fs_agent;
 mod harness;
+mod hb_check;
 mod mysql_agent;
 mod ocf_peers;
 mod readme;

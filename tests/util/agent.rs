@@ -1,7 +1,8 @@
 //! Running a built agent binary as Pacemaker or an operator would: a scrubbed environment,
 //! parameters as `OCF_RESKEY_*`, and the exit code, stdout and the exit reason collected.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use super::host::Host;
@@ -149,4 +150,32 @@ impl<'h> AgentCmd<'h> {
             .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
         AgentRun::from_output(&what, out)
     }
+}
+
+/// A temporary directory that the `nobody` user can traverse (ocf-tester and Pacemaker run
+/// `meta-data` unprivileged).
+pub fn world_readable_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("ferroha-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Runs `make install` into `destdir` with the test build's binaries (no release build).
+pub fn make_install(destdir: &Path) {
+    let bin_dir = agent_bin("vip").parent().unwrap().to_path_buf();
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-s", "-o", "build", "install"])
+        .arg(format!("DESTDIR={}", destdir.display()))
+        .arg(format!("BIN_DIR={}", bin_dir.display()))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

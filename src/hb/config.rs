@@ -1,0 +1,807 @@
+//! Heartbeat 3's configuration files, read so that an existing installation moves over
+//! unchanged: `ha.cf` (nodes, timings, media, ping nodes), `haresources` (the resource group)
+//! and `authkeys` (the HMAC key).
+//!
+//! Every error names the file and line. Directives that change nothing for hb-monitor are
+//! accepted with a note; anything hb-monitor cannot honour safely (`crm on`, an unknown
+//! directive, `crc` "authentication", a readable `authkeys`) is an error, so that the daemon
+//! refuses to start rather than run differently from what the file says.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, 0 for the file as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// One heartbeat medium from `ha.cf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Medium {
+    /// `bcast IFACE...`: broadcast on each interface.
+    Bcast {
+        /// Interface.
+        iface: String,
+    },
+    /// `mcast IFACE GROUP PORT TTL LOOP`.
+    Mcast {
+        /// Interface.
+        iface: String,
+        /// Multicast group.
+        group: IpAddr,
+        /// UDP port.
+        port: u16,
+        /// Multicast TTL (1-255).
+        ttl: u8,
+        /// Whether our own packets loop back (Heartbeat's `loop`, 0 or 1).
+        looped: bool,
+    },
+    /// `ucast IFACE PEER`: unicast to one peer address.
+    Ucast {
+        /// Interface.
+        iface: String,
+        /// Peer address.
+        peer: IpAddr,
+    },
+    /// `serial DEVICE` (with `baud`).
+    Serial {
+        /// Device path.
+        device: PathBuf,
+    },
+}
+
+/// `auto_failback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoFailback {
+    /// Resources go back to their preferred node when it returns.
+    On,
+    /// Resources stay where they are.
+    Off,
+    /// Heartbeat's pre-1.2 behaviour (`legacy`): like on, for clusters without the new logic.
+    Legacy,
+}
+
+/// `ha.cf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaCf {
+    /// `node` names (`uname -n` of each member).
+    pub nodes: Vec<String>,
+    /// `keepalive`: time between heartbeats.
+    pub keepalive: Duration,
+    /// `deadtime`: silence after which a peer is dead.
+    pub deadtime: Duration,
+    /// `warntime`: silence after which a late heartbeat is logged.
+    pub warntime: Duration,
+    /// `initdead`: deadtime at start-up.
+    pub initdead: Duration,
+    /// `udpport`.
+    pub udpport: u16,
+    /// Media, in file order.
+    pub media: Vec<Medium>,
+    /// `baud` for serial media.
+    pub baud: u32,
+    /// `ping` nodes, each its own group.
+    pub ping: Vec<IpAddr>,
+    /// `ping_group NAME ADDR...`: a group counts as reachable when any member answers.
+    pub ping_groups: Vec<(String, Vec<IpAddr>)>,
+    /// `auto_failback`.
+    pub auto_failback: AutoFailback,
+    /// `logfacility` (syslog), if any and not `none`.
+    pub logfacility: Option<String>,
+    /// `logfile`.
+    pub logfile: Option<PathBuf>,
+    /// `debugfile`.
+    pub debugfile: Option<PathBuf>,
+    /// Accepted directives that change nothing for hb-monitor, as notes to log.
+    pub notes: Vec<String>,
+}
+
+/// One resource of a group as written in `haresources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceEntry {
+    /// The OCF agent that runs it.
+    pub provider: String,
+    /// Its type.
+    pub agent: String,
+    /// Parameters (`OCF_RESKEY_<name>`), in order.
+    pub params: Vec<(String, String)>,
+    /// How it was written, for messages.
+    pub written: String,
+    /// Line in `haresources`.
+    pub line: usize,
+}
+
+/// A resource group: where it prefers to run and its resources, started left to right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceGroup {
+    /// The preferred node.
+    pub preferred: String,
+    /// Resources in start order.
+    pub resources: Vec<ResourceEntry>,
+    /// Line where the group starts.
+    pub line: usize,
+}
+
+/// HMAC methods of `authkeys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HMAC-SHA-256 (hb-monitor's own; the default for new clusters).
+    Sha256,
+    /// HMAC-SHA-1 (Heartbeat's).
+    Sha1,
+    /// HMAC-MD5 (Heartbeat's).
+    Md5,
+}
+
+/// `authkeys`: the active key and every key that may verify a packet.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKeys {
+    /// Key number used to sign.
+    pub active: u8,
+    /// Keys by number.
+    pub keys: BTreeMap<u8, (AuthMethod, Vec<u8>)>,
+}
+
+impl fmt::Debug for AuthKeys {
+    // Secrets stay out of logs and test output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let methods: Vec<_> = self.keys.iter().map(|(n, (m, _))| (n, m)).collect();
+        f.debug_struct("AuthKeys")
+            .field("active", &self.active)
+            .field("keys", &methods)
+            .finish()
+    }
+}
+
+/// The whole configuration directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory it was read from.
+    pub dir: PathBuf,
+    /// `ha.cf`.
+    pub ha_cf: HaCf,
+    /// `haresources`.
+    pub groups: Vec<ResourceGroup>,
+    /// `authkeys`.
+    pub auth: AuthKeys,
+}
+
+/// Reads and checks `dir/{ha.cf,haresources,authkeys}`; every problem found, not just the first.
+pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map(|text| (path.clone(), text))
+            .map_err(|e| ConfigError {
+                file: path,
+                line: 0,
+                message: format!("cannot read: {e}"),
+            })
+    };
+    let mut errors = Vec::new();
+    let ha_cf = read("ha.cf").and_then(|(p, t)| {
+        parse_ha_cf(&p, &t).map_err(|mut e| {
+            let first = e.remove(0);
+            errors.extend(e);
+            first
+        })
+    });
+    let groups = read("haresources").and_then(|(p, t)| {
+        parse_haresources(&p, &t).map_err(|mut e| {
+            let first = e.remove(0);
+            errors.extend(e);
+            first
+        })
+    });
+    let auth = check_authkeys_mode(&dir.join("authkeys"))
+        .and_then(|()| read("authkeys"))
+        .and_then(|(p, t)| parse_authkeys(&p, &t));
+    let (ha_cf, groups, auth) = match (ha_cf, groups, auth) {
+        (Ok(h), Ok(g), Ok(a)) => (h, g, a),
+        (h, g, a) => {
+            errors.extend([h.err(), g.err(), a.err()].into_iter().flatten());
+            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            return Err(errors);
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let haresources = dir.join("haresources");
+    for group in &groups {
+        if !ha_cf.nodes.contains(&group.preferred) {
+            errors.push(ConfigError {
+                file: haresources.clone(),
+                line: group.line,
+                message: format!(
+                    "preferred node '{}' is not a node of ha.cf ({})",
+                    group.preferred,
+                    ha_cf.nodes.join(", ")
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            ha_cf,
+            groups,
+            auth,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`.
+pub fn parse_time(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
+    }
+    let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().ok()?;
+    (0.0..1e9)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
+}
+
+/// Directives of ha.cf that change nothing for hb-monitor: accepted, noted.
+const IGNORED: &[&str] = &[
+    "use_logd",
+    "msgfmt",
+    "realtime",
+    "apiauth",
+    "respawn",
+    "coredumps",
+    "compression",
+    "compression_threshold",
+    "traditional_compression",
+    "uuidfrom",
+    "hopfudge",
+    "rtprio",
+    "conn_logd_time",
+    "max_rexmit_delay",
+    "logfile_max_size",
+];
+
+fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |line: usize, message: String| {
+        errors.push(ConfigError {
+            file: path.to_path_buf(),
+            line,
+            message,
+        })
+    };
+    let mut cf = HaCf {
+        nodes: vec![],
+        keepalive: Duration::from_secs(2),
+        deadtime: Duration::from_secs(30),
+        warntime: Duration::ZERO,
+        initdead: Duration::ZERO,
+        udpport: 694,
+        media: vec![],
+        baud: 19200,
+        ping: vec![],
+        ping_groups: vec![],
+        auto_failback: AutoFailback::Legacy,
+        logfacility: None,
+        logfile: None,
+        debugfile: None,
+        notes: vec![],
+    };
+    let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let mut words = content.split_whitespace();
+        let directive = words.next().unwrap_or("");
+        let args: Vec<&str> = words.collect();
+        let one = |name: &str| -> Result<&str, String> {
+            match args.as_slice() {
+                [value] => Ok(value),
+                _ => Err(format!("{name} takes exactly one value")),
+            }
+        };
+        let time = |name: &str| -> Result<Duration, String> {
+            let v = one(name)?;
+            parse_time(v).ok_or_else(|| format!("{name} '{v}' is not a time (seconds, or NNNms)"))
+        };
+        let result: Result<(), String> = (|| {
+            match directive {
+                "node" => {
+                    if args.is_empty() {
+                        return Err("node needs at least one name".into());
+                    }
+                    for n in &args {
+                        if cf.nodes.iter().any(|m| m == n) {
+                            return Err(format!("node '{n}' is listed twice"));
+                        }
+                        cf.nodes.push(n.to_string());
+                    }
+                }
+                "keepalive" => cf.keepalive = time("keepalive")?,
+                "deadtime" => cf.deadtime = time("deadtime")?,
+                "warntime" => cf.warntime = time("warntime")?,
+                "initdead" => cf.initdead = time("initdead")?,
+                "udpport" => {
+                    let v = one("udpport")?;
+                    cf.udpport = v
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| format!("udpport '{v}' is not a UDP port"))?;
+                }
+                "bcast" => {
+                    if args.is_empty() {
+                        return Err("bcast needs at least one interface".into());
+                    }
+                    cf.media.extend(args.iter().map(|i| Medium::Bcast {
+                        iface: i.to_string(),
+                    }));
+                }
+                "ucast" => match args.as_slice() {
+                    [iface, peer] => cf.media.push(Medium::Ucast {
+                        iface: iface.to_string(),
+                        peer: peer
+                            .parse()
+                            .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
+                    }),
+                    _ => return Err("ucast takes an interface and a peer address".into()),
+                },
+                "mcast" => {
+                    match args.as_slice() {
+                        [iface, group, port, ttl, looped] => {
+                            let group: IpAddr = group
+                                .parse()
+                                .ok()
+                                .filter(|g: &IpAddr| g.is_multicast())
+                                .ok_or_else(|| {
+                                    format!("mcast group '{group}' is not a multicast address")
+                                })?;
+                            cf.media.push(Medium::Mcast {
+                                iface: iface.to_string(),
+                                group,
+                                port: port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                                    format!("mcast port '{port}' is not a UDP port")
+                                })?,
+                                ttl: ttl
+                                    .parse()
+                                    .ok()
+                                    .filter(|t| *t > 0)
+                                    .ok_or_else(|| format!("mcast ttl '{ttl}' must be 1-255"))?,
+                                looped: match *looped {
+                                    "0" => false,
+                                    "1" => true,
+                                    other => {
+                                        return Err(format!("mcast loop '{other}' must be 0 or 1"));
+                                    }
+                                },
+                            });
+                        }
+                        _ => return Err("mcast takes: interface group port ttl loop".into()),
+                    }
+                }
+                "serial" => {
+                    if args.is_empty() {
+                        return Err("serial needs a device".into());
+                    }
+                    cf.media.extend(args.iter().map(|d| Medium::Serial {
+                        device: PathBuf::from(d),
+                    }));
+                }
+                "baud" => {
+                    let v = one("baud")?;
+                    cf.baud = v
+                        .parse()
+                        .map_err(|_| format!("baud '{v}' is not a number"))?;
+                }
+                "ping" => {
+                    for a in &args {
+                        cf.ping.push(
+                            a.parse()
+                                .map_err(|_| format!("ping node '{a}' is not an IP address"))?,
+                        );
+                    }
+                    if args.is_empty() {
+                        return Err("ping needs at least one address".into());
+                    }
+                }
+                "ping_group" => match args.split_first() {
+                    Some((name, members)) if !members.is_empty() => {
+                        let members = members
+                            .iter()
+                            .map(|a| {
+                                a.parse().map_err(|_| {
+                                    format!("ping_group member '{a}' is not an IP address")
+                                })
+                            })
+                            .collect::<Result<Vec<IpAddr>, String>>()?;
+                        cf.ping_groups.push((name.to_string(), members));
+                    }
+                    _ => return Err("ping_group takes a name and at least one address".into()),
+                },
+                "auto_failback" => {
+                    cf.auto_failback = match one("auto_failback")? {
+                        "on" | "yes" | "true" | "1" => AutoFailback::On,
+                        "off" | "no" | "false" | "0" => AutoFailback::Off,
+                        "legacy" => AutoFailback::Legacy,
+                        v => return Err(format!("auto_failback '{v}' must be on, off or legacy")),
+                    }
+                }
+                "logfacility" => {
+                    let v = one("logfacility")?;
+                    cf.logfacility = (v != "none").then(|| v.to_string());
+                }
+                "logfile" => cf.logfile = Some(PathBuf::from(one("logfile")?)),
+                "debugfile" => cf.debugfile = Some(PathBuf::from(one("debugfile")?)),
+                "debug" => cf.notes.push(format!(
+                    "line {line}: debug level is set by hb-monitor's own options"
+                )),
+                "crm" | "pacemaker" => match args.as_slice() {
+                    ["off" | "no" | "false"] => cf.notes.push(format!(
+                        "line {line}: '{content}' is hb-monitor's only mode"
+                    )),
+                    _ => {
+                        return Err(format!(
+                            "'{content}': hb-monitor runs haresources groups itself (Heartbeat's v1 \
+                             mode); for a CRM cluster use Pacemaker with the ferroha agents"
+                        ));
+                    }
+                },
+                d if IGNORED.contains(&d) => cf.notes.push(format!(
+                    "line {line}: '{content}' changes nothing for hb-monitor"
+                )),
+                "stonith" | "stonith_host" | "watchdog" | "autojoin" | "respawn_hold" => {
+                    return Err(format!(
+                        "'{directive}' is not supported yet; hb-monitor will not start without \
+                         honouring it"
+                    ));
+                }
+                other => return Err(format!("unknown directive '{other}'")),
+            }
+            if matches!(
+                directive,
+                "keepalive" | "deadtime" | "warntime" | "initdead"
+            ) {
+                seen_times.insert(
+                    match directive {
+                        "keepalive" => "keepalive",
+                        "deadtime" => "deadtime",
+                        "warntime" => "warntime",
+                        _ => "initdead",
+                    },
+                    line,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(message) = result {
+            err(line, message);
+        }
+    }
+    let at = |name: &str| seen_times.get(name).copied().unwrap_or(0);
+    if cf.nodes.is_empty() {
+        err(
+            0,
+            "no 'node' lines: list every cluster node (uname -n)".into(),
+        );
+    }
+    if cf.media.is_empty() {
+        err(
+            0,
+            "no heartbeat medium (bcast, mcast, ucast or serial)".into(),
+        );
+    }
+    if cf.keepalive.is_zero() {
+        err(at("keepalive"), "keepalive must be more than 0".into());
+    }
+    // Heartbeat's own rule: it refuses deadtime <= 2 x keepalive.
+    if cf.deadtime <= cf.keepalive * 2 {
+        err(
+            at("deadtime"),
+            format!(
+                "deadtime ({} ms) must be more than twice keepalive ({} ms)",
+                cf.deadtime.as_millis(),
+                cf.keepalive.as_millis()
+            ),
+        );
+    }
+    if cf.warntime.is_zero() {
+        // Heartbeat's default: between keepalive and deadtime.
+        cf.warntime = (cf.deadtime + cf.keepalive) / 2;
+    } else if cf.warntime <= cf.keepalive || cf.warntime >= cf.deadtime {
+        err(
+            at("warntime"),
+            "warntime must be between keepalive and deadtime".into(),
+        );
+    }
+    if cf.initdead.is_zero() {
+        cf.initdead = cf.deadtime;
+    } else if cf.initdead < cf.deadtime {
+        err(at("initdead"), "initdead must be at least deadtime".into());
+    }
+    if errors.is_empty() {
+        Ok(cf)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Splits `ip/cidr/nic/broadcast` (Heartbeat's IPaddr/IPaddr2 argument) into vip parameters.
+fn ipaddr_params(spec: &str) -> Result<Vec<(String, String)>, String> {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let names = ["ip", "cidr_netmask", "nic", "broadcast"];
+    if parts.len() > names.len() || parts[0].is_empty() {
+        return Err(format!(
+            "'{spec}' is not ip[/cidr_netmask[/nic[/broadcast]]]"
+        ));
+    }
+    if parts[0].parse::<IpAddr>().is_err() {
+        return Err(format!("'{}' is not an IP address", parts[0]));
+    }
+    Ok(names
+        .iter()
+        .zip(&parts)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect())
+}
+
+/// `name=value` arguments.
+fn named_params(args: &[&str]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .filter(|(n, _)| !n.is_empty())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .ok_or_else(|| format!("'{a}' is not name=value"))
+        })
+        .collect()
+}
+
+/// An OCF agent (provider, type) and its parameters.
+pub type MappedResource = (String, String, Vec<(String, String)>);
+
+/// Maps one `haresources` resource to an OCF agent and its parameters.
+///
+/// | written | agent | positional arguments |
+/// |---|---|---|
+/// | `198.18.0.10` (a bare address), `IPaddr::…`, `IPaddr2::…` | ferroha `vip` | `ip/cidr_netmask/nic/broadcast` |
+/// | `Filesystem::…` | ferroha `fs` | `device::directory::fstype::options` |
+/// | `drbddisk::…` | ferroha `drbd` | `drbd_resource` |
+/// | `vip`, `fs`, `mysql`, `drbd` | ferroha's agent | `name=value` each |
+/// | `provider:type::…`, `ocf:provider:type::…` | any installed OCF agent | `name=value` each |
+pub fn map_resource(written: &str) -> Result<MappedResource, String> {
+    let parts: Vec<&str> = written.split("::").collect();
+    let (name, args) = (parts[0], &parts[1..]);
+    let ferroha = |agent: &str, params| Ok(("ferroha".to_string(), agent.to_string(), params));
+    if name.parse::<IpAddr>().is_ok()
+        || (name.contains('/')
+            && name
+                .split('/')
+                .next()
+                .is_some_and(|a| a.parse::<Ipv4Addr>().is_ok()))
+    {
+        if !args.is_empty() {
+            return Err(format!("'{written}': a bare address takes no arguments"));
+        }
+        return ferroha("vip", ipaddr_params(name)?);
+    }
+    match name {
+        "IPaddr" | "IPaddr2" => match args {
+            [spec] => ferroha("vip", ipaddr_params(spec)?),
+            _ => Err(format!(
+                "'{written}': {name} takes one argument, ip/cidr/nic/broadcast"
+            )),
+        },
+        "Filesystem" => {
+            if args.len() < 2 || args.len() > 4 {
+                return Err(format!(
+                    "'{written}': Filesystem takes device::directory[::fstype[::options]]"
+                ));
+            }
+            let names = ["device", "directory", "fstype", "options"];
+            ferroha(
+                "fs",
+                names
+                    .iter()
+                    .zip(args.iter())
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )
+        }
+        "drbddisk" => match args {
+            [] => ferroha("drbd", vec![("drbd_resource".into(), "r0".into())]),
+            [res] => ferroha("drbd", vec![("drbd_resource".into(), res.to_string())]),
+            _ => Err(format!("'{written}': drbddisk takes one resource name")),
+        },
+        "vip" | "fs" | "mysql" | "drbd" => ferroha(name, named_params(args)?),
+        // `ocf:provider:type` as Pacemaker writes it, or `provider:type`.
+        other => match other.strip_prefix("ocf:").unwrap_or(other).split_once(':') {
+            Some((provider, agent)) if !provider.is_empty() && !agent.is_empty() => {
+                let valid = |s: &str| {
+                    s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                };
+                if !valid(provider) || !valid(agent) {
+                    return Err(format!("'{other}' is not provider:type"));
+                }
+                Ok((provider.to_string(), agent.to_string(), named_params(args)?))
+            }
+            _ => Err(format!(
+                "unknown resource '{other}': use vip, fs, mysql, drbd, a Heartbeat name \
+                 (IPaddr, IPaddr2, Filesystem, drbddisk) or provider:type for another OCF agent"
+            )),
+        },
+    }
+}
+
+fn parse_haresources(path: &Path, text: &str) -> Result<Vec<ResourceGroup>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut groups = Vec::new();
+    // Join continuation lines (a trailing backslash), remembering where each logical line began.
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let content = raw.split('#').next().unwrap_or("");
+        let (piece, continued) = match content.trim_end().strip_suffix('\\') {
+            Some(p) => (p.to_string(), true),
+            None => (content.to_string(), false),
+        };
+        let entry = pending.get_or_insert((index + 1, String::new()));
+        entry.1.push(' ');
+        entry.1.push_str(&piece);
+        if !continued {
+            logical.extend(pending.take());
+        }
+    }
+    logical.extend(pending.take());
+    for (line, content) in logical {
+        let words: Vec<&str> = content.split_whitespace().collect();
+        let Some((preferred, resources)) = words.split_first() else {
+            continue;
+        };
+        if resources.is_empty() {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line,
+                message: format!("node '{preferred}' has no resources"),
+            });
+            continue;
+        }
+        let mut group = ResourceGroup {
+            preferred: preferred.to_string(),
+            resources: vec![],
+            line,
+        };
+        for written in resources {
+            match map_resource(written) {
+                Ok((provider, agent, params)) => group.resources.push(ResourceEntry {
+                    provider,
+                    agent,
+                    params,
+                    written: written.to_string(),
+                    line,
+                }),
+                Err(message) => errors.push(ConfigError {
+                    file: path.to_path_buf(),
+                    line,
+                    message,
+                }),
+            }
+        }
+        groups.push(group);
+    }
+    if groups.is_empty() && errors.is_empty() {
+        errors.push(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: "no resource group".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Heartbeat refuses an `authkeys` that group or others can read: so does hb-monitor.
+fn check_authkeys_mode(path: &Path) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Err(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!(
+                "mode {:o} lets others read the key: chmod 600",
+                meta.permissions().mode() & 0o777
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
+    let err = |line: usize, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut active = None;
+    let mut keys = BTreeMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = content.split_whitespace().collect();
+        match words.as_slice() {
+            ["auth", n] => {
+                active = Some((
+                    n.parse::<u8>()
+                        .map_err(|_| err(line, format!("auth '{n}' is not a key number")))?,
+                    line,
+                ))
+            }
+            [n, method, secret @ ..] => {
+                let number = n
+                    .parse::<u8>()
+                    .map_err(|_| err(line, format!("'{n}' is not a key number")))?;
+                let method = match *method {
+                    "sha256" => AuthMethod::Sha256,
+                    "sha1" => AuthMethod::Sha1,
+                    "md5" => AuthMethod::Md5,
+                    "crc" => {
+                        return Err(err(
+                            line,
+                            "crc authenticates nothing (anyone can forge it); use sha256 or sha1"
+                                .into(),
+                        ));
+                    }
+                    other => return Err(err(line, format!("unknown method '{other}'"))),
+                };
+                let secret = secret.join(" ");
+                if secret.is_empty() {
+                    return Err(err(line, format!("key {number} has no secret")));
+                }
+                if keys.insert(number, (method, secret.into_bytes())).is_some() {
+                    return Err(err(line, format!("key {number} is defined twice")));
+                }
+            }
+            _ => return Err(err(line, format!("cannot read '{content}'"))),
+        }
+    }
+    let (active, line) = active.ok_or_else(|| err(0, "no 'auth N' line".into()))?;
+    if !keys.contains_key(&active) {
+        return Err(err(line, format!("auth {active} names no key")));
+    }
+    Ok(AuthKeys { active, keys })
+}
+
+#[cfg(test)]
+mod tests;

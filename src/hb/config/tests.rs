@@ -1,0 +1,235 @@
+//! Heartbeat's files as users write them, and every error named by file and line.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const HA_CF: &str = "\
+# two nodes, unicast
+logfile /var/log/ha-log
+logfacility none
+use_logd no
+keepalive 100ms
+deadtime 1
+warntime 500ms
+initdead 10
+udpport 694
+ucast eth0 198.18.0.12
+bcast eth1 eth2
+mcast eth0 239.0.0.1 694 1 0
+auto_failback off
+crm off
+ping 198.18.0.1
+ping_group routers 198.18.0.1 198.18.0.2
+node n1
+node n2
+";
+
+const HARESOURCES: &str = "\
+# preferred node, then the group left to right
+n1 drbddisk::r0 \\
+   Filesystem::/dev/drbd0::/srv/mysql::ext4::noatime \\
+   mysql::datadir=/srv/mysql/data \\
+   IPaddr2::198.18.0.100/24/eth0
+";
+
+fn dir_with(ha_cf: &str, haresources: &str, authkeys: &str, mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ha.cf"), ha_cf).unwrap();
+    std::fs::write(dir.path().join("haresources"), haresources).unwrap();
+    let keys = dir.path().join("authkeys");
+    std::fs::write(&keys, authkeys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+fn errors_of(dir: &tempfile::TempDir) -> Vec<String> {
+    load(dir.path())
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string().replace(&dir.path().display().to_string(), ""))
+        .collect()
+}
+
+#[test]
+fn a_heartbeat_configuration_reads_unchanged() {
+    let dir = dir_with(HA_CF, HARESOURCES, "auth 1\n1 sha1 example secret\n", 0o600);
+    let cfg = load(dir.path()).unwrap();
+    let cf = &cfg.ha_cf;
+    assert_eq!(cf.nodes, ["n1", "n2"]);
+    assert_eq!(cf.keepalive, Duration::from_millis(100));
+    assert_eq!(cf.deadtime, Duration::from_secs(1));
+    assert_eq!(cf.warntime, Duration::from_millis(500));
+    assert_eq!(cf.initdead, Duration::from_secs(10));
+    assert_eq!(cf.media.len(), 4);
+    assert_eq!(
+        cf.media[0],
+        Medium::Ucast {
+            iface: "eth0".into(),
+            peer: "198.18.0.12".parse().unwrap()
+        }
+    );
+    assert!(matches!(
+        cf.media[3],
+        Medium::Mcast {
+            ttl: 1,
+            looped: false,
+            port: 694,
+            ..
+        }
+    ));
+    assert_eq!(cf.auto_failback, AutoFailback::Off);
+    assert_eq!(cf.ping_groups[0].1.len(), 2);
+    assert_eq!(cf.logfacility, None);
+    assert_eq!(
+        cf.notes.len(),
+        2,
+        "use_logd and crm off are noted: {:?}",
+        cf.notes
+    );
+    let group = &cfg.groups[0];
+    assert_eq!(group.preferred, "n1");
+    let agents: Vec<_> = group.resources.iter().map(|r| r.agent.as_str()).collect();
+    assert_eq!(agents, ["drbd", "fs", "mysql", "vip"]);
+    assert_eq!(
+        group.resources[1].params[3],
+        ("options".to_string(), "noatime".to_string())
+    );
+    assert_eq!(
+        group.resources[3].params,
+        vec![
+            ("ip".to_string(), "198.18.0.100".to_string()),
+            ("cidr_netmask".into(), "24".into()),
+            ("nic".into(), "eth0".into())
+        ]
+    );
+    assert_eq!(cfg.auth.active, 1);
+    assert_eq!(
+        cfg.auth.keys[&1],
+        (AuthMethod::Sha1, b"example secret".to_vec())
+    );
+    assert!(
+        !format!("{:?}", cfg.auth).contains("secret"),
+        "secrets must not reach logs"
+    );
+}
+
+#[test]
+fn heartbeat_defaults_apply() {
+    let dir = dir_with(
+        "node a\nnode b\nbcast eth0\n",
+        "a 198.18.0.100\n",
+        "auth 2\n2 sha256 k\n",
+        0o600,
+    );
+    let cfg = load(dir.path()).unwrap();
+    assert_eq!(cfg.ha_cf.keepalive, Duration::from_secs(2));
+    assert_eq!(cfg.ha_cf.deadtime, Duration::from_secs(30));
+    assert_eq!(cfg.ha_cf.warntime, Duration::from_secs(16));
+    assert_eq!(cfg.ha_cf.initdead, Duration::from_secs(30));
+    assert_eq!(cfg.ha_cf.udpport, 694);
+    assert_eq!(cfg.ha_cf.auto_failback, AutoFailback::Legacy);
+    assert_eq!(
+        cfg.groups[0].resources[0].params,
+        vec![("ip".to_string(), "198.18.0.100".to_string())]
+    );
+}
+
+#[test]
+fn every_error_is_named_with_file_and_line() {
+    let ha_cf = "node n1\nkeepalive 2\ndeadtime 4\ncrm on\nfrobnicate yes\nucast eth0 not-an-ip\nmcast eth0 10.0.0.1 694 1 0\n";
+    let haresources = "n1 IPaddr2::198.18.0.100/24/eth0 \\\n  Nosuch::x\nn3 vip::ip=198.18.0.7\n";
+    let dir = dir_with(ha_cf, haresources, "auth 1\n1 sha1 k\n", 0o600);
+    let errors = errors_of(&dir);
+    let expect = [
+        "/ha.cf:3: deadtime (4000 ms) must be more than twice keepalive (2000 ms)",
+        "/ha.cf:4: 'crm on': hb-monitor runs haresources groups itself",
+        "/ha.cf:5: unknown directive 'frobnicate'",
+        "/ha.cf:6: ucast peer 'not-an-ip' is not an IP address",
+        "/ha.cf:7: mcast group '10.0.0.1' is not a multicast address",
+        "/haresources:1: unknown resource 'Nosuch'",
+    ];
+    for e in expect {
+        assert!(
+            errors.iter().any(|got| got.starts_with(e)),
+            "missing {e:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn preferred_node_must_be_a_node() {
+    let dir = dir_with(
+        "node n1\nnode n2\nbcast eth0\n",
+        "n3 vip::ip=198.18.0.7\n",
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    assert_eq!(
+        errors_of(&dir),
+        ["/haresources:1: preferred node 'n3' is not a node of ha.cf (n1, n2)"]
+    );
+}
+
+#[test]
+fn authkeys_must_be_private_and_really_authenticate() {
+    let ok_cf = "node n1\nbcast eth0\n";
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    let readable = dir_with(ok_cf, ok_res, "auth 1\n1 sha1 k\n", 0o644);
+    assert_eq!(
+        errors_of(&readable),
+        ["/authkeys: mode 644 lets others read the key: chmod 600"]
+    );
+    for (keys, error) in [
+        ("auth 1\n1 crc\n", "/authkeys:2: crc authenticates nothing"),
+        ("auth 2\n1 sha1 k\n", "/authkeys:1: auth 2 names no key"),
+        ("1 sha1 k\n", "/authkeys: no 'auth N' line"),
+        ("auth 1\n1 sha1\n", "/authkeys:2: key 1 has no secret"),
+        ("auth 1\n1 rot13 k\n", "/authkeys:2: unknown method 'rot13'"),
+    ] {
+        let dir = dir_with(ok_cf, ok_res, keys, 0o600);
+        let errors = errors_of(&dir);
+        assert!(errors[0].starts_with(error), "{keys:?}: {errors:?}");
+    }
+}
+
+#[test]
+fn times_in_seconds_or_milliseconds() {
+    assert_eq!(parse_time("2"), Some(Duration::from_secs(2)));
+    assert_eq!(parse_time("0.5"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_time("150ms"), Some(Duration::from_millis(150)));
+    assert_eq!(parse_time("10s"), Some(Duration::from_secs(10)));
+    for bad in ["", "x", "-1", "1e99", "NaN", "5 ms x"] {
+        assert_eq!(parse_time(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn resource_mapping() {
+    for written in [
+        "ocf:heartbeat:Dummy::state=/run/x",
+        "heartbeat:Dummy::state=/run/x",
+    ] {
+        let (p, a, params) = map_resource(written).unwrap();
+        assert_eq!(
+            (p.as_str(), a.as_str()),
+            ("heartbeat", "Dummy"),
+            "{written}"
+        );
+        assert_eq!(params, vec![("state".to_string(), "/run/x".to_string())]);
+    }
+    assert_eq!(
+        map_resource("drbddisk").unwrap().2,
+        vec![("drbd_resource".to_string(), "r0".to_string())]
+    );
+    for bad in [
+        "IPaddr2::notanip/24",
+        "Filesystem::/dev/x",
+        "vip::novalue",
+        "198.18.0.1::x",
+        "a/b:c",
+        "ocf::x",
+    ] {
+        assert!(map_resource(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,9 @@
+//! hb-monitor: the heartbeat daemon that runs the resource group on one node of a cluster,
+//! configured with Linux-HA Heartbeat's own files (`ha.cf`, `haresources`, `authkeys`).
+//!
+//! So far: reading and checking the configuration (`hb-monitor check`). The daemon itself
+//! (membership, the event loop, takeover) is issue 6's remaining work.
+
+pub mod check;
+pub mod cli;
+pub mod config;
