@@ -111,6 +111,12 @@ pub fn announce_ipv4(
     mode: ArpMode,
     unicast_to: Option<Mac>,
 ) -> io::Result<()> {
+    // Bad input is reported before a socket is opened (which needs privileges).
+    check_link(&link)?;
+    check_ipv4_host(ip)?;
+    if unicast_to == Some(ZERO_MAC) {
+        return Err(invalid_input("unicast ARP destination 00:00:00:00:00:00"));
+    }
     Announcer::open(link)?.announce_ipv4(ip, mode, unicast_to)
 }
 
@@ -121,6 +127,8 @@ pub fn announce_ipv4(
 /// header is built here rather than by the kernel, so this works while `ip` is still
 /// tentative (the kernel refuses to source packets from a tentative address).
 pub fn announce_ipv6(link: Link, ip: Ipv6Addr) -> io::Result<()> {
+    check_link(&link)?;
+    check_ipv6_host(ip)?;
     Announcer::open(link)?.announce_ipv6(ip)
 }
 
