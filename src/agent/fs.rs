@@ -937,7 +937,7 @@ fn write_status_file(path: &Path, content: &str) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode_0644()
+            .mode(0o644)
             .custom_flags(libc::O_SYNC | if direct { libc::O_DIRECT } else { 0 })
             .open(path)
     };
@@ -958,15 +958,6 @@ fn write_status_file(path: &Path, content: &str) -> io::Result<()> {
         ));
     }
     Ok(())
-}
-
-trait Mode0644 {
-    fn mode_0644(&mut self) -> &mut Self;
-}
-impl Mode0644 for std::fs::OpenOptions {
-    fn mode_0644(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o644)
-    }
 }
 
 impl ResourceAgent for FsAgent {
