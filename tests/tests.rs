@@ -4,6 +4,7 @@
 mod fs_agent;
 mod harness;
 mod hb_check;
+mod hb_membership;
 mod mysql_agent;
 mod ocf_peers;
 mod readme;

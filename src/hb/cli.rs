@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::check;
+use super::{check, config, daemon};
 
 /// LSB "program is not configured".
 const EXIT_NOT_CONFIGURED: u8 = 6;
@@ -31,6 +31,34 @@ enum Command {
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
     },
+    /// Run the daemon in the foreground (logs on stderr) until SIGTERM.
+    Run {
+        /// Configuration directory.
+        #[arg(short = 'c', long = "config-dir", default_value = "/etc/ha.d")]
+        dir: PathBuf,
+        /// Where the generation number is kept across restarts.
+        #[arg(long, default_value = daemon::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// The control socket (status, and later standby/takeover).
+        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
+    /// Show the running daemon's view: nodes, media, last heartbeats, dropped packets.
+    Status {
+        /// Print the daemon's JSON as it is.
+        #[arg(long)]
+        json: bool,
+        /// The control socket.
+        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
+}
+
+fn node_name() -> String {
+    // Heartbeat identifies nodes by `uname -n`.
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs the command line.
@@ -43,10 +71,64 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run {
+            dir,
+            state_dir,
+            control,
+        } => {
+            let cfg = match config::load(&dir) {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(EXIT_NOT_CONFIGURED);
+                }
+            };
+            match daemon::run(cfg, &node_name(), &state_dir, &control) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hb-monitor: {e}");
+                    ExitCode::from(e.code())
+                }
+            }
+        }
+        Command::Status { json, control } => match daemon::query(&control, "status") {
+            Ok(reply) if json => {
+                print!("{reply}");
+                ExitCode::SUCCESS
+            }
+            Ok(reply) => match serde_json::from_str::<serde_json::Value>(&reply) {
+                Ok(status) => {
+                    println!(
+                        "node {} (generation {})",
+                        status["node"], status["generation"]
+                    );
+                    for peer in status["peers"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {}: {} (last heartbeat {} ms ago)",
+                            peer["name"], peer["state"], peer["last_heartbeat_ms_ago"]
+                        );
+                    }
+                    println!("  dropped: {}", status["dropped"]);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hb-monitor status: unreadable answer: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!(
+                    "hb-monitor status: {}: {e} (is hb-monitor running?)",
+                    control.display()
+                );
+                // LSB status: 3 = not running.
+                ExitCode::from(3)
+            }
+        },
         Command::Check { dir, ocf_root } => {
-            let node = nix::sys::utsname::uname()
-                .map(|u| u.nodename().to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let node = node_name();
             let report = check::check(&dir, &ocf_root, &node);
             for note in &report.notes {
                 println!("note: {note}");

@@ -7,4 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod media;
+pub mod membership;
 pub mod proto;

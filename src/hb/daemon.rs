@@ -1,0 +1,417 @@
+//! `hb-monitor run`: one single-threaded loop over a monotonic clock, the signal fd, the
+//! control socket and the media sockets (poll), so that every state change happens in one
+//! place and is logged there. This slice does membership: heartbeats out every keepalive,
+//! authenticated heartbeats in, peers and media up/dead, status over the control socket.
+//! Running the resource group on takeover is the next step of issue 6.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::config::Config;
+use super::media::MediaSet;
+use super::membership::{Dropped, Event, Membership, PeerState};
+use super::proto::{self, Message, ProtoError, Value};
+
+/// Where the daemon keeps what must survive restarts (the generation).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hb-monitor";
+/// The control socket.
+pub const DEFAULT_CONTROL: &str = "/run/hb-monitor.sock";
+
+/// Why the daemon could not run; each knows its systemd-meaningful exit code.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The configuration cannot be honoured (6, "not configured").
+    Configured(String),
+    /// Something of the system failed (1).
+    Failed(String),
+}
+
+impl DaemonError {
+    /// The exit code (LSB: 1 generic, 6 not configured).
+    pub fn code(&self) -> u8 {
+        match self {
+            DaemonError::Configured(_) => 6,
+            DaemonError::Failed(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Configured(s) | DaemonError::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Counters of what was refused on the wire.
+#[derive(Debug, Default)]
+struct WireCounters {
+    bad_signature: u64,
+    unknown_key: u64,
+    malformed: u64,
+    too_large: u64,
+}
+
+fn log(level: &str, message: &str) {
+    let _ = writeln!(
+        io::stderr().lock(),
+        "hb-monitor[{}]: {level}: {message}",
+        std::process::id()
+    );
+}
+
+/// Bumps and returns the generation kept in `state_dir` (Heartbeat's `hg`): peers tell a
+/// restarted node from a replayed old one by it.
+pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
+    std::fs::create_dir_all(state_dir)?;
+    let path = state_dir.join("generation");
+    let current = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    // Never below the wall clock: a lost state directory must not restart the count at 1,
+    // which peers would take for a replay.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let next = (current + 1).max(now);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{next}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(next)
+}
+
+struct Daemon {
+    cfg: Config,
+    node: String,
+    generation: u64,
+    seq: u64,
+    media: MediaSet,
+    members: Membership,
+    wire: WireCounters,
+    started: Instant,
+}
+
+impl Daemon {
+    fn heartbeat(&mut self) {
+        self.seq += 1;
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut msg = Message::default();
+        msg.push("t", "status");
+        msg.push("st", "active");
+        msg.push("dt", format!("{:x}", self.cfg.ha_cf.deadtime.as_millis()));
+        msg.push("protocol", "1");
+        msg.push("src", self.node.clone());
+        msg.push("seq", format!("{:x}", self.seq));
+        msg.push("hg", format!("{:x}", self.generation));
+        msg.push("ts", format!("{ts:x}"));
+        msg.push("ttl", "4");
+        match proto::encode(&msg, &self.cfg.auth) {
+            Ok(bytes) => {
+                for (medium, e) in self.media.send_all(&bytes) {
+                    log("WARN", &format!("sending on {medium}: {e}"));
+                }
+            }
+            Err(e) => log("ERROR", &format!("cannot encode a heartbeat: {e}")),
+        }
+    }
+
+    fn receive(&mut self, index: usize, now: Instant) {
+        let mut buf = [0u8; proto::MAX_MESSAGE + 1];
+        // Drain what is queued, bounded so one flooded medium cannot starve the loop.
+        for _ in 0..64 {
+            let n = match self.media.sockets[index].socket.recv_from(&mut buf) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log(
+                        "WARN",
+                        &format!("receiving on {}: {e}", self.media.sockets[index].name),
+                    );
+                    return;
+                }
+            };
+            let msg = match proto::decode(&buf[..n], &self.cfg.auth) {
+                Ok(m) => m,
+                Err(e) => {
+                    match e {
+                        ProtoError::BadSignature => self.wire.bad_signature += 1,
+                        ProtoError::UnknownKey(_) => self.wire.unknown_key += 1,
+                        ProtoError::TooLarge(_) => self.wire.too_large += 1,
+                        _ => self.wire.malformed += 1,
+                    }
+                    continue;
+                }
+            };
+            let fields: BTreeMap<String, String> = msg
+                .fields
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    Value::Text(t) => Some((k.clone(), t.clone())),
+                    Value::Binary(_) => None,
+                })
+                .collect();
+            let medium = self.media.sockets[index].name.clone();
+            match self.members.receive(&fields, &medium, now) {
+                Ok(events) => self.report(events),
+                Err(Dropped::Own) => {}
+                Err(why) => log("DEBUG", &format!("dropped a message on {medium}: {why:?}")),
+            }
+        }
+    }
+
+    fn report(&self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::PeerUp(p) => log("INFO", &format!("node {p} is up")),
+                Event::PeerRestarted(p) => {
+                    log("INFO", &format!("node {p} restarted (new generation)"))
+                }
+                Event::PeerDead(p) => log("WARN", &format!("node {p} is dead")),
+                Event::Late(p, gap) => log(
+                    "WARN",
+                    &format!("late heartbeat from {p}: {} ms", gap.as_millis()),
+                ),
+                Event::MediumDown(p, m) => log("WARN", &format!("no heartbeats from {p} on {m}")),
+                Event::MediumUp(p, m) => log("INFO", &format!("heartbeats from {p} on {m} again")),
+            }
+        }
+    }
+
+    fn status_json(&self, now: Instant) -> serde_json::Value {
+        let ms =
+            |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_millis() as u64);
+        let peers: Vec<serde_json::Value> = self
+            .members
+            .peers
+            .iter()
+            .map(|(name, p)| {
+                serde_json::json!({
+                    "name": name,
+                    "state": match p.state {
+                        PeerState::Unknown => "unknown",
+                        PeerState::Up => "up",
+                        PeerState::Dead => "dead",
+                    },
+                    "status": p.status,
+                    "generation": p.generation,
+                    "last_heartbeat_ms_ago": ms(p.last_heard),
+                    "media": p.media.iter().map(|(m, t)| serde_json::json!({
+                        "medium": m,
+                        "last_heartbeat_ms_ago": ms(Some(*t)),
+                        "up": !p.media_down.contains(m),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let c = &self.members.counters;
+        serde_json::json!({
+            "node": self.node,
+            "generation": self.generation,
+            "uptime_ms": now.saturating_duration_since(self.started).as_millis() as u64,
+            "keepalive_ms": self.cfg.ha_cf.keepalive.as_millis() as u64,
+            "deadtime_ms": self.cfg.ha_cf.deadtime.as_millis() as u64,
+            "media": self.media.sockets.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            "peers": peers,
+            "dropped": {
+                "bad_signature": self.wire.bad_signature,
+                "unknown_key": self.wire.unknown_key,
+                "malformed": self.wire.malformed,
+                "too_large": self.wire.too_large,
+                "replayed": c.replayed,
+                "unknown_node": c.unknown_node,
+                "incomplete": c.incomplete,
+            },
+            "accepted": c.accepted,
+        })
+    }
+
+    fn serve_control(&self, listener: &UnixListener, now: Instant) {
+        while let Ok((mut stream, _)) = listener.accept() {
+            // One short request per connection; a client that stalls is cut off quickly so
+            // that it cannot hold up heartbeats.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+            let mut request = [0u8; 64];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]);
+            let reply = match request.trim() {
+                "status" => self.status_json(now).to_string(),
+                other => {
+                    serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
+                }
+            };
+            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.write_all(b"\n");
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<(), DaemonError> {
+    if !cfg.ha_cf.nodes.iter().any(|n| n == node) {
+        return Err(DaemonError::Configured(format!(
+            "this node ({node}) is not one of the nodes in ha.cf ({})",
+            cfg.ha_cf.nodes.join(", ")
+        )));
+    }
+    let media = MediaSet::open(&cfg.ha_cf).map_err(|e| match e.kind() {
+        io::ErrorKind::Unsupported | io::ErrorKind::NotFound => {
+            DaemonError::Configured(e.to_string())
+        }
+        _ => DaemonError::Failed(format!("opening the media: {e}")),
+    })?;
+    let generation = next_generation(state_dir).map_err(|e| {
+        DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
+    })?;
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| DaemonError::Failed(format!("blocking signals: {e}")))?;
+    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| DaemonError::Failed(format!("signalfd: {e}")))?;
+    let _ = std::fs::remove_file(control);
+    if let Some(dir) = control.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let listener = UnixListener::bind(control)
+        .map_err(|e| DaemonError::Failed(format!("control socket {}: {e}", control.display())))?;
+    // Root only: standby and takeover will come through here.
+    let _ = std::fs::set_permissions(control, std::fs::Permissions::from_mode(0o600));
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| DaemonError::Failed(e.to_string()))?;
+    let now = Instant::now();
+    let ha = &cfg.ha_cf;
+    let members = Membership::new(node, &ha.nodes, ha.deadtime, ha.warntime, ha.initdead, now);
+    for note in &ha.notes {
+        log("INFO", &format!("ha.cf {note}"));
+    }
+    log(
+        "INFO",
+        &format!(
+            "node {node} generation {generation}: keepalive {} ms, deadtime {} ms, media {}",
+            ha.keepalive.as_millis(),
+            ha.deadtime.as_millis(),
+            media
+                .sockets
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let mut daemon = Daemon {
+        cfg,
+        node: node.to_string(),
+        generation,
+        seq: 0,
+        media,
+        members,
+        wire: WireCounters::default(),
+        started: now,
+    };
+    let keepalive = daemon.cfg.ha_cf.keepalive;
+    let mut next_heartbeat = now;
+    loop {
+        let now = Instant::now();
+        if now >= next_heartbeat {
+            daemon.heartbeat();
+            next_heartbeat += keepalive;
+            if next_heartbeat <= now {
+                // Fell behind (the machine stalled): resume the rhythm from now.
+                next_heartbeat = now + keepalive;
+            }
+        }
+        let events = daemon.members.tick(now);
+        daemon.report(events);
+        let wake = next_heartbeat.min(daemon.members.next_deadline(now));
+        let timeout = wake.saturating_duration_since(Instant::now());
+        let mut fds: Vec<libc::pollfd> = vec![
+            libc::pollfd {
+                fd: signal_fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        fds.extend(daemon.media.sockets.iter().map(|s| libc::pollfd {
+            fd: s.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        // Round up so that a sub-millisecond wait does not spin.
+        let timeout_ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fds` is a live array of initialised pollfd of the given length.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(DaemonError::Failed(format!("poll: {e}")));
+        }
+        let now = Instant::now();
+        if fds[0].revents & libc::POLLIN != 0
+            && let Ok(Some(info)) = signal_fd.read_signal()
+        {
+            let signal = info.ssi_signo as i32;
+            if signal == libc::SIGHUP {
+                log(
+                    "INFO",
+                    "SIGHUP: configuration reload is not supported yet; ignored",
+                );
+            } else {
+                log("INFO", &format!("signal {signal}: stopping"));
+                let _ = std::fs::remove_file(control);
+                return Ok(());
+            }
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            daemon.serve_control(&listener, now);
+        }
+        for (i, fd) in fds[2..].iter().enumerate() {
+            if fd.revents & libc::POLLIN != 0 {
+                daemon.receive(i, now);
+            }
+        }
+    }
+}
+
+/// Asks a running daemon for its status (the JSON it answers).
+pub fn query(control: &Path, request: &str) -> io::Result<String> {
+    let mut stream = UnixStream::connect(control)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// Default paths, overridable on the command line.
+pub fn default_paths() -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from(DEFAULT_STATE_DIR),
+        PathBuf::from(DEFAULT_CONTROL),
+    )
+}

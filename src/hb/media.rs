@@ -1,0 +1,247 @@
+//! The UDP heartbeat media of `ha.cf`: one socket per (interface, port), bound to the
+//! interface (SO_BINDTODEVICE) so that each medium's traffic, and its health, stays its own.
+//! `ucast` sends to the peer, `bcast` to the interface's broadcast, `mcast` to the group on
+//! the interface. IPv4 only so far; serial media are refused by the daemon.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::config::{HaCf, Medium};
+
+/// One socket: an interface and port, and where heartbeats go from it.
+#[derive(Debug)]
+pub struct MediumSocket {
+    /// `eth0:694`: how the medium is named in status and logs.
+    pub name: String,
+    /// The socket.
+    pub socket: UdpSocket,
+    /// Destinations of every heartbeat sent on this medium.
+    pub targets: Vec<SocketAddr>,
+}
+
+/// Every medium of the node.
+#[derive(Debug)]
+pub struct MediaSet {
+    /// Sockets in `ha.cf` order.
+    pub sockets: Vec<MediumSocket>,
+}
+
+fn os<T>(what: &str, result: libc::c_int, value: T) -> io::Result<T> {
+    if result < 0 {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    } else {
+        Ok(value)
+    }
+}
+
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised T and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    os(what, rc, ())
+}
+
+fn ifindex(iface: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(iface)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name with NUL"))?;
+    // SAFETY: a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {iface} does not exist"),
+        ))
+    } else {
+        Ok(index)
+    }
+}
+
+/// A UDP socket on `port` of `iface` only.
+fn bound_socket(iface: &str, port: u16) -> io::Result<UdpSocket> {
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    os("socket", raw, ())?;
+    // SAFETY: `raw` is a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // Several sockets share the port, one per interface.
+    setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_REUSEADDR,
+        &one,
+        "SO_REUSEADDR",
+    )?;
+    setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_BROADCAST,
+        &one,
+        "SO_BROADCAST",
+    )?;
+    let name = iface.as_bytes();
+    // SAFETY: the name's bytes and length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    os(&format!("binding to {iface}"), rc, ())?;
+    let low_delay: libc::c_int = libc::IPTOS_LOWDELAY as libc::c_int;
+    // Heartbeat sets TOS low-delay too; a failure here costs nothing.
+    let _ = setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TOS, &low_delay, "IP_TOS");
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a complete sockaddr_in and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    os(&format!("binding udp/{port} on {iface}"), rc, ())?;
+    Ok(UdpSocket::from(fd))
+}
+
+fn ipv4(addr: IpAddr, what: &str) -> io::Result<Ipv4Addr> {
+    match addr {
+        IpAddr::V4(v4) => Ok(v4),
+        IpAddr::V6(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{what}: IPv6 media are not supported yet"),
+        )),
+    }
+}
+
+impl MediaSet {
+    /// Opens every medium of `cfg`; serial media are refused.
+    pub fn open(cfg: &HaCf) -> io::Result<MediaSet> {
+        let mut set = MediaSet { sockets: vec![] };
+        for medium in &cfg.media {
+            let (iface, port, target) = match medium {
+                Medium::Ucast { iface, peer } => {
+                    let peer = ipv4(*peer, "ucast")?;
+                    (
+                        iface,
+                        cfg.udpport,
+                        SocketAddr::V4(SocketAddrV4::new(peer, cfg.udpport)),
+                    )
+                }
+                Medium::Bcast { iface } => (
+                    iface,
+                    cfg.udpport,
+                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, cfg.udpport)),
+                ),
+                Medium::Mcast {
+                    iface, group, port, ..
+                } => {
+                    let group = ipv4(*group, "mcast")?;
+                    (
+                        iface,
+                        *port,
+                        SocketAddr::V4(SocketAddrV4::new(group, *port)),
+                    )
+                }
+                Medium::Serial { device } => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("serial medium {} is not supported yet", device.display()),
+                    ));
+                }
+            };
+            let name = format!("{iface}:{port}");
+            let index = match set.sockets.iter().position(|s| s.name == name) {
+                Some(i) => i,
+                None => {
+                    ifindex(iface)?;
+                    set.sockets.push(MediumSocket {
+                        name: name.clone(),
+                        socket: bound_socket(iface, port)?,
+                        targets: vec![],
+                    });
+                    set.sockets.len() - 1
+                }
+            };
+            let medium_socket = &mut set.sockets[index];
+            if let Medium::Mcast {
+                group, ttl, looped, ..
+            } = medium
+            {
+                let group = ipv4(*group, "mcast")?;
+                let request = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from(group).to_be(),
+                    },
+                    imr_address: libc::in_addr { s_addr: 0 },
+                    imr_ifindex: ifindex(iface)? as libc::c_int,
+                };
+                // SAFETY: the socket is ours; the borrowed fd lives as long as the call.
+                let fd = unsafe {
+                    std::os::fd::BorrowedFd::borrow_raw(medium_socket.socket.as_raw_fd())
+                };
+                let owned = fd.try_clone_to_owned()?;
+                setsockopt(
+                    &owned,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    &request,
+                    "joining the group",
+                )?;
+                setsockopt(
+                    &owned,
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_IF,
+                    &request,
+                    "IP_MULTICAST_IF",
+                )?;
+                medium_socket.socket.set_multicast_ttl_v4(u32::from(*ttl))?;
+                medium_socket.socket.set_multicast_loop_v4(*looped)?;
+            }
+            medium_socket.targets.push(target);
+        }
+        Ok(set)
+    }
+
+    /// Sends `bytes` to every target of every medium; the errors, by medium.
+    pub fn send_all(&self, bytes: &[u8]) -> Vec<(String, io::Error)> {
+        let mut errors = vec![];
+        for medium in &self.sockets {
+            for target in &medium.targets {
+                if let Err(e) = medium.socket.send_to(bytes, target) {
+                    errors.push((medium.name.clone(), e));
+                }
+            }
+        }
+        errors
+    }
+}

@@ -1,0 +1,418 @@
+//! Who is alive: each peer's heartbeats per medium, on a monotonic clock, with replay
+//! protection. Pure logic (the daemon feeds it messages and the time), so every rule is
+//! unit-tested without sockets or sleeps.
+//!
+//! Rules:
+//! - A peer is dead after `deadtime` without a heartbeat on any medium (`initdead` until the
+//!   first one arrives); a heartbeat later than `warntime` is logged as late.
+//! - A medium silent for `deadtime` is down: a warning, never a failover on its own.
+//! - Replays: every accepted message carries the sender's generation `hg` (bumped at every
+//!   daemon start) and a sequence `seq`; a generation older than the last one seen, or a
+//!   sequence not above the last one of the same generation, is dropped and counted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A peer's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Not heard from since we started (within `initdead`).
+    Unknown,
+    /// Heartbeats arrive.
+    Up,
+    /// Silent for longer than its dead time.
+    Dead,
+}
+
+/// One peer's record.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Liveness.
+    pub state: PeerState,
+    /// Last heartbeat on any medium.
+    pub last_heard: Option<Instant>,
+    /// Last heartbeat per medium name.
+    pub media: BTreeMap<String, Instant>,
+    /// Media currently reported down.
+    pub media_down: Vec<String>,
+    /// Sender generation of the last accepted message.
+    pub generation: Option<u64>,
+    /// Sequence of the last accepted message in that generation.
+    pub seq: Option<u64>,
+    /// The peer's own status field (`st`), e.g. `active`.
+    pub status: String,
+    /// Fields of the last accepted message the daemon cares about (resource hold etc.).
+    pub last_fields: BTreeMap<String, String>,
+}
+
+/// Drop counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Accepted messages.
+    pub accepted: u64,
+    /// Replayed or reordered-old messages dropped (copies of a recent heartbeat on another
+    /// medium are not counted: they are how each medium's health is known).
+    pub replayed: u64,
+    /// Messages from names not in `ha.cf`.
+    pub unknown_node: u64,
+    /// Messages missing src/hg/seq or with unreadable numbers.
+    pub incomplete: u64,
+}
+
+/// A change worth logging or acting on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// First heartbeat from a peer, or heartbeats again after it was dead.
+    PeerUp(String),
+    /// A peer restarted (new generation).
+    PeerRestarted(String),
+    /// A peer is dead.
+    PeerDead(String),
+    /// A heartbeat arrived later than warntime.
+    Late(String, Duration),
+    /// A medium of a peer went silent.
+    MediumDown(String, String),
+    /// A medium of a peer works again.
+    MediumUp(String, String),
+}
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// From our own node (looped-back broadcast/multicast).
+    Own,
+    /// From a node not in `ha.cf`.
+    UnknownNode,
+    /// Missing or unreadable `src`/`hg`/`seq`.
+    Incomplete,
+    /// Replay or reordered-old.
+    Replayed,
+}
+
+/// The membership table of one node.
+#[derive(Debug)]
+pub struct Membership {
+    me: String,
+    started: Instant,
+    deadtime: Duration,
+    warntime: Duration,
+    initdead: Duration,
+    /// Peers by name.
+    pub peers: BTreeMap<String, Peer>,
+    /// Drop counters.
+    pub counters: Counters,
+}
+
+/// How far back a sequence number counts as a copy from another medium rather than a replay.
+const RECENT: u64 = 8;
+
+fn hex(text: Option<&str>) -> Option<u64> {
+    u64::from_str_radix(text?, 16).ok()
+}
+
+impl Membership {
+    /// The table for node `me` among `nodes`.
+    pub fn new(
+        me: &str,
+        nodes: &[String],
+        deadtime: Duration,
+        warntime: Duration,
+        initdead: Duration,
+        now: Instant,
+    ) -> Membership {
+        let peers = nodes
+            .iter()
+            .filter(|n| *n != me)
+            .map(|n| {
+                (
+                    n.clone(),
+                    Peer {
+                        state: PeerState::Unknown,
+                        last_heard: None,
+                        media: BTreeMap::new(),
+                        media_down: vec![],
+                        generation: None,
+                        seq: None,
+                        status: String::new(),
+                        last_fields: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        Membership {
+            me: me.to_string(),
+            started: now,
+            deadtime,
+            warntime,
+            initdead,
+            peers,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Takes an authenticated message received on `medium`. `fields` are its text fields.
+    pub fn receive(
+        &mut self,
+        fields: &BTreeMap<String, String>,
+        medium: &str,
+        now: Instant,
+    ) -> Result<Vec<Event>, Dropped> {
+        let Some(src) = fields.get("src") else {
+            self.counters.incomplete += 1;
+            return Err(Dropped::Incomplete);
+        };
+        if *src == self.me {
+            return Err(Dropped::Own);
+        }
+        let (Some(generation), Some(seq)) = (
+            hex(fields.get("hg").map(String::as_str)),
+            hex(fields.get("seq").map(String::as_str)),
+        ) else {
+            self.counters.incomplete += 1;
+            return Err(Dropped::Incomplete);
+        };
+        let warntime = self.warntime;
+        let Some(peer) = self.peers.get_mut(src) else {
+            self.counters.unknown_node += 1;
+            return Err(Dropped::UnknownNode);
+        };
+        let mut events = Vec::new();
+        match (peer.generation, peer.seq) {
+            (Some(g), _) if generation < g => {
+                self.counters.replayed += 1;
+                return Err(Dropped::Replayed);
+            }
+            // The same heartbeat arriving on another medium (or one of the last few, slightly
+            // reordered between media): it proves that medium works, nothing more.
+            (Some(g), Some(s)) if generation == g && seq <= s && s - seq < RECENT => {
+                if let Some(pos) = peer.media_down.iter().position(|m| m == medium) {
+                    peer.media_down.remove(pos);
+                    events.push(Event::MediumUp(src.clone(), medium.to_string()));
+                }
+                let last = peer.media.entry(medium.to_string()).or_insert(now);
+                *last = (*last).max(now);
+                return Ok(events);
+            }
+            (Some(g), Some(s)) if generation == g && seq <= s => {
+                self.counters.replayed += 1;
+                return Err(Dropped::Replayed);
+            }
+            (Some(g), _) if generation > g => events.push(Event::PeerRestarted(src.clone())),
+            _ => {}
+        }
+        peer.generation = Some(generation);
+        peer.seq = Some(seq);
+        if let Some(last) = peer.last_heard {
+            let gap = now.saturating_duration_since(last);
+            if gap > warntime && peer.state == PeerState::Up {
+                events.push(Event::Late(src.clone(), gap));
+            }
+        }
+        if peer.state != PeerState::Up {
+            peer.state = PeerState::Up;
+            events.push(Event::PeerUp(src.clone()));
+        }
+        if let Some(pos) = peer.media_down.iter().position(|m| m == medium) {
+            peer.media_down.remove(pos);
+            events.push(Event::MediumUp(src.clone(), medium.to_string()));
+        }
+        peer.last_heard = Some(now);
+        peer.media.insert(medium.to_string(), now);
+        if let Some(st) = fields.get("st") {
+            peer.status = st.clone();
+        }
+        peer.last_fields = fields.clone();
+        self.counters.accepted += 1;
+        Ok(events)
+    }
+
+    /// Applies the passing of time: dead peers and silent media.
+    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        let since_start = now.saturating_duration_since(self.started);
+        for (name, peer) in &mut self.peers {
+            let silent = match peer.last_heard {
+                Some(t) => now.saturating_duration_since(t) > self.deadtime,
+                None => since_start > self.initdead,
+            };
+            if silent && peer.state != PeerState::Dead {
+                peer.state = PeerState::Dead;
+                events.push(Event::PeerDead(name.clone()));
+            }
+            for (medium, last) in &peer.media {
+                if now.saturating_duration_since(*last) > self.deadtime
+                    && !peer.media_down.contains(medium)
+                {
+                    peer.media_down.push(medium.clone());
+                    events.push(Event::MediumDown(name.clone(), medium.clone()));
+                }
+            }
+        }
+        events
+    }
+
+    /// When [`tick`](Self::tick) next has something to decide.
+    pub fn next_deadline(&self, now: Instant) -> Instant {
+        let mut next = now + self.deadtime;
+        for peer in self.peers.values() {
+            let due = match peer.last_heard {
+                Some(t) if peer.state == PeerState::Up => t + self.deadtime,
+                None if peer.state == PeerState::Unknown => self.started + self.initdead,
+                _ => continue,
+            };
+            next = next.min(due);
+            for last in peer.media.values() {
+                let medium_due = *last + self.deadtime;
+                if medium_due > now {
+                    next = next.min(medium_due);
+                }
+            }
+        }
+        next.max(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(src: &str, hg: u64, seq: u64) -> BTreeMap<String, String> {
+        [
+            ("src", src.to_string()),
+            ("hg", format!("{hg:x}")),
+            ("seq", format!("{seq:x}")),
+            ("st", "active".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn table(now: Instant) -> Membership {
+        let nodes = vec!["n1".to_string(), "n2".to_string(), "n3".to_string()];
+        Membership::new(
+            "n1",
+            &nodes,
+            Duration::from_millis(300),
+            Duration::from_millis(200),
+            Duration::from_millis(1000),
+            now,
+        )
+    }
+
+    #[test]
+    fn peers_come_up_go_dead_and_come_back() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        assert_eq!(m.peers["n2"].state, PeerState::Unknown);
+        assert_eq!(
+            m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap(),
+            vec![Event::PeerUp("n2".into())]
+        );
+        // initdead applies to a peer never heard from; deadtime to one that was.
+        let t1 = t0 + Duration::from_millis(400);
+        assert_eq!(
+            m.tick(t1),
+            vec![
+                Event::PeerDead("n2".into()),
+                Event::MediumDown("n2".into(), "eth0".into())
+            ]
+        );
+        assert_eq!(m.peers["n3"].state, PeerState::Unknown);
+        assert_eq!(
+            m.tick(t0 + Duration::from_millis(1001)),
+            vec![Event::PeerDead("n3".into())]
+        );
+        let back = m.receive(&fields("n2", 1, 2), "eth0", t1).unwrap();
+        assert_eq!(
+            back,
+            vec![
+                Event::PeerUp("n2".into()),
+                Event::MediumUp("n2".into(), "eth0".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn replays_and_old_generations_are_dropped_and_counted() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.receive(&fields("n2", 5, 20), "eth0", t0).unwrap();
+        // The same heartbeat on a second medium only refreshes that medium.
+        assert_eq!(m.receive(&fields("n2", 5, 20), "eth1", t0), Ok(vec![]));
+        assert!(m.peers["n2"].media.contains_key("eth1"));
+        assert_eq!(
+            m.receive(&fields("n2", 5, 9), "eth0", t0),
+            Err(Dropped::Replayed)
+        );
+        assert_eq!(
+            m.receive(&fields("n2", 4, 99), "eth0", t0),
+            Err(Dropped::Replayed)
+        );
+        assert_eq!(m.counters.replayed, 2);
+        // A restart: a newer generation starts its sequence over.
+        assert_eq!(
+            m.receive(&fields("n2", 6, 1), "eth0", t0).unwrap(),
+            vec![Event::PeerRestarted("n2".into())]
+        );
+    }
+
+    #[test]
+    fn own_unknown_and_incomplete_messages_are_dropped() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        assert_eq!(
+            m.receive(&fields("n1", 1, 1), "eth0", t0),
+            Err(Dropped::Own)
+        );
+        assert_eq!(
+            m.receive(&fields("intruder", 1, 1), "eth0", t0),
+            Err(Dropped::UnknownNode)
+        );
+        let mut no_seq = fields("n2", 1, 1);
+        no_seq.remove("seq");
+        assert_eq!(m.receive(&no_seq, "eth0", t0), Err(Dropped::Incomplete));
+        let mut bad_hg = fields("n2", 1, 1);
+        bad_hg.insert("hg".into(), "zz".into());
+        assert_eq!(m.receive(&bad_hg, "eth0", t0), Err(Dropped::Incomplete));
+        assert_eq!((m.counters.unknown_node, m.counters.incomplete), (1, 2));
+    }
+
+    #[test]
+    fn one_silent_medium_is_a_warning_not_a_death() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap();
+        m.receive(&fields("n2", 1, 2), "eth1", t0).unwrap();
+        let mut events = vec![];
+        for (seq, step) in (3..).zip(1..=5) {
+            let t = t0 + Duration::from_millis(100 * step);
+            m.receive(&fields("n2", 1, seq), "eth0", t).unwrap();
+            events.extend(m.tick(t));
+        }
+        assert_eq!(events, vec![Event::MediumDown("n2".into(), "eth1".into())]);
+        assert_eq!(m.peers["n2"].state, PeerState::Up);
+    }
+
+    #[test]
+    fn late_heartbeats_are_reported() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap();
+        let late = m
+            .receive(&fields("n2", 1, 2), "eth0", t0 + Duration::from_millis(250))
+            .unwrap();
+        assert_eq!(
+            late,
+            vec![Event::Late("n2".into(), Duration::from_millis(250))]
+        );
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_decision() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap();
+        assert_eq!(m.next_deadline(t0), t0 + Duration::from_millis(300));
+    }
+}
