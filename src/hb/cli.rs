@@ -39,7 +39,25 @@ enum Command {
         /// Where the generation number is kept across restarts.
         #[arg(long, default_value = daemon::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
-        /// The control socket (status, and later standby/takeover).
+        /// The control socket (status, standby, takeover).
+        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        control: PathBuf,
+        /// Where OCF agents are installed.
+        #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
+        ocf_root: PathBuf,
+        /// Timeout of each agent action, in seconds.
+        #[arg(long, default_value_t = 60)]
+        op_timeout: u64,
+    },
+    /// Give the resource group to the peers and stay out until `takeover` (hb_standby).
+    Standby {
+        /// The control socket.
+        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
+    /// Take the resource group to this node (hb_takeover).
+    Takeover {
+        /// The control socket.
         #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
         control: PathBuf,
     },
@@ -71,10 +89,33 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Standby { ref control } | Command::Takeover { ref control } => {
+            let request = if matches!(cli.command, Command::Standby { .. }) {
+                "standby"
+            } else {
+                "takeover"
+            };
+            match daemon::query(control, request) {
+                Ok(reply) => {
+                    print!("{reply}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "hb-monitor {request}: {}: {e} (is hb-monitor running?)",
+                        control.display()
+                    );
+                    // LSB: 3 = not running.
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Run {
             dir,
             state_dir,
             control,
+            ocf_root,
+            op_timeout,
         } => {
             let cfg = match config::load(&dir) {
                 Ok(cfg) => cfg,
@@ -85,7 +126,15 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_NOT_CONFIGURED);
                 }
             };
-            match daemon::run(cfg, &node_name(), &state_dir, &control) {
+            let op_timeout = std::time::Duration::from_secs(op_timeout.max(1));
+            match daemon::run(
+                cfg,
+                &node_name(),
+                &state_dir,
+                &control,
+                &ocf_root,
+                op_timeout,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hb-monitor: {e}");

@@ -1,12 +1,13 @@
-//! `hb-monitor run`: one single-threaded loop over a monotonic clock, the signal fd, the
-//! control socket and the media sockets (poll), so that every state change happens in one
-//! place and is logged there. This slice does membership: heartbeats out every keepalive,
-//! authenticated heartbeats in, peers and media up/dead, status over the control socket.
-//! Running the resource group on takeover is the next step of issue 6.
+//! `hb-monitor run`: one loop over a monotonic clock, the signal fd, the control socket, the
+//! media sockets and the group worker's wake-up pipe (poll), so that every state change
+//! happens in one place and is logged there: heartbeats out every keepalive, authenticated
+//! heartbeats in, peers and media up/dead, the resource group started or stopped as
+//! [`group::decide`] says (agents run on a worker thread so heartbeats never wait for them),
+//! status, standby and takeover over the control socket.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -15,10 +16,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use super::config::Config;
+use std::sync::mpsc;
+
+use super::config::{Config, ResourceEntry};
+use super::group::{self, Decision, Holding, Outcome, PeerView};
 use super::media::MediaSet;
 use super::membership::{Dropped, Event, Membership, PeerState};
 use super::proto::{self, Message, ProtoError, Value};
+
+/// Position of the first media socket in the poll set (signals, control, wake-up first).
+const MEDIA_FDS: usize = 3;
 
 /// Where the daemon keeps what must survive restarts (the generation).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hb-monitor";
@@ -100,10 +107,37 @@ struct Daemon {
     members: Membership,
     wire: WireCounters,
     started: Instant,
+    /// The group's preferred node and resources.
+    preferred: String,
+    resources: Vec<ResourceEntry>,
+    ocf_root: PathBuf,
+    op_timeout: Duration,
+    /// What this node does with the group.
+    holding: Holding,
+    /// `hb-monitor takeover` was asked here and not yet satisfied.
+    want: bool,
+    /// `hb-monitor standby`: stay out until takeover.
+    standby: bool,
+    /// SIGTERM: give the group up, say so, exit.
+    exiting: bool,
+    /// The last failure of the group here, for status.
+    last_error: Option<String>,
+    outcomes: mpsc::Receiver<Outcome>,
+    outcome_sender: mpsc::Sender<Outcome>,
+    wake_write: std::os::fd::RawFd,
 }
 
 impl Daemon {
     fn heartbeat(&mut self) {
+        let st = if self.exiting && !self.holding.occupies() {
+            "dead"
+        } else {
+            "active"
+        };
+        self.send_status(st);
+    }
+
+    fn send_status(&mut self, st: &str) {
         self.seq += 1;
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -111,7 +145,11 @@ impl Daemon {
             .unwrap_or(0);
         let mut msg = Message::default();
         msg.push("t", "status");
-        msg.push("st", "active");
+        msg.push("st", st);
+        msg.push("rsc", self.holding.word());
+        if self.want {
+            msg.push("want", "yes");
+        }
         msg.push("dt", format!("{:x}", self.cfg.ha_cf.deadtime.as_millis()));
         msg.push("protocol", "1");
         msg.push("src", self.node.clone());
@@ -170,6 +208,129 @@ impl Daemon {
                 Err(Dropped::Own) => {}
                 Err(why) => log("DEBUG", &format!("dropped a message on {medium}: {why:?}")),
             }
+        }
+    }
+
+    fn peer_views(&self) -> Vec<PeerView> {
+        self.members
+            .peers
+            .iter()
+            .map(|(name, p)| PeerView {
+                name: name.clone(),
+                alive: p.state == PeerState::Up,
+                unknown: p.state == PeerState::Unknown,
+                holding: p
+                    .last_fields
+                    .get("rsc")
+                    .map_or(Holding::None, |w| Holding::from_word(w)),
+                wants: p.last_fields.get("want").is_some_and(|w| w == "yes"),
+            })
+            .collect()
+    }
+
+    /// Acts on the group decision; called after anything that may change it.
+    fn evaluate(&mut self) {
+        if self.resources.is_empty() {
+            return;
+        }
+        let decision = if self.exiting {
+            if self.holding == Holding::Held {
+                Decision::Release
+            } else {
+                Decision::Wait
+            }
+        } else if self.standby && self.holding == Holding::Held {
+            Decision::Release
+        } else {
+            group::decide(
+                &self.node,
+                &self.preferred,
+                self.holding,
+                self.want,
+                &self.peer_views(),
+                self.cfg.ha_cf.auto_failback,
+            )
+        };
+        match decision {
+            Decision::Acquire => {
+                log(
+                    "INFO",
+                    &format!(
+                        "taking the resource group ({} resources)",
+                        self.resources.len()
+                    ),
+                );
+                self.holding = Holding::Starting;
+                self.heartbeat_now();
+                group::start_group(
+                    self.ocf_root.clone(),
+                    self.resources.clone(),
+                    self.op_timeout,
+                    self.outcome_sender.clone(),
+                    self.wake_write,
+                );
+            }
+            Decision::Release => {
+                log("INFO", "giving up the resource group");
+                self.holding = Holding::Stopping;
+                self.heartbeat_now();
+                group::stop_group(
+                    self.ocf_root.clone(),
+                    self.resources.clone(),
+                    self.op_timeout,
+                    self.outcome_sender.clone(),
+                    self.wake_write,
+                );
+            }
+            Decision::Wait => {}
+        }
+    }
+
+    /// Tells the peers about a change at once rather than at the next keepalive.
+    fn heartbeat_now(&mut self) {
+        self.heartbeat();
+    }
+
+    fn take_outcomes(&mut self) {
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            self.holding = match outcome {
+                Outcome::Started => {
+                    log("INFO", "resource group started");
+                    self.want = false;
+                    self.last_error = None;
+                    Holding::Held
+                }
+                Outcome::StartFailed(why) => {
+                    log(
+                        "ERROR",
+                        &format!(
+                            "resource group failed to start ({why}); stopped it again, leaving it to the peers"
+                        ),
+                    );
+                    self.last_error = Some(why);
+                    self.want = false;
+                    Holding::Failed
+                }
+                Outcome::Stopped => {
+                    log("INFO", "resource group stopped");
+                    if self.standby {
+                        Holding::Standby
+                    } else {
+                        Holding::None
+                    }
+                }
+                Outcome::StopFailed(why) => {
+                    log(
+                        "ERROR",
+                        &format!(
+                            "resource group failed to stop ({why}): its state on this node is unknown"
+                        ),
+                    );
+                    self.last_error = Some(why);
+                    Holding::Failed
+                }
+            };
+            self.heartbeat_now();
         }
     }
 
@@ -236,10 +397,18 @@ impl Daemon {
                 "incomplete": c.incomplete,
             },
             "accepted": c.accepted,
+            "group": {
+                "preferred": self.preferred,
+                "holding": self.holding.word(),
+                "want": self.want,
+                "standby": self.standby,
+                "resources": self.resources.iter().map(|r| r.written.clone()).collect::<Vec<_>>(),
+                "last_error": self.last_error,
+            },
         })
     }
 
-    fn serve_control(&self, listener: &UnixListener, now: Instant) {
+    fn serve_control(&mut self, listener: &UnixListener, now: Instant) {
         while let Ok((mut stream, _)) = listener.accept() {
             // One short request per connection; a client that stalls is cut off quickly so
             // that it cannot hold up heartbeats.
@@ -250,6 +419,24 @@ impl Daemon {
             let request = String::from_utf8_lossy(&request[..n]);
             let reply = match request.trim() {
                 "status" => self.status_json(now).to_string(),
+                "standby" => {
+                    log("INFO", "standby requested");
+                    self.standby = true;
+                    self.want = false;
+                    if self.holding == Holding::None || self.holding == Holding::Failed {
+                        self.holding = Holding::Standby;
+                    }
+                    serde_json::json!({ "ok": "standby" }).to_string()
+                }
+                "takeover" => {
+                    log("INFO", "takeover requested");
+                    self.standby = false;
+                    if matches!(self.holding, Holding::Standby | Holding::Failed) {
+                        self.holding = Holding::None;
+                    }
+                    self.want = self.holding != Holding::Held;
+                    serde_json::json!({ "ok": "takeover" }).to_string()
+                }
                 other => {
                     serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
                 }
@@ -261,7 +448,19 @@ impl Daemon {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<(), DaemonError> {
+pub fn run(
+    cfg: Config,
+    node: &str,
+    state_dir: &Path,
+    control: &Path,
+    ocf_root: &Path,
+    op_timeout: Duration,
+) -> Result<(), DaemonError> {
+    if cfg.groups.len() > 1 {
+        return Err(DaemonError::Configured(
+            "haresources has several groups; hb-monitor runs one group so far".into(),
+        ));
+    }
     if !cfg.ha_cf.nodes.iter().any(|n| n == node) {
         return Err(DaemonError::Configured(format!(
             "this node ({node}) is not one of the nodes in ha.cf ({})",
@@ -317,7 +516,40 @@ pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<
                 .join(", ")
         ),
     );
+    let mut pipe = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+        return Err(DaemonError::Failed(format!(
+            "pipe: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: both descriptors were just created and are owned here for the daemon's life.
+    let (wake_read, wake_write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(pipe[0]),
+            std::os::fd::OwnedFd::from_raw_fd(pipe[1]),
+        )
+    };
+    let (outcome_sender, outcomes) = mpsc::channel();
+    let (preferred, resources) = cfg
+        .groups
+        .first()
+        .map(|g| (g.preferred.clone(), g.resources.clone()))
+        .unwrap_or_default();
     let mut daemon = Daemon {
+        preferred,
+        resources,
+        ocf_root: ocf_root.to_path_buf(),
+        op_timeout,
+        holding: Holding::None,
+        want: false,
+        standby: false,
+        exiting: false,
+        last_error: None,
+        outcomes,
+        outcome_sender,
+        wake_write: wake_write.as_raw_fd(),
         cfg,
         node: node.to_string(),
         generation,
@@ -341,6 +573,14 @@ pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<
         }
         let events = daemon.members.tick(now);
         daemon.report(events);
+        daemon.evaluate();
+        if daemon.exiting && !daemon.holding.occupies() {
+            // The group is down here: say so (st=dead) so that the peers take over now.
+            daemon.send_status("dead");
+            let _ = std::fs::remove_file(control);
+            log("INFO", "stopped");
+            return Ok(());
+        }
         let wake = next_heartbeat.min(daemon.members.next_deadline(now));
         let timeout = wake.saturating_duration_since(Instant::now());
         let mut fds: Vec<libc::pollfd> = vec![
@@ -354,7 +594,13 @@ pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: wake_read.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
+        // Indexes 0-2 above; the media follow from MEDIA_FDS on.
         fds.extend(daemon.media.sockets.iter().map(|s| libc::pollfd {
             fd: s.socket.as_raw_fd(),
             events: libc::POLLIN,
@@ -382,15 +628,31 @@ pub fn run(cfg: Config, node: &str, state_dir: &Path, control: &Path) -> Result<
                     "SIGHUP: configuration reload is not supported yet; ignored",
                 );
             } else {
-                log("INFO", &format!("signal {signal}: stopping"));
-                let _ = std::fs::remove_file(control);
-                return Ok(());
+                log(
+                    "INFO",
+                    &format!("signal {signal}: giving up the group, then stopping"),
+                );
+                daemon.exiting = true;
+                daemon.want = false;
             }
         }
         if fds[1].revents & libc::POLLIN != 0 {
             daemon.serve_control(&listener, now);
         }
-        for (i, fd) in fds[2..].iter().enumerate() {
+        if fds[2].revents & libc::POLLIN != 0 {
+            let mut drain = [0u8; 64];
+            // SAFETY: reading into a local buffer from our non-blocking pipe.
+            while unsafe {
+                libc::read(
+                    wake_read.as_raw_fd(),
+                    drain.as_mut_ptr().cast(),
+                    drain.len(),
+                )
+            } > 0
+            {}
+        }
+        daemon.take_outcomes();
+        for (i, fd) in fds[MEDIA_FDS..].iter().enumerate() {
             if fd.revents & libc::POLLIN != 0 {
                 daemon.receive(i, now);
             }

@@ -223,6 +223,13 @@ impl Membership {
         }
         peer.last_fields = fields.clone();
         self.counters.accepted += 1;
+        // An orderly shutdown says so (st=dead) after giving up its resources: the peers need
+        // not wait deadtime to take over.
+        if fields.get("st").map(String::as_str) == Some("dead") {
+            peer.state = PeerState::Dead;
+            events.retain(|e| *e != Event::PeerUp(src.clone()));
+            events.push(Event::PeerDead(src.clone()));
+        }
         Ok(events)
     }
 
@@ -392,6 +399,27 @@ mod tests {
         }
         assert_eq!(events, vec![Event::MediumDown("n2".into(), "eth1".into())]);
         assert_eq!(m.peers["n2"].state, PeerState::Up);
+    }
+
+    #[test]
+    fn an_orderly_shutdown_is_dead_at_once() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap();
+        let mut leaving = fields("n2", 1, 2);
+        leaving.insert("st".into(), "dead".into());
+        assert_eq!(
+            m.receive(&leaving, "eth0", t0).unwrap(),
+            vec![Event::PeerDead("n2".into())]
+        );
+        assert_eq!(m.peers["n2"].state, PeerState::Dead);
+        assert_eq!(
+            m.receive(&fields("n2", 2, 1), "eth0", t0).unwrap(),
+            vec![
+                Event::PeerRestarted("n2".into()),
+                Event::PeerUp("n2".into())
+            ]
+        );
     }
 
     #[test]
