@@ -5,6 +5,7 @@
 #                  <type>-agent links and hb-monitor into $(DESTDIR)$(PREFIX)/sbin
 #   make deps      install what the rest needs (Debian packages; run as root)
 #   make test      every test, root-only ones included (run as root)
+#   make test-vm   the real-DRBD tier alone, in two QEMU guests (as root)
 #   make bench     ferroha vs the reference agents, same machine, same run
 #   make demo      the demo on this machine (as root)
 #   make check     formatting, lints, meta-data against the OCF DTD and schema
@@ -24,7 +25,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-unit bench demo check clean
+.PHONY: all deps build install uninstall test test-vm test-unit bench demo check clean
 
 all: build
 
@@ -55,6 +56,12 @@ uninstall:
 # and resource-agents' tools. Plain `cargo test` (no root) runs the rest and lists those as ignored.
 test: deps
 	$(CARGO) test --locked -- --include-ignored
+
+# Only the real-DRBD tier: two QEMU guests from Debian's kernel (tests/vm/build-guest.sh
+# builds and caches the guest in target/vm; as root).
+test-vm:
+	scripts/install-deps --vm
+	$(CARGO) test --locked --features vm-tests --test integration drbd_vm -- --include-ignored --test-threads=1
 
 test-unit:
 	$(CARGO) test --locked

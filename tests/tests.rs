@@ -1,9 +1,12 @@
 //! The one integration-test target: every module runs the built binaries as processes.
 //! Tests marked `#[ignore = "needs root"]` build namespaces; `make test` runs them too.
 
+#[cfg(feature = "vm-tests")]
+mod drbd_vm;
 mod fs_agent;
 mod harness;
 mod hb_check;
+mod hb_group;
 mod hb_membership;
 mod mysql_agent;
 mod ocf_peers;

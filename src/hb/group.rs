@@ -360,7 +360,7 @@ mod tests {
                     "n1",
                     Holding::None,
                     false,
-                    &[holder.clone()],
+                    std::slice::from_ref(&holder),
                     AutoFailback::Off
                 ),
                 Decision::Acquire,

@@ -5,3 +5,5 @@ pub mod agent;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
+#[cfg(feature = "vm-tests")]
+pub mod vm;
