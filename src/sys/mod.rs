@@ -3,6 +3,7 @@
 
 pub mod blkdev;
 pub mod cmd;
+pub mod drbd;
 pub mod holders;
 pub mod mounts;
 pub mod netlink;
