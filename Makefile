@@ -67,7 +67,7 @@ test-unit:
 	$(CARGO) test --locked
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs --bench mysql
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb
 
 demo: deps build
 	./demo/vip-failover.sh $(BIN_DIR)/vip-agent
