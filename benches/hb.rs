@@ -146,25 +146,31 @@ fn kill_all(host: &Host, daemon: Guarded) {
     drop(daemon);
 }
 
+/// A fresh LAN with n1 and n2, the daemon started on both and the VIP up on n1.
+fn running_pair(d: &dyn Daemon) -> (Lan, [Host; 2], Guarded, Guarded) {
+    let lan = Lan::new(1);
+    let nodes = [Host::new("n1"), Host::new("n2")];
+    for (i, n) in nodes.iter().enumerate() {
+        lan.attach(n, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
+    }
+    let d1 = d.start(&nodes[0], 0);
+    let d2 = d.start(&nodes[1], 1);
+    wait_for(
+        "the VIP on n1",
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || has_vip(&nodes[0]).then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    (lan, nodes, d1, d2)
+}
+
 fn failover_runs(d: &dyn Daemon, runs: usize) -> Vec<Duration> {
     let mut times = vec![];
     let mut seed = 0x9e37_79b9u64;
     for _ in 0..runs {
         // Fresh hosts every run: nothing (pid files in /run, a VIP, a daemon) carries over.
-        let lan = Lan::new(1);
-        let nodes = [Host::new("n1"), Host::new("n2")];
-        for (i, n) in nodes.iter().enumerate() {
-            lan.attach(n, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
-        }
-        let d1 = d.start(&nodes[0], 0);
-        let d2 = d.start(&nodes[1], 1);
-        wait_for(
-            "the VIP on n1",
-            Duration::from_secs(20),
-            Duration::from_millis(10),
-            || has_vip(&nodes[0]).then_some(()),
-        );
-        std::thread::sleep(Duration::from_millis(500));
+        let (_lan, nodes, d1, d2) = running_pair(d);
         // Random phase within 50 ms, so failures do not always hit the same point of the cycle.
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -186,20 +192,7 @@ fn failover_runs(d: &dyn Daemon, runs: usize) -> Vec<Duration> {
 
 /// Idle CPU (% of a core) and RSS (KiB) of the daemon's processes on the active node.
 fn idle_cost(d: &dyn Daemon, window: Duration) -> (f64, u64) {
-    let lan = Lan::new(1);
-    let nodes = [Host::new("n1"), Host::new("n2")];
-    for (i, n) in nodes.iter().enumerate() {
-        lan.attach(n, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
-    }
-    let _d1 = d.start(&nodes[0], 0);
-    let _d2 = d.start(&nodes[1], 1);
-    wait_for(
-        "the VIP on n1",
-        Duration::from_secs(20),
-        Duration::from_millis(10),
-        || has_vip(&nodes[0]).then_some(()),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let (_lan, nodes, _d1, _d2) = running_pair(d);
     let ticks = |pids: &[u32]| -> u64 {
         pids.iter()
             .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
