@@ -17,8 +17,10 @@ const SECRET: &str = "hb-membership-test-secret";
 /// A node's configuration directory: unicast to `peers` on each interface, fast timings.
 fn config_dir(media: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ha-log");
     let ha_cf = format!(
-        "keepalive 50ms\ndeadtime 400ms\nwarntime 200ms\ninitdead 2\n{media}node n1\nnode n2\n"
+        "keepalive 50ms\ndeadtime 400ms\nwarntime 200ms\ninitdead 2\nlogfile {}\n{media}node n1\nnode n2\n",
+        log.display()
     );
     std::fs::write(dir.path().join("ha.cf"), ha_cf).unwrap();
     std::fs::write(dir.path().join("haresources"), "n1 198.18.1.100\n").unwrap();
@@ -110,6 +112,9 @@ fn a_killed_daemon_is_dead_within_deadtime_and_a_restart_is_a_new_generation() {
     wait_state(&p.n1, "n2", "up", Duration::from_secs(10));
     wait_state(&p.n2, "n1", "up", Duration::from_secs(10));
     let first = peer(&p.n1, "n2").unwrap()["generation"].as_u64().unwrap();
+    // ha.cf's logfile gets the daemon's log lines too.
+    let log = std::fs::read_to_string(p._dirs[0].path().join("ha-log")).unwrap();
+    assert!(log.contains("INFO: node n2 is up"), "{log}");
     // kill -9 of n2's daemon: n1 hears nothing more.
     drop(p.d2.take());
     let detected = wait_state(&p.n1, "n2", "dead", Duration::from_secs(5));

@@ -68,12 +68,62 @@ struct WireCounters {
     too_large: u64,
 }
 
+/// Where the daemon's log lines go besides stderr: `logfile` and `logfacility` of ha.cf.
+struct LogSinks {
+    file: Option<std::fs::File>,
+    syslog: Option<(u8, std::os::unix::net::UnixDatagram)>,
+}
+
+static LOG_SINKS: std::sync::OnceLock<std::sync::Mutex<LogSinks>> = std::sync::OnceLock::new();
+
+/// Opens `logfile` (append) and connects to syslog for `logfacility`, as ha.cf asks.
+fn open_log_sinks(cfg: &super::config::HaCf) -> Result<(), DaemonError> {
+    let file = match &cfg.logfile {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| DaemonError::Failed(format!("logfile {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let syslog = cfg.logfacility.as_deref().and_then(|name| {
+        let facility = crate::ocf::log::facility_code(name)?;
+        let socket = std::os::unix::net::UnixDatagram::unbound().ok()?;
+        socket.connect("/dev/log").ok()?;
+        Some((facility, socket))
+    });
+    let _ = LOG_SINKS.set(std::sync::Mutex::new(LogSinks { file, syslog }));
+    Ok(())
+}
+
 fn log(level: &str, message: &str) {
-    let _ = writeln!(
-        io::stderr().lock(),
-        "hb-monitor[{}]: {level}: {message}",
-        std::process::id()
-    );
+    let line = format!("hb-monitor[{}]: {level}: {message}", std::process::id());
+    let _ = writeln!(io::stderr().lock(), "{line}");
+    let Some(Ok(mut sinks)) = LOG_SINKS.get().map(|m| m.lock()) else {
+        return;
+    };
+    if let Some(file) = sinks.file.as_mut() {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = writeln!(
+            file,
+            "{}.{:03} {line}",
+            stamp.as_secs(),
+            stamp.subsec_millis()
+        );
+    }
+    if let Some((facility, socket)) = &sinks.syslog {
+        let severity = match level {
+            "ERROR" => 3,
+            "WARN" => 4,
+            "INFO" => 6,
+            _ => 7,
+        };
+        let _ = socket.send(format!("<{}>{line}", (facility << 3) | severity).as_bytes());
+    }
 }
 
 /// Bumps and returns the generation kept in `state_dir` (Heartbeat's `hg`): peers tell a
@@ -473,6 +523,7 @@ pub fn run(
         }
         _ => DaemonError::Failed(format!("opening the media: {e}")),
     })?;
+    open_log_sinks(&cfg.ha_cf)?;
     let generation = next_generation(state_dir).map_err(|e| {
         DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
     })?;

@@ -21,7 +21,7 @@ struct AgentLogger {
 }
 
 /// Syslog facility numbers (RFC 5424), by the names `ha.cf`/`HA_LOGFACILITY` use.
-fn facility_code(name: &str) -> Option<u8> {
+pub fn facility_code(name: &str) -> Option<u8> {
     let code = match name.to_ascii_lowercase().as_str() {
         "kern" => 0,
         "user" => 1,
