@@ -8,13 +8,14 @@ use std::process::{Command, Output};
 use super::host::Host;
 
 /// The OCF types of the agents built so far (the entries of `agents/`).
-pub const AGENT_TYPES: &[&str] = &["fs", "mysql", "vip"];
+pub const AGENT_TYPES: &[&str] = &["drbd", "fs", "mysql", "vip"];
 
 /// The built binary of an agent (`vip` → `vip-agent`).
 pub fn agent_bin(type_name: &str) -> PathBuf {
     let path = match type_name {
         "vip" => env!("CARGO_BIN_EXE_vip-agent"),
         "fs" => env!("CARGO_BIN_EXE_fs-agent"),
+        "drbd" => env!("CARGO_BIN_EXE_drbd-agent"),
         "mysql" => env!("CARGO_BIN_EXE_mysql-agent"),
         other => panic!("no agent binary for type {other}"),
     };

@@ -1,0 +1,557 @@
+//! drbd-agent: a DRBD resource, the counterpart of LINBIT's drbd agent and of Heartbeat's
+//! drbddisk. DRBD is driven through `drbdadm` and read with one `drbdsetup events2 --now`
+//! ([`crate::sys::drbd`]), behind the [`DrbdCtl`] trait so that every decision is unit-tested
+//! against the output real DRBD printed; the VM tier runs the agent against real DRBD.
+//!
+//! Two modes, chosen by how the agent is run (see the meta-data): a promotable clone under
+//! Pacemaker, or a plain primitive in an hb-monitor group where start means "Primary here".
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::ocf::{
+    AgentError, AgentResult, Context, ParamSpec, ParamType, Params, ResourceAgent, Status,
+};
+use crate::sys::cmd::{self, CmdError};
+use crate::sys::drbd::{self, DEFAULT_SCORES, Disk, ResourceState, Role};
+
+const META: &str = include_str!("../../ocf-meta/drbd.xml");
+
+/// The parameter table (LINBIT's names where they apply).
+pub static PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("drbd_resource", "DRBD resource name")
+        .required()
+        .unique(),
+    ParamSpec::new("drbdconf", "DRBD configuration file").default("/etc/drbd.conf"),
+    ParamSpec::new("adjust_master_score", "four ascending promotion scores")
+        .default("0 10 1000 10000"),
+    ParamSpec::new(
+        "stop_outdates_secondary",
+        "outdate own data on stop while the peer is Primary",
+    )
+    .kind(ParamType::Boolean)
+    .default("false"),
+    ParamSpec::new("force_promote", "promote without the safety checks")
+        .kind(ParamType::Boolean)
+        .default("false"),
+    ParamSpec::new("drbdadm", "drbdadm binary").default("/usr/sbin/drbdadm"),
+    ParamSpec::new("drbdsetup", "drbdsetup binary").default("/usr/sbin/drbdsetup"),
+];
+
+/// The actions the meta-data advertises.
+pub const ACTIONS: &[&str] = &[
+    "start",
+    "stop",
+    "promote",
+    "demote",
+    "notify",
+    "monitor",
+    "validate-all",
+    "meta-data",
+];
+
+/// A validated drbd configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrbdConfig {
+    /// Resource name.
+    pub resource: String,
+    /// Configuration file.
+    pub drbdconf: PathBuf,
+    /// Promotion scores.
+    pub scores: [u32; 4],
+    /// Outdate on stop while the peer is Primary.
+    pub stop_outdates_secondary: bool,
+    /// Skip the promotion safety checks.
+    pub force_promote: bool,
+    /// drbdadm.
+    pub drbdadm: PathBuf,
+    /// drbdsetup.
+    pub drbdsetup: PathBuf,
+}
+
+/// A failed DRBD command: its exit code and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrbdFailure {
+    /// Exit code (None: could not run, or timed out).
+    pub code: Option<i32>,
+    /// The message.
+    pub message: String,
+    /// The program is not installed.
+    pub not_found: bool,
+}
+
+/// DRBD as the agent uses it.
+pub trait DrbdCtl {
+    /// `drbdsetup events2 --now <res>` output.
+    fn events2(&self, cfg: &DrbdConfig, timeout: Duration) -> Result<String, DrbdFailure>;
+    /// `drbdadm -c <conf> <args…> <res>`.
+    fn drbdadm(
+        &self,
+        cfg: &DrbdConfig,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<String, DrbdFailure>;
+    /// Publishes (Some) or removes (None) the promotion score.
+    fn set_score(&self, instance: &str, score: Option<u32>);
+}
+
+/// The real DRBD, through its command-line tools.
+pub struct KernelDrbd;
+
+fn failure(e: CmdError) -> DrbdFailure {
+    DrbdFailure {
+        code: e.exit_code(),
+        not_found: e.is_not_found(),
+        message: match &e {
+            CmdError::Failed { stderr, stdout, .. } => {
+                let text = if stderr.is_empty() {
+                    stdout.trim()
+                } else {
+                    stderr.as_str()
+                };
+                // drbdadm adds "Command 'drbdsetup-84 …' terminated with exit code N".
+                text.lines()
+                    .filter(|l| !l.starts_with("Command '"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            _ => e.to_string(),
+        },
+    }
+}
+
+impl DrbdCtl for KernelDrbd {
+    fn events2(&self, cfg: &DrbdConfig, timeout: Duration) -> Result<String, DrbdFailure> {
+        let mut c = Command::new(&cfg.drbdsetup);
+        c.args(["events2", "--now", &cfg.resource]);
+        cmd::run(&mut c, timeout).map(|o| o.stdout).map_err(failure)
+    }
+    fn drbdadm(
+        &self,
+        cfg: &DrbdConfig,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<String, DrbdFailure> {
+        let mut c = Command::new(&cfg.drbdadm);
+        c.arg("-c").arg(&cfg.drbdconf).args(args).arg(&cfg.resource);
+        cmd::run(&mut c, timeout).map(|o| o.stdout).map_err(failure)
+    }
+    fn set_score(&self, instance: &str, score: Option<u32>) {
+        let mut c = Command::new("crm_attribute");
+        c.env("OCF_RESOURCE_INSTANCE", instance)
+            .args(["--promotion", "--lifetime", "reboot"]);
+        match score {
+            Some(s) => c.args(["--update", &s.to_string()]),
+            None => c.arg("--delete"),
+        };
+        if let Err(e) = cmd::run(&mut c, Duration::from_secs(10)) {
+            log::warn!("cannot publish the promotion score ({score:?}): {e}");
+        }
+    }
+}
+
+/// The drbd resource agent.
+pub struct DrbdAgent {
+    ctl: Box<dyn DrbdCtl>,
+}
+
+impl Default for DrbdAgent {
+    fn default() -> Self {
+        DrbdAgent {
+            ctl: Box::new(KernelDrbd),
+        }
+    }
+}
+
+/// Is the DRBD kernel module loaded? Without it nothing of any resource can be up.
+fn module_loaded() -> bool {
+    std::path::Path::new("/proc/drbd").exists() || std::path::Path::new("/sys/module/drbd").exists()
+}
+
+/// Run as a promotable clone (Pacemaker) rather than a plain primitive (hb-monitor)?
+fn promotable(ctx: &Context) -> bool {
+    let set = |name: &str| ctx.var(name).is_some_and(|v| !v.is_empty());
+    ctx.var("OCF_RESKEY_CRM_meta_promotable")
+        .is_some_and(|v| crate::ocf::parse_bool(v) == Some(true))
+        || set("OCF_RESKEY_CRM_meta_master_max")
+        || set("OCF_RESKEY_CRM_meta_promoted_max")
+        || set("OCF_RESKEY_CRM_meta_clone_max")
+}
+
+fn step_timeout(ctx: &Context) -> Duration {
+    ctx.deadline
+        .cap(Duration::from_secs(60))
+        .max(Duration::from_millis(100))
+}
+
+impl DrbdAgent {
+    /// An agent on the given DRBD (unit tests).
+    pub fn with(ctl: Box<dyn DrbdCtl>) -> DrbdAgent {
+        DrbdAgent { ctl }
+    }
+
+    fn installed_error(&self, f: &DrbdFailure, what: &str) -> AgentError {
+        if f.not_found {
+            AgentError::Installed(format!("{what} is not installed"))
+        } else {
+            AgentError::Generic(format!("{what}: {}", f.message))
+        }
+    }
+
+    /// The resource's state; None when it is down.
+    fn state(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<Option<ResourceState>> {
+        let out = self
+            .ctl
+            .events2(cfg, step_timeout(ctx))
+            .map_err(|f| self.installed_error(&f, "drbdsetup events2"))?;
+        drbd::parse_events2(&out, &cfg.resource).map_err(|e| AgentError::Generic(e.to_string()))
+    }
+
+    fn adm(&self, cfg: &DrbdConfig, ctx: &Context, args: &[&str]) -> Result<String, DrbdFailure> {
+        log::info!("drbdadm {} {}", args.join(" "), cfg.resource);
+        self.ctl.drbdadm(cfg, args, step_timeout(ctx))
+    }
+
+    fn rescore(&self, cfg: &DrbdConfig, ctx: &Context, state: Option<&ResourceState>) {
+        if promotable(ctx) {
+            self.ctl.set_score(
+                &ctx.instance,
+                state.and_then(|s| s.promotion_score(cfg.scores)),
+            );
+        }
+    }
+
+    /// Brings the resource up (attached, connecting) when it is down.
+    fn up(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<ResourceState> {
+        if let Some(s) = self.state(cfg, ctx)? {
+            return Ok(s);
+        }
+        self.adm(cfg, ctx, &["up"]).map_err(|f| {
+            AgentError::Generic(format!("drbdadm up {}: {}", cfg.resource, f.message))
+        })?;
+        self.state(cfg, ctx)?.ok_or_else(|| {
+            AgentError::Generic(format!("{} is still down after drbdadm up", cfg.resource))
+        })
+    }
+
+    fn become_primary(
+        &self,
+        cfg: &DrbdConfig,
+        ctx: &Context,
+        state: &ResourceState,
+    ) -> AgentResult<()> {
+        if state.role == Role::Primary {
+            return Ok(());
+        }
+        let forced = match state.promotion_refusal() {
+            Some(why) if !cfg.force_promote => {
+                return Err(AgentError::Generic(format!("refusing to promote: {why}")));
+            }
+            Some(why) => {
+                log::warn!("force_promote: promoting although {why}");
+                true
+            }
+            None => false,
+        };
+        let args: &[&str] = if forced {
+            &["primary", "--force"]
+        } else {
+            &["primary"]
+        };
+        self.adm(cfg, ctx, args).map_err(|f| {
+            AgentError::Generic(format!("drbdadm primary {}: {}", cfg.resource, f.message))
+        })?;
+        match self.state(cfg, ctx)? {
+            Some(s) if s.role == Role::Primary => Ok(()),
+            _ => Err(AgentError::Generic(format!(
+                "{} is not Primary after drbdadm primary",
+                cfg.resource
+            ))),
+        }
+    }
+
+    fn become_secondary(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        match self.state(cfg, ctx)? {
+            Some(s) if s.role == Role::Primary => {}
+            _ => return Ok(()),
+        }
+        self.adm(cfg, ctx, &["secondary"]).map_err(|f| {
+            let why = if f.code == Some(11) {
+                " (the device is still open: a mount or a process holds it)"
+            } else {
+                ""
+            };
+            AgentError::Generic(format!(
+                "drbdadm secondary {}: {}{why}",
+                cfg.resource, f.message
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+fn parse_scores(text: &str) -> AgentResult<[u32; 4]> {
+    let values: Vec<u32> = text
+        .split_whitespace()
+        .map(|v| v.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            AgentError::Configured(format!("adjust_master_score '{text}' is not four numbers"))
+        })?;
+    match values.as_slice() {
+        [a, b, c, d] if a <= b && b <= c && c <= d => Ok([*a, *b, *c, *d]),
+        _ => Err(AgentError::Configured(format!(
+            "adjust_master_score '{text}' must be four ascending numbers"
+        ))),
+    }
+}
+
+impl ResourceAgent for DrbdAgent {
+    type Config = DrbdConfig;
+
+    fn type_name(&self) -> &'static str {
+        "drbd"
+    }
+
+    fn meta_data(&self) -> &'static str {
+        META
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn configure(&self, p: &Params) -> AgentResult<DrbdConfig> {
+        let resource = p.required_str("drbd_resource")?;
+        // LINBIT's rule: names of these characters only.
+        let valid = !resource.is_empty()
+            && resource
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-%+./:=@_".contains(c));
+        if !valid {
+            return Err(AgentError::Configured(format!(
+                "drbd_resource '{resource}' has characters DRBD does not allow"
+            )));
+        }
+        let path = |name: &str| -> AgentResult<PathBuf> {
+            let v = p.required_str(name)?;
+            if v.starts_with('/') {
+                Ok(PathBuf::from(v))
+            } else {
+                Err(AgentError::Configured(format!(
+                    "{name} '{v}' must be an absolute path"
+                )))
+            }
+        };
+        Ok(DrbdConfig {
+            resource: resource.to_string(),
+            drbdconf: path("drbdconf")?,
+            scores: match p.get("adjust_master_score") {
+                Some(s) => parse_scores(s)?,
+                None => DEFAULT_SCORES,
+            },
+            stop_outdates_secondary: p.bool("stop_outdates_secondary")?,
+            force_promote: p.bool("force_promote")?,
+            drbdadm: path("drbdadm")?,
+            drbdsetup: path("drbdsetup")?,
+        })
+    }
+
+    fn validate(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        for bin in [&cfg.drbdadm, &cfg.drbdsetup] {
+            if !bin.exists() {
+                return Err(AgentError::Installed(format!(
+                    "{} is not installed",
+                    bin.display()
+                )));
+            }
+        }
+        if std::fs::File::open(&cfg.drbdconf).is_err() {
+            return Err(AgentError::Installed(format!(
+                "{} cannot be read",
+                cfg.drbdconf.display()
+            )));
+        }
+        // drbdadm's own check of the configuration; its message goes to the operator as is.
+        self.ctl
+            .drbdadm(cfg, &["dump"], step_timeout(ctx))
+            .map(|_| ())
+            .map_err(|f| {
+                if f.not_found {
+                    AgentError::Installed(format!("{} is not installed", cfg.drbdadm.display()))
+                } else {
+                    AgentError::Configured(format!(
+                        "drbdadm rejects {} for {}: {}",
+                        cfg.drbdconf.display(),
+                        cfg.resource,
+                        f.message
+                    ))
+                }
+            })
+    }
+
+    fn start(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        self.validate(cfg, ctx)?;
+        let state = self.up(cfg, ctx)?;
+        if promotable(ctx) {
+            // A clone instance starts as Secondary; promotion is Pacemaker's decision.
+            if state.role == Role::Primary {
+                self.become_secondary(cfg, ctx)?;
+            }
+            let now = self.state(cfg, ctx)?;
+            self.rescore(cfg, ctx, now.as_ref());
+            Ok(())
+        } else {
+            self.become_primary(cfg, ctx, &state)
+        }
+    }
+
+    fn stop(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        let state = match self.state(cfg, ctx) {
+            // No tools and no module: nothing can be up, so it is stopped (a failed stop
+            // would get the node fenced for nothing).
+            Err(e) if e.rc() == crate::ocf::OcfRc::ErrInstalled && !module_loaded() => {
+                return Ok(());
+            }
+            other => other?,
+        };
+        let Some(state) = state else {
+            self.rescore(cfg, ctx, None);
+            return Ok(());
+        };
+        self.become_secondary(cfg, ctx)?;
+        if cfg.stop_outdates_secondary && state.peer_primary() {
+            if let Err(f) = self.adm(cfg, ctx, &["outdate"]) {
+                log::warn!("drbdadm outdate {}: {}", cfg.resource, f.message);
+            }
+        }
+        if promotable(ctx) {
+            self.adm(cfg, ctx, &["down"]).map_err(|f| {
+                AgentError::Generic(format!("drbdadm down {}: {}", cfg.resource, f.message))
+            })?;
+            self.rescore(cfg, ctx, None);
+        }
+        // A primitive stays up and replicating as Secondary (Heartbeat's drbddisk).
+        Ok(())
+    }
+
+    fn monitor(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<Status> {
+        let state = match self.state(cfg, ctx) {
+            // A probe on a node without DRBD: nothing is active (OCF: 7, not 5).
+            Err(e)
+                if e.rc() == crate::ocf::OcfRc::ErrInstalled
+                    && ctx.is_probe()
+                    && !module_loaded() =>
+            {
+                return Ok(Status::Stopped);
+            }
+            other => other?,
+        };
+        if !ctx.is_probe() {
+            self.rescore(cfg, ctx, state.as_ref());
+        }
+        let Some(s) = state else {
+            return Ok(Status::Stopped);
+        };
+        let failed = s
+            .devices
+            .iter()
+            .any(|d| matches!(d.disk, Disk::Failed | Disk::Diskless));
+        match (promotable(ctx), s.role) {
+            (true, Role::Primary) if failed => Err(AgentError::FailedPromoted(format!(
+                "{} is Primary without a usable local disk",
+                cfg.resource
+            ))),
+            (true, Role::Primary) => Ok(Status::Promoted),
+            (true, _) => Ok(Status::Running),
+            (false, Role::Primary) if failed => Err(AgentError::Generic(format!(
+                "{} is Primary without a usable local disk",
+                cfg.resource
+            ))),
+            (false, Role::Primary) => Ok(Status::Running),
+            (false, _) => Ok(Status::Stopped),
+        }
+    }
+
+    fn promote(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        let state = self
+            .state(cfg, ctx)?
+            .ok_or_else(|| AgentError::Generic(format!("{} is not started", cfg.resource)))?;
+        let result = self.become_primary(cfg, ctx, &state);
+        let now = self.state(cfg, ctx)?;
+        self.rescore(cfg, ctx, now.as_ref());
+        result
+    }
+
+    fn demote(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        if self.state(cfg, ctx)?.is_none() {
+            return Err(AgentError::Generic(format!(
+                "{} is not started",
+                cfg.resource
+            )));
+        }
+        self.become_secondary(cfg, ctx)?;
+        let now = self.state(cfg, ctx)?;
+        self.rescore(cfg, ctx, now.as_ref());
+        Ok(())
+    }
+
+    fn notify(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
+        let kind = ctx.var("OCF_RESKEY_CRM_meta_notify_type").unwrap_or("");
+        let op = ctx
+            .var("OCF_RESKEY_CRM_meta_notify_operation")
+            .unwrap_or("");
+        let state = self.state(cfg, ctx)?;
+        if kind == "pre" && op == "start" && state.is_some() {
+            // A peer is about to start: make sure we try to connect to it.
+            if let Err(f) = self.adm(cfg, ctx, &["adjust"]) {
+                log::warn!("drbdadm adjust {}: {}", cfg.resource, f.message);
+            }
+        }
+        if kind == "post" {
+            let now = self.state(cfg, ctx)?;
+            self.rescore(cfg, ctx, now.as_ref());
+        }
+        Ok(())
+    }
+
+    fn stop_unconfigured(
+        &self,
+        params: &Params,
+        ctx: &Context,
+        _err: &AgentError,
+    ) -> AgentResult<()> {
+        // With a usable resource name, take it down as LINBIT's agent does ("drbdsetup down");
+        // without one nothing of it can be up.
+        let Some(resource) = params.get("drbd_resource") else {
+            return Ok(());
+        };
+        let drbdsetup = params.get("drbdsetup").unwrap_or("/usr/sbin/drbdsetup");
+        let mut c = Command::new(drbdsetup);
+        c.args(["down", resource]);
+        match cmd::run(&mut c, step_timeout(ctx)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(AgentError::Generic(format!(
+                "drbdsetup down {resource}: {e}"
+            ))),
+        }
+    }
+
+    fn active_unconfigured(&self, params: &Params, ctx: &Context) -> bool {
+        let Some(resource) = params.get("drbd_resource") else {
+            return false;
+        };
+        let drbdsetup = params.get("drbdsetup").unwrap_or("/usr/sbin/drbdsetup");
+        let mut c = Command::new(drbdsetup);
+        c.args(["events2", "--now", resource]);
+        cmd::run(&mut c, step_timeout(ctx))
+            .ok()
+            .and_then(|o| drbd::parse_events2(&o.stdout, resource).ok().flatten())
+            .is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

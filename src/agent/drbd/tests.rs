@@ -1,0 +1,276 @@
+//! drbd-agent's decisions against a fake DRBD that answers with what real DRBD 8.4 printed in
+//! each state (tests/fixtures/drbd/8.4) and moves between those states on drbdadm commands.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::*;
+use crate::ocf::{Action, OcfRc, meta};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/drbd/8.4");
+
+#[derive(Default)]
+struct World {
+    /// The fixture state events2 currently prints.
+    state: String,
+    /// drbdadm calls, in order.
+    calls: Vec<String>,
+    /// Scores published (None = removed).
+    scores: Vec<Option<u32>>,
+    /// Exit code to fail the next `drbdadm <verb>` with.
+    fail: Vec<(String, i32, String)>,
+}
+
+#[derive(Clone, Default)]
+struct FakeDrbd(Rc<RefCell<World>>);
+
+fn recorded(state: &str) -> String {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{state}/drbdsetup-events2-now.txt"))
+        .unwrap_or_else(|e| panic!("{state}: {e}"));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl DrbdCtl for FakeDrbd {
+    fn events2(&self, _: &DrbdConfig, _: Duration) -> Result<String, DrbdFailure> {
+        Ok(recorded(&self.0.borrow().state))
+    }
+    fn drbdadm(&self, _: &DrbdConfig, args: &[&str], _: Duration) -> Result<String, DrbdFailure> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(args.join(" "));
+        if let Some(i) = w.fail.iter().position(|(verb, _, _)| verb == args[0]) {
+            let (_, code, message) = w.fail.remove(i);
+            return Err(DrbdFailure {
+                code: Some(code),
+                message,
+                not_found: false,
+            });
+        }
+        let next = match args[0] {
+            "up" => Some("secondary-secondary-uptodate"),
+            "primary" => Some("primary-uptodate-connected"),
+            "secondary" => Some("secondary-secondary-uptodate"),
+            "down" => Some("down"),
+            _ => None,
+        };
+        if let Some(n) = next {
+            w.state = n.to_string();
+        }
+        Ok(String::new())
+    }
+    fn set_score(&self, _: &str, score: Option<u32>) {
+        self.0.borrow_mut().scores.push(score);
+    }
+}
+
+fn setup(state: &str, pairs: &[(&str, &str)]) -> (DrbdAgent, FakeDrbd, DrbdConfig) {
+    let fake = FakeDrbd::default();
+    fake.0.borrow_mut().state = state.to_string();
+    let mut all = vec![("drbd_resource", "r0")];
+    all.extend_from_slice(pairs);
+    let cfg = DrbdAgent::default()
+        .configure(&Params::from_pairs(PARAMS, &all).unwrap())
+        .unwrap();
+    (DrbdAgent::with(Box::new(fake.clone())), fake, cfg)
+}
+
+fn ctx(action: Action, clone: bool) -> Context {
+    let mut c = Context::for_test(action);
+    if clone {
+        c.env
+            .insert("OCF_RESKEY_CRM_meta_promotable".into(), "true".into());
+        c.env
+            .insert("OCF_RESKEY_CRM_meta_clone_max".into(), "2".into());
+    }
+    c.interval_ms = Some(10_000);
+    c
+}
+
+fn calls(fake: &FakeDrbd) -> Vec<String> {
+    fake.0.borrow().calls.clone()
+}
+
+#[test]
+fn meta_data_matches_the_parameter_table() {
+    meta::check::assert_meta_matches(META, "drbd", PARAMS, ACTIONS);
+}
+
+#[test]
+fn as_a_primitive_start_brings_it_up_and_makes_it_primary() {
+    let (agent, fake, cfg) = setup("down", &[]);
+    let c = ctx(Action::Start, false);
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Stopped);
+    // Start without validate (no drbdadm binary here): the part after validation.
+    let state = agent.up(&cfg, &c).unwrap();
+    agent.become_primary(&cfg, &c, &state).unwrap();
+    assert_eq!(calls(&fake), ["up", "primary"]);
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Running);
+    // stop leaves it up and replicating, as Secondary: for the group, "not running".
+    agent.stop(&cfg, &c).unwrap();
+    assert_eq!(calls(&fake), ["up", "primary", "secondary"]);
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Stopped);
+    assert!(
+        fake.0.borrow().scores.is_empty(),
+        "a primitive publishes no scores"
+    );
+}
+
+#[test]
+fn as_a_clone_monitor_reports_roles_and_publishes_scores() {
+    let (agent, fake, cfg) = setup("primary-uptodate-connected", &[]);
+    let c = ctx(Action::Monitor, true);
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Promoted);
+    fake.0.borrow_mut().state = "secondary-peer-gone".into();
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Running);
+    fake.0.borrow_mut().state = "secondary-outdated".into();
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Running);
+    fake.0.borrow_mut().state = "down".into();
+    assert_eq!(agent.monitor(&cfg, &c).unwrap(), Status::Stopped);
+    assert_eq!(
+        fake.0.borrow().scores,
+        vec![Some(10000), Some(1000), None, None]
+    );
+}
+
+#[test]
+fn promotion_is_refused_without_up_to_date_data_or_with_a_primary_peer() {
+    for (state, why) in [
+        ("secondary-outdated", "Outdated"),
+        ("secondary-inconsistent-connected", "Inconsistent"),
+        ("secondary-uptodate-connected", "peer of r0 is Primary"),
+    ] {
+        let (agent, fake, cfg) = setup(state, &[]);
+        let err = agent
+            .promote(&cfg, &ctx(Action::Promote, true))
+            .unwrap_err();
+        assert_eq!(err.rc(), OcfRc::ErrGeneric, "{state}");
+        assert!(
+            err.reason().contains("refusing to promote") && err.reason().contains(why),
+            "{state}: {err}"
+        );
+        assert!(
+            calls(&fake).is_empty(),
+            "{state}: drbdadm called: {:?}",
+            calls(&fake)
+        );
+    }
+}
+
+#[test]
+fn force_promote_overrides_the_checks_explicitly() {
+    let (agent, fake, cfg) = setup("secondary-outdated", &[("force_promote", "true")]);
+    agent.promote(&cfg, &ctx(Action::Promote, true)).unwrap();
+    assert_eq!(calls(&fake), ["primary --force"]);
+}
+
+#[test]
+fn the_survivor_of_a_crash_is_promoted() {
+    let (agent, fake, cfg) = setup("secondary-peer-gone", &[]);
+    agent.promote(&cfg, &ctx(Action::Promote, true)).unwrap();
+    assert_eq!(calls(&fake), ["primary"]);
+}
+
+#[test]
+fn demotion_refused_while_mounted_names_the_cause() {
+    let (agent, fake, cfg) = setup("primary-uptodate-connected", &[]);
+    fake.0.borrow_mut().fail.push((
+        "secondary".into(),
+        11,
+        "0: State change failed: (-12) Device is held open by someone".into(),
+    ));
+    let err = agent.demote(&cfg, &ctx(Action::Demote, true)).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+    assert!(
+        err.reason().contains("held open") && err.reason().contains("still open"),
+        "{err}"
+    );
+    // Once unmounted, it succeeds.
+    agent.demote(&cfg, &ctx(Action::Demote, true)).unwrap();
+    assert_eq!(
+        agent.monitor(&cfg, &ctx(Action::Monitor, true)).unwrap(),
+        Status::Running
+    );
+}
+
+#[test]
+fn clone_stop_of_a_primary_demotes_first_then_takes_it_down() {
+    let (agent, fake, cfg) = setup("primary-uptodate-connected", &[]);
+    agent.stop(&cfg, &ctx(Action::Stop, true)).unwrap();
+    assert_eq!(calls(&fake), ["secondary", "down"]);
+    assert_eq!(fake.0.borrow().scores.last(), Some(&None));
+    agent.stop(&cfg, &ctx(Action::Stop, true)).unwrap();
+    assert_eq!(
+        calls(&fake),
+        ["secondary", "down"],
+        "stop of a stopped resource does nothing"
+    );
+}
+
+#[test]
+fn a_failed_disk_on_the_primary_is_failed_promoted() {
+    let (agent, fake, cfg) = setup("primary-uptodate-connected", &[]);
+    let text = "exists resource name:r0 role:Primary suspended:no\n\
+                exists device name:r0 volume:0 minor:0 disk:Diskless\nexists -\n";
+    struct Fixed(String, FakeDrbd);
+    impl DrbdCtl for Fixed {
+        fn events2(&self, _: &DrbdConfig, _: Duration) -> Result<String, DrbdFailure> {
+            Ok(self.0.clone())
+        }
+        fn drbdadm(&self, c: &DrbdConfig, a: &[&str], t: Duration) -> Result<String, DrbdFailure> {
+            self.1.drbdadm(c, a, t)
+        }
+        fn set_score(&self, i: &str, s: Option<u32>) {
+            self.1.set_score(i, s)
+        }
+    }
+    let agent_failed = DrbdAgent::with(Box::new(Fixed(text.into(), fake.clone())));
+    let err = agent_failed
+        .monitor(&cfg, &ctx(Action::Monitor, true))
+        .unwrap_err();
+    assert_eq!(err.rc(), OcfRc::FailedPromoted);
+    let _ = agent;
+}
+
+#[test]
+fn configuration_that_drbdadm_rejects_is_err_configured_with_its_message() {
+    let (agent, fake, mut cfg) = setup("down", &[]);
+    cfg.drbdadm = PathBuf::from("/bin/true");
+    cfg.drbdsetup = PathBuf::from("/bin/true");
+    cfg.drbdconf = PathBuf::from("/etc/hostname");
+    fake.0.borrow_mut().fail.push((
+        "dump".into(),
+        10,
+        "'r9' not defined in your config (for this host).".into(),
+    ));
+    let err = agent
+        .validate(&cfg, &ctx(Action::ValidateAll, false))
+        .unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert!(err.reason().contains("not defined in your config"), "{err}");
+    cfg.drbdadm = PathBuf::from("/nonexistent/drbdadm");
+    assert_eq!(
+        agent
+            .validate(&cfg, &ctx(Action::ValidateAll, false))
+            .unwrap_err()
+            .rc(),
+        OcfRc::ErrInstalled
+    );
+}
+
+#[test]
+fn bad_parameters_are_err_configured() {
+    for pairs in [
+        &[("drbd_resource", "r 0")][..],
+        &[("drbd_resource", "r0"), ("adjust_master_score", "1 2 3")],
+        &[("drbd_resource", "r0"), ("adjust_master_score", "10 5 3 1")],
+        &[("drbd_resource", "r0"), ("drbdadm", "drbdadm")],
+        &[],
+    ] {
+        let err = Params::from_pairs(PARAMS, pairs)
+            .and_then(|p| DrbdAgent::default().configure(&p))
+            .unwrap_err();
+        assert_eq!(err.rc(), OcfRc::ErrConfigured, "{pairs:?}");
+    }
+}
