@@ -421,10 +421,11 @@ impl ResourceAgent for DrbdAgent {
             return Ok(());
         };
         self.become_secondary(cfg, ctx)?;
-        if cfg.stop_outdates_secondary && state.peer_primary() {
-            if let Err(f) = self.adm(cfg, ctx, &["outdate"]) {
-                log::warn!("drbdadm outdate {}: {}", cfg.resource, f.message);
-            }
+        if cfg.stop_outdates_secondary
+            && state.peer_primary()
+            && let Err(f) = self.adm(cfg, ctx, &["outdate"])
+        {
+            log::warn!("drbdadm outdate {}: {}", cfg.resource, f.message);
         }
         if promotable(ctx) {
             self.adm(cfg, ctx, &["down"]).map_err(|f| {
