@@ -1,6 +1,6 @@
 //! Real DRBD 8.4.11 in two QEMU guests (`make test-vm`; built only with `--features vm-tests`):
 //! the behaviour drbd-agent and the DRBD simulator must match, driven here with the real
-//! `drbdadm` of drbd-utils 9.22 (no agent yet).
+//! `drbdadm` of drbd-utils 9.22, then drbd-agent itself against the same real DRBD.
 //!
 //! The scenario asserts each state it reaches by parsing `drbdadm status r0`. With
 //! `FERROHA_RECORD_DRBD=1` it also records, at each distinct state, what DRBD's userland prints
@@ -392,4 +392,102 @@ fn status_parser_reads_the_9_style_format() {
     let s = Status::parse("r0 role:Secondary\n  disk:UpToDate\n  peer connection:Connecting\n");
     assert!(!s.connected());
     assert_eq!(s.get("peer.connection"), "Connecting");
+}
+
+/// drbd-agent (the binary of this build, shared into the guests) run against real DRBD.
+fn agent(guest: &Guest, action: &str, env: &str) -> Exec {
+    guest.exec(
+        &format!(
+            "OCF_RESKEY_drbd_resource=r0 OCF_RESKEY_drbdconf=/etc/drbd.conf \
+             OCF_RESOURCE_INSTANCE=drbd_r0 OCF_RESKEY_CRM_meta_interval=10000 {env} \
+             /share/drbd-agent {action}"
+        ),
+        Duration::from_secs(120),
+    )
+}
+
+/// Clone mode, as Pacemaker runs it.
+const CLONE: &str = "OCF_RESKEY_CRM_meta_promotable=true OCF_RESKEY_CRM_meta_clone_max=2";
+
+fn assert_rc(exec: &Exec, rc: i32, what: &str) {
+    assert_eq!(
+        exec.code, rc,
+        "{what}: stdout {}\nstderr {}",
+        exec.stdout, exec.stderr
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn drbd_agent_against_real_drbd() {
+    assert!(is_root(), "the VM tier needs root; run `make test-vm`");
+    let pair = Pair::new();
+    let (a, b) = (&pair.a, &pair.b);
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_drbd-agent"),
+        pair.share().join("drbd-agent"),
+    )
+    .unwrap();
+    for g in [a, b] {
+        g.run_ok("drbdadm create-md r0");
+        assert_rc(&agent(g, "validate-all", CLONE), 0, "validate-all");
+        assert_rc(&agent(g, "monitor", CLONE), 7, "monitor while down");
+        assert_rc(&agent(g, "start", CLONE), 0, "clone start");
+        assert_rc(&agent(g, "start", CLONE), 0, "double start");
+    }
+    for g in [a, b] {
+        wait_status(g, "Connected Inconsistent", |s| {
+            s.replication() == "Established"
+        });
+        assert_rc(&agent(g, "monitor", CLONE), 0, "Secondary monitor");
+    }
+    // Inconsistent data is never promoted.
+    let refused = agent(a, "promote", CLONE);
+    assert_rc(&refused, 1, "promote while Inconsistent");
+    assert!(
+        refused.stderr.contains("refusing to promote"),
+        "{}",
+        refused.stderr
+    );
+    // The operator forces the first Primary (initial sync), as with LINBIT's agent.
+    a.run_ok("drbdadm primary --force r0");
+    for g in [a, b] {
+        wait_status(g, "UpToDate/UpToDate", connected_up_to_date);
+    }
+    assert_rc(&agent(a, "monitor", CLONE), 8, "Primary monitor");
+    assert_rc(&agent(b, "monitor", CLONE), 0, "Secondary monitor");
+    // A Primary peer blocks promotion; after demotion it works.
+    let refused = agent(b, "promote", CLONE);
+    assert_rc(&refused, 1, "promote while the peer is Primary");
+    assert!(refused.stderr.contains("Primary"), "{}", refused.stderr);
+    assert_rc(&agent(a, "demote", CLONE), 0, "demote a");
+    assert_rc(&agent(b, "promote", CLONE), 0, "promote b");
+    assert_rc(&agent(b, "monitor", CLONE), 8, "b Primary");
+    // A mounted device cannot be demoted; the reason says why.
+    b.run_ok("mkfs.ext4 -q /dev/drbd0 && mkdir -p /mnt/r0 && mount /dev/drbd0 /mnt/r0");
+    let held = agent(b, "demote", CLONE);
+    assert_rc(&held, 1, "demote while mounted");
+    assert!(held.stderr.contains("still open"), "{}", held.stderr);
+    b.run_ok("umount /mnt/r0");
+    assert_rc(&agent(b, "demote", CLONE), 0, "demote after umount");
+    // Primitive mode (hb-monitor's drbddisk role): start = Primary here, stop = Secondary.
+    assert_rc(&agent(a, "start", ""), 0, "primitive start");
+    assert_rc(
+        &agent(a, "monitor", ""),
+        0,
+        "primitive monitor while Primary",
+    );
+    assert_rc(&agent(a, "stop", ""), 0, "primitive stop");
+    assert_rc(
+        &agent(a, "monitor", ""),
+        7,
+        "primitive monitor while Secondary",
+    );
+    assert!(status(a).connected(), "a primitive stop keeps replicating");
+    // Clone stop takes it down; stop again is 0.
+    for g in [a, b] {
+        assert_rc(&agent(g, "stop", CLONE), 0, "clone stop");
+        assert_rc(&agent(g, "stop", CLONE), 0, "double stop");
+        assert_rc(&agent(g, "monitor", CLONE), 7, "monitor after stop");
+    }
 }
