@@ -7,7 +7,7 @@
 #   make test      every test, root-only ones included (run as root)
 #   make test-vm   the real-DRBD tier alone, in two QEMU guests (as root)
 #   make bench     ferroha vs the reference agents, same machine, same run
-#   make demo      the demo on this machine (as root)
+#   make demo      the demo on this machine: a two-node hb-monitor cluster (as root)
 #   make check     formatting, lints, meta-data against the OCF DTD and schema
 
 PREFIX   ?= /usr
@@ -25,7 +25,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-vm test-unit bench demo check clean
+.PHONY: all deps build install uninstall test test-vm test-unit bench demo demo-vip check clean
 
 all: build
 
@@ -70,6 +70,10 @@ bench: deps
 	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb
 
 demo: deps build
+	./demo/cluster.sh $(BIN_DIR)
+
+# The first demo: vip-agent alone moving a VIP between two namespaces.
+demo-vip: deps build
 	./demo/vip-failover.sh $(BIN_DIR)/vip-agent
 
 check: build
