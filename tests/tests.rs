@@ -2,6 +2,7 @@
 //! Tests marked `#[ignore = "needs root"]` build namespaces; `make test` runs them too.
 
 mod drbd_agent;
+mod drbd_sim;
 #[cfg(feature = "vm-tests")]
 mod drbd_vm;
 mod fs_agent;

@@ -2,6 +2,7 @@
 //! and running agents as processes.
 
 pub mod agent;
+pub mod drbd_sim;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;

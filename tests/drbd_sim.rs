@@ -1,0 +1,215 @@
+//! The DRBD simulator (`examples/drbd-sim.rs`): its output checked against what real DRBD 8.4
+//! printed (`tests/fixtures/drbd/8.4`), and drbd-agent driven through it on two simulated
+//! nodes, as a clone and under ocf-tester. No root and no DRBD kernel needed.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::agent::{agent_bin, world_readable_tempdir};
+use crate::util::drbd_sim::DrbdSim;
+
+/// The stdout part of a recorded fixture (after `# exit 0`, before any `# stderr`).
+fn fixture_stdout(state: &str, file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/drbd/8.4")
+        .join(state)
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body = text
+        .strip_prefix("# exit 0\n")
+        .unwrap_or_else(|| panic!("{}: not exit 0", path.display()));
+    body.split("# stderr\n").next().unwrap().to_string()
+}
+
+fn assert_events2(sim: &DrbdSim, node: &str, state: &str) {
+    assert_eq!(
+        sim.events2(node),
+        fixture_stdout(state, "drbdsetup-events2-now.txt"),
+        "node {node} vs the recorded state {state}"
+    );
+}
+
+/// A recorded refusal: exit code and the first stderr line (drbdadm's "Command '…'
+/// terminated" line is not simulated).
+fn fixture_refusal(state: &str, file: &str) -> (i32, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/drbd/8.4")
+        .join(state)
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# exit "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stderr = text.split("# stderr\n").nth(1).unwrap();
+    (code, stderr.lines().next().unwrap().to_string())
+}
+
+#[test]
+fn simulator_prints_what_real_drbd_printed() {
+    let sim = DrbdSim::new();
+    assert_events2(&sim, "a", "down");
+    assert_eq!(sim.drbdadm("a", &["up", "r0"]).rc, 0);
+    assert_eq!(sim.drbdadm("b", &["up", "r0"]).rc, 0);
+    assert_events2(&sim, "a", "secondary-inconsistent-connected");
+    let (code, line) = fixture_refusal("secondary-inconsistent-connected", "drbdadm-primary.txt");
+    let r = sim.drbdadm("a", &["primary", "r0"]);
+    assert_eq!((r.rc, r.stderr.trim_end().to_string()), (code, line));
+
+    assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
+    assert_events2(&sim, "a", "primary-uptodate-connected");
+    // The other side of the same moment (beta is Secondary with alpha Primary).
+    assert_events2(&sim, "b", "secondary-uptodate-connected");
+
+    sim.ctl(&["held-open", "a", "1"]);
+    let (code, line) = fixture_refusal("primary-mounted", "drbdadm-secondary.txt");
+    let r = sim.drbdadm("a", &["secondary", "r0"]);
+    assert_eq!((r.rc, r.stderr.trim_end().to_string()), (code, line));
+    sim.ctl(&["held-open", "a", "0"]);
+
+    sim.ctl(&["cut-link"]);
+    assert_events2(&sim, "a", "primary-link-cut");
+    assert_events2(&sim, "b", "secondary-link-cut");
+    assert_eq!(sim.drbdadm("b", &["outdate", "r0"]).rc, 0);
+    assert_events2(&sim, "b", "secondary-outdated");
+    let (code, line) = fixture_refusal("secondary-outdated", "drbdadm-primary.txt");
+    let r = sim.drbdadm("b", &["primary", "r0"]);
+    assert_eq!((r.rc, r.stderr.trim_end().to_string()), (code, line));
+
+    sim.ctl(&["restore-link"]);
+    assert_events2(&sim, "b", "secondary-uptodate-connected");
+    assert_eq!(sim.drbdadm("a", &["secondary", "r0"]).rc, 0);
+    assert_events2(&sim, "a", "secondary-secondary-uptodate");
+
+    sim.ctl(&["crash", "a"]);
+    assert_events2(&sim, "b", "secondary-peer-gone");
+    assert_eq!(sim.drbdadm("b", &["primary", "r0"]).rc, 0);
+    assert_events2(&sim, "b", "primary-peer-gone");
+    assert_events2(&sim, "a", "down");
+
+    let r = sim.drbdadm("a", &["dump", "r9"]);
+    assert_eq!(r.rc, 10);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "'r9' not defined in your config (for this host)."
+    );
+    assert_eq!(sim.drbdadm("a", &["dump", "r0"]).rc, 0);
+    assert_eq!(sim.drbdadm("b", &["adjust", "r0"]).rc, 0);
+}
+
+#[test]
+fn clone_promotion_follows_drbd() {
+    let sim = DrbdSim::new();
+    sim.clone_run("a", "monitor").rc(7);
+    sim.clone_run("a", "start").rc(0);
+    sim.clone_run("b", "start").rc(0);
+    sim.clone_run("a", "monitor").rc(0);
+    // Fresh meta-data on both sides: nothing to promote.
+    sim.clone_run("a", "promote")
+        .rc(1)
+        .reason_contains("Inconsistent");
+    // The operator picks a side, as after create-md.
+    assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
+    sim.clone_run("a", "monitor").rc(8);
+    sim.clone_run("b", "monitor").rc(0);
+    sim.clone_run("b", "promote")
+        .rc(1)
+        .reason_contains("peer of r0 is Primary");
+    // Swap.
+    sim.clone_run("a", "demote").rc(0);
+    sim.clone_run("b", "promote").rc(0);
+    sim.clone_run("b", "monitor").rc(8);
+    sim.clone_run("a", "monitor").rc(0);
+    // A mount holds b: demote fails with DRBD's reason, then works once unmounted.
+    sim.ctl(&["held-open", "b", "1"]);
+    sim.clone_run("b", "demote")
+        .rc(1)
+        .reason_contains("held open");
+    sim.clone_run("b", "monitor").rc(8);
+    sim.ctl(&["held-open", "b", "0"]);
+    sim.clone_run("b", "demote").rc(0);
+    sim.clone_run("a", "promote").rc(0);
+
+    // Link cut: a stays Primary.
+    sim.ctl(&["cut-link"]);
+    sim.clone_run("a", "monitor").rc(8);
+    sim.clone_run("b", "monitor").rc(0);
+    // Split brain: b is UpToDate and does not see a Primary peer (it sees none), so both
+    // DRBD and the agent allow promoting it; only fencing (or an outdate of b by a) can
+    // prevent this. The agent refuses only a *connected* Primary peer.
+    sim.clone_run("b", "promote").rc(0);
+    sim.clone_run("b", "monitor").rc(8);
+    sim.clone_run("a", "monitor").rc(8);
+    sim.clone_run("b", "demote").rc(0);
+    sim.ctl(&["restore-link"]);
+
+    // Stop of a Primary demotes first, then takes the resource down.
+    sim.clone_run("a", "stop").rc(0);
+    sim.clone_run("a", "monitor").rc(7);
+    assert_eq!(sim.events2("a"), "exists -\n");
+    sim.clone_run("a", "stop").rc(0);
+    // A held-open Primary cannot be stopped.
+    sim.clone_run("b", "promote").rc(0);
+    sim.ctl(&["held-open", "b", "1"]);
+    sim.clone_run("b", "stop")
+        .rc(1)
+        .reason_contains("held open");
+    sim.ctl(&["held-open", "b", "0"]);
+    sim.clone_run("b", "stop").rc(0);
+    sim.clone_run("b", "monitor").rc(7);
+}
+
+#[test]
+fn primitive_start_makes_primary_and_stop_leaves_it_up() {
+    let sim = DrbdSim::new();
+    sim.agent("a")
+        .run("start")
+        .rc(1)
+        .reason_contains("Inconsistent");
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    sim.agent("a").run("start").rc(0);
+    sim.agent("a").run("monitor").rc(0);
+    sim.agent("b").run("start").rc(1).reason_contains("Primary");
+    sim.agent("a").run("stop").rc(0);
+    sim.agent("a").run("monitor").rc(7);
+    // Replicating as Secondary, as Heartbeat's drbddisk leaves it.
+    assert_events2(&sim, "a", "secondary-secondary-uptodate");
+}
+
+#[test]
+fn ocf_tester_passes_on_drbd_agent() {
+    assert!(
+        Path::new("/usr/sbin/ocf-tester").exists(),
+        "ocf-tester (resource-agents) is missing: `make deps` installs it"
+    );
+    let sim = DrbdSim::new();
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    // ocf-tester runs meta-data as nobody: the agent in a directory nobody can traverse.
+    let dir = world_readable_tempdir();
+    let agent = dir.path().join("drbd");
+    std::fs::copy(agent_bin("drbd"), &agent).unwrap();
+    let o = |k: &str, v: &Path| format!("{k}={}", v.display());
+    let out = Command::new("/usr/sbin/ocf-tester")
+        .args(["-n", "drbd", "-o", "drbd_resource=r0", "-o"])
+        .arg(o("drbdadm", &sim.bin("drbdadm")))
+        .arg("-o")
+        .arg(o("drbdsetup", &sim.bin("drbdsetup")))
+        .arg("-o")
+        .arg(o("drbdconf", &sim.conf()))
+        .arg(&agent)
+        // ocf-tester passes its own environment on to the agent.
+        .env("DRBD_SIM_DIR", sim.path())
+        .env("DRBD_SIM_NODE", "a")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "ocf-tester:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+}

@@ -1,0 +1,151 @@
+//! The DRBD simulator (`examples/drbd-sim.rs`) set up for a test: `drbdadm`, `drbdsetup` and
+//! `drbd-sim-ctl` symlinks to the built example, a shared state directory, a configuration
+//! file, and drbd-agent runs as node `a` or `b`.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::agent::{AgentCmd, AgentRun, world_readable_tempdir};
+
+/// The built simulator, built once per test process (`cargo test --test …` does not build
+/// examples).
+fn sim_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test binary>
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut c = Command::new(cargo);
+        c.args([
+            "build",
+            "--quiet",
+            "--example",
+            "drbd-sim",
+            "--manifest-path",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+        if !cfg!(debug_assertions) {
+            c.arg("--release");
+        }
+        let out = c.output().expect("cargo build --example drbd-sim");
+        assert!(
+            out.status.success(),
+            "cargo build --example drbd-sim: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = profile_dir.join("examples/drbd-sim");
+        assert!(bin.exists(), "{} not built", bin.display());
+        bin
+    })
+}
+
+/// One simulated two-node DRBD resource `r0`.
+pub struct DrbdSim {
+    dir: tempfile::TempDir,
+}
+
+/// What a simulator command returned.
+pub struct SimRun {
+    /// Exit code.
+    pub rc: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl DrbdSim {
+    /// A fresh resource: both nodes down, both disks Inconsistent, link up. Everything in it
+    /// is readable by `nobody` (ocf-tester).
+    pub fn new() -> DrbdSim {
+        let dir = world_readable_tempdir();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["drbdadm", "drbdsetup", "drbd-sim-ctl"] {
+            symlink(sim_bin(), bin.join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("drbd.conf"), "# simulated\n").unwrap();
+        DrbdSim { dir }
+    }
+
+    /// The directory (state, `bin/`, `drbd.conf`).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A simulator command path (`drbdadm`, `drbdsetup`, `drbd-sim-ctl`).
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.path().join("bin").join(name)
+    }
+
+    /// The configuration file.
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("drbd.conf")
+    }
+
+    /// Runs a simulator command as `node`.
+    pub fn run(&self, node: &str, name: &str, args: &[&str]) -> SimRun {
+        let out = Command::new(self.bin(name))
+            .args(args)
+            .env("DRBD_SIM_DIR", self.path())
+            .env("DRBD_SIM_NODE", node)
+            .output()
+            .unwrap();
+        SimRun {
+            rc: out.status.code().expect("killed"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `drbdsetup events2 --now r0` on `node`.
+    pub fn events2(&self, node: &str) -> String {
+        let r = self.run(node, "drbdsetup", &["events2", "--now", "r0"]);
+        assert_eq!(r.rc, 0, "{}", r.stderr);
+        r.stdout
+    }
+
+    /// `drbdadm -c <conf> <args…>` on `node`.
+    pub fn drbdadm(&self, node: &str, args: &[&str]) -> SimRun {
+        let conf = self.conf();
+        let mut all = vec!["-c", conf.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run(node, "drbdadm", &all)
+    }
+
+    /// A control verb (see the simulator's header), which must succeed.
+    pub fn ctl(&self, args: &[&str]) {
+        let r = self.run("a", "drbd-sim-ctl", args);
+        assert_eq!(r.rc, 0, "drbd-sim-ctl {args:?}: {}", r.stderr);
+    }
+
+    /// drbd-agent as a primitive on `node`.
+    pub fn agent(&self, node: &str) -> AgentCmd<'static> {
+        AgentCmd::new("drbd")
+            .param("drbd_resource", "r0")
+            .param("drbdadm", self.bin("drbdadm").to_str().unwrap())
+            .param("drbdsetup", self.bin("drbdsetup").to_str().unwrap())
+            .param("drbdconf", self.conf().to_str().unwrap())
+            .env("DRBD_SIM_DIR", self.path().to_str().unwrap())
+            .env("DRBD_SIM_NODE", node)
+            .env("OCF_RESOURCE_INSTANCE", "drbd")
+    }
+
+    /// drbd-agent as one instance of a promotable clone of two on `node`.
+    pub fn clone_agent(&self, node: &str) -> AgentCmd<'static> {
+        self.agent(node)
+            .env("OCF_RESKEY_CRM_meta_promotable", "true")
+            .env("OCF_RESKEY_CRM_meta_clone_max", "2")
+    }
+
+    /// Runs `action` of the clone instance on `node`.
+    pub fn clone_run(&self, node: &str, action: &str) -> AgentRun {
+        self.clone_agent(node).run(action)
+    }
+}
