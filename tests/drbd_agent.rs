@@ -50,3 +50,40 @@ fn without_drbd_tools_actions_say_not_installed_and_probes_say_not_running() {
         .rc(7);
     agent().run("stop").rc(0);
 }
+
+/// Debian's drbdadm on the host checks a resource file the test writes: no DRBD kernel is
+/// needed for `drbdadm dump`, which validate-all runs.
+#[test]
+#[ignore = "needs root"]
+fn validate_all_uses_the_real_drbdadm_on_the_configuration() {
+    use crate::util::host::{Host, Lan};
+    // drbdadm matches `on <host>` sections against uname -n and their addresses against the
+    // host's: a test host called alpha with 198.18.3.1.
+    let lan = Lan::new(3);
+    let alpha = Host::new("alpha");
+    lan.attach(&alpha, "eth0", Some("198.18.3.1/24"));
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("drbd.conf");
+    std::fs::write(
+        &good,
+        "resource r0 {\n\
+         \x20 on alpha { device /dev/drbd0; disk /dev/vda; address 198.18.3.1:7789; meta-disk internal; }\n\
+         \x20 on beta { device /dev/drbd0; disk /dev/vda; address 198.18.3.2:7789; meta-disk internal; }\n\
+         }\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.conf");
+    std::fs::write(&broken, "resource r0 {\n  on alpha { device /dev/drbd0\n").unwrap();
+    let agent = |conf: &std::path::Path, resource: &str| {
+        AgentCmd::new("drbd")
+            .on(&alpha)
+            .param("drbd_resource", resource)
+            .param("drbdconf", &conf.display().to_string())
+            .run("validate-all")
+    };
+    agent(&good, "r0").rc(0);
+    agent(&good, "r9")
+        .rc(6)
+        .reason_contains("'r9' not defined in your config");
+    agent(&broken, "r0").rc(6).reason_contains("Parse error");
+}
