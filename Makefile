@@ -5,7 +5,7 @@
 #                  <type>-agent links and hb-monitor into $(DESTDIR)$(PREFIX)/sbin
 #   make deps      install what the rest needs (Debian packages; run as root)
 #   make test      every test, root-only ones included (run as root)
-#   make test-vm   the real-DRBD tier alone, in two QEMU guests (as root)
+#   make test-vm   the real-DRBD tier alone (also part of make test)
 #   make bench     ferroha vs the reference agents, same machine, same run
 #   make demo      the demo on this machine: a two-node hb-monitor cluster (as root)
 #   make check     formatting, lints, meta-data against the OCF DTD and schema
@@ -31,7 +31,7 @@ all: build
 
 # Debian packages (and rustup's cargo when missing): idempotent, quiet, root.
 deps:
-	scripts/install-deps
+	scripts/install-deps --vm
 
 build:
 	$(CARGO) build --release --locked --bins
@@ -52,10 +52,12 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/hb-monitor
 	-rmdir $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
-# Everything, root-only tests included: they build network namespaces and run Pacemaker's
-# and resource-agents' tools. Plain `cargo test` (no root) runs the rest and lists those as ignored.
+# Everything, root-only tests included: they build network namespaces, run Pacemaker's and
+# resource-agents' tools, and boot two QEMU guests for real DRBD (the vm-tests feature; the
+# guest is built once into target/vm). Plain `cargo test` (no root) runs the unprivileged
+# tests and lists the rest as ignored.
 test: deps
-	$(CARGO) test --locked -- --include-ignored
+	$(CARGO) test --locked --features vm-tests -- --include-ignored
 
 # Only the real-DRBD tier: two QEMU guests from Debian's kernel (tests/vm/build-guest.sh
 # builds and caches the guest in target/vm; as root).
