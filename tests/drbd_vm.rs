@@ -428,6 +428,11 @@ fn drbd_agent_against_real_drbd() {
         pair.share().join("drbd-agent"),
     )
     .unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_fs-agent"),
+        pair.share().join("fs-agent"),
+    )
+    .unwrap();
     for g in [a, b] {
         g.run_ok("drbdadm create-md r0");
         assert_rc(&agent(g, "validate-all", CLONE), 0, "validate-all");
@@ -463,13 +468,50 @@ fn drbd_agent_against_real_drbd() {
     assert_rc(&agent(a, "demote", CLONE), 0, "demote a");
     assert_rc(&agent(b, "promote", CLONE), 0, "promote b");
     assert_rc(&agent(b, "monitor", CLONE), 8, "b Primary");
-    // A mounted device cannot be demoted; the reason says why.
-    b.run_ok("mkfs.ext4 -q /dev/drbd0 && mkdir -p /mnt/r0 && mount /dev/drbd0 /mnt/r0");
+    // fs-agent mounts the device; DRBD then refuses the demotion, and the reason says why.
+    let fs = |g: &Guest, action: &str| {
+        g.exec(
+            &format!(
+                "OCF_RESKEY_device=/dev/drbd0 OCF_RESKEY_directory=/mnt/r0 \
+                 OCF_RESKEY_fstype=ext4 /share/fs-agent {action}"
+            ),
+            Duration::from_secs(120),
+        )
+    };
+    b.run_ok("mkfs.ext4 -q /dev/drbd0 && echo committed > /tmp/marker");
+    assert_rc(&fs(b, "start"), 0, "fs-agent start on the Primary");
+    b.run_ok("cp /tmp/marker /mnt/r0/marker && sync");
     let held = agent(b, "demote", CLONE);
     assert_rc(&held, 1, "demote while mounted");
     assert!(held.stderr.contains("still open"), "{}", held.stderr);
-    b.run_ok("umount /mnt/r0");
-    assert_rc(&agent(b, "demote", CLONE), 0, "demote after umount");
+    assert_rc(&fs(b, "stop"), 0, "fs-agent stop");
+    assert_rc(
+        &agent(b, "demote", CLONE),
+        0,
+        "demote after fs-agent unmounted",
+    );
+    // b becomes Primary again and then dies (kill -9 of its VM): the survivor a, UpToDate
+    // with its peer gone, is promoted by the agent and has the data.
+    assert_rc(&agent(b, "promote", CLONE), 0, "promote b again");
+    b.power_off();
+    wait_status(a, "peer gone", |s| !s.connected());
+    assert_rc(&agent(a, "monitor", CLONE), 0, "survivor Secondary");
+    assert_rc(&agent(a, "promote", CLONE), 0, "promote the survivor");
+    assert_rc(&agent(a, "monitor", CLONE), 8, "survivor Primary");
+    assert_rc(&fs(a, "start"), 0, "fs-agent start on the survivor");
+    assert_eq!(a.run_ok("cat /mnt/r0/marker").trim(), "committed");
+    assert_rc(&fs(a, "stop"), 0, "fs-agent stop on the survivor");
+    assert_rc(&agent(a, "demote", CLONE), 0, "demote the survivor");
+    // b returns: up again through the agent, it resyncs from a.
+    b.boot();
+    assert_rc(&agent(b, "start", CLONE), 0, "clone start after the crash");
+    for g in [a, b] {
+        wait_status(
+            g,
+            "UpToDate/UpToDate after the resync",
+            connected_up_to_date,
+        );
+    }
     // Primitive mode (hb-monitor's drbddisk role): start = Primary here, stop = Secondary.
     assert_rc(&agent(a, "start", ""), 0, "primitive start");
     assert_rc(
