@@ -19,6 +19,9 @@ use crate::sys::drbd::{self, DEFAULT_SCORES, Disk, ResourceState, Role};
 const META: &str = include_str!("../../ocf-meta/drbd.xml");
 
 /// The parameter table (LINBIT's names where they apply).
+/// Also the fallback where the configuration could not be parsed (stop/probe of a bad config).
+const DEFAULT_DRBDSETUP: &str = "/usr/sbin/drbdsetup";
+
 pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::new("drbd_resource", "DRBD resource name")
         .required()
@@ -36,7 +39,7 @@ pub static PARAMS: &[ParamSpec] = &[
         .kind(ParamType::Boolean)
         .default("false"),
     ParamSpec::new("drbdadm", "drbdadm binary").default("/usr/sbin/drbdadm"),
-    ParamSpec::new("drbdsetup", "drbdsetup binary").default("/usr/sbin/drbdsetup"),
+    ParamSpec::new("drbdsetup", "drbdsetup binary").default(DEFAULT_DRBDSETUP),
 ];
 
 /// The actions the meta-data advertises.
@@ -528,7 +531,7 @@ impl ResourceAgent for DrbdAgent {
         let Some(resource) = params.get("drbd_resource") else {
             return Ok(());
         };
-        let drbdsetup = params.get("drbdsetup").unwrap_or("/usr/sbin/drbdsetup");
+        let drbdsetup = params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP);
         let mut c = Command::new(drbdsetup);
         c.args(["down", resource]);
         match cmd::run(&mut c, step_timeout(ctx)) {
@@ -544,7 +547,7 @@ impl ResourceAgent for DrbdAgent {
         let Some(resource) = params.get("drbd_resource") else {
             return false;
         };
-        let drbdsetup = params.get("drbdsetup").unwrap_or("/usr/sbin/drbdsetup");
+        let drbdsetup = params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP);
         let mut c = Command::new(drbdsetup);
         c.args(["events2", "--now", resource]);
         cmd::run(&mut c, step_timeout(ctx))
