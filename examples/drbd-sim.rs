@@ -11,31 +11,47 @@
 //!
 //! Per node: `up` (resource configured), `role` (Primary/Secondary), `disk`
 //! (UpToDate/Inconsistent/Outdated/Consistent/Diskless), `held_open` (a mount, set by the
-//! test). Shared: `link_cut`. The nodes are *connected* when both are up and the link is not
-//! cut; there is no StandAlone state (no `disconnect` verb) and no split-brain detection on
-//! reconnect. Initial state: both down, both disks Inconsistent (fresh meta-data), link up.
+//! test), `standalone` (no connection attempts: after `disconnect` or a detected split brain),
+//! `discard` (a pending `connect --discard-my-data`), and two data generations standing in for
+//! DRBD's UUIDs: `current` (the current one) and `base` (the one both nodes shared when they were
+//! last in sync). Shared: `link_cut`, `resync_ms` (how long a resync takes, 0 = at once), the
+//! running resync (`resync_source`, `resync_until`, wall-clock ms) and `next_gen`.
+//! The nodes are *connected* when both are up, neither is StandAlone and the link is not cut.
+//! Initial state: both down, both disks Inconsistent (fresh meta-data), generations 0, link up.
 //!
-//! After every change the state *settles*: a down node is Secondary; while connected, a node
-//! whose disk is Inconsistent/Outdated/Consistent facing an UpToDate peer becomes UpToDate at
-//! once (resync is instantaneous: SyncSource/SyncTarget are never shown).
+//! After every change (and before every read) the state *settles*, in this order:
+//! 1. A down node is Secondary.
+//! 2. A Primary that is not connected gets a new generation (it may write what the peer does
+//!    not have), as DRBD creates a new current UUID when a Primary loses its peer.
+//! 3. A running resync stops when the connection goes (the target stays Inconsistent) and
+//!    completes when `resync_until` has passed: the target is UpToDate, both share the
+//!    source's generation.
+//! 4. On connection, generations decide, as DRBD's UUID comparison does: the side with a
+//!    pending `--discard-my-data` becomes the target; else both moved away from `base`:
+//!    **split brain**, both nodes become StandAlone (8.4's default `after-sb-*` policies
+//!    `disconnect`) and nothing is discarded; else the side that moved (or, with equal
+//!    generations, the UpToDate side facing an Inconsistent/Outdated/Consistent one) is the
+//!    sync source: the target's disk becomes Inconsistent and a resync of `resync_ms` starts.
 //!
 //! # `drbdsetup events2 --now r0` (as recorded in `tests/fixtures/drbd/8.4`)
 //!
 //! - down (or another resource name): `exists -` only.
 //! - up: the `resource` line (own role), the `connection` line (`Connected` and the peer's
-//!   role when connected, else `Connecting` and `role:Unknown`), the `device` line (own disk),
-//!   the `peer-device` line (`Established` and the peer's disk when connected, else `Off` and
-//!   `DUnknown`), then `exists -`. `peer-node-id` is 0 on both nodes, as 8.4 prints.
+//!   role when connected, `StandAlone` when this node is, else `Connecting`; `role:Unknown`
+//!   when not connected), the `device` line (own disk), the `peer-device` line (`Established`,
+//!   `SyncSource` or `SyncTarget` and the peer's disk when connected, else `Off` and
+//!   `DUnknown`), then `exists -`. `peer-node-id` is 0 on both nodes, as 8.4 prints; a
+//!   StandAlone node prints no `conn-name`, as recorded.
 //!
 //! `drbdsetup down r0` is `drbdadm down r0`.
 //!
-//! # `drbdadm -c <conf> <verb> [--force] <res>`
+//! # `drbdadm -c <conf> <verb> [--force|--discard-my-data] <res>`
 //!
 //! A resource other than `r0`: exit 10, `'X' not defined in your config (for this host).`
 //! (before anything else, as drbdadm parses its configuration first).
 //!
-//! - `up`: down → up, Secondary (connects when the peer is up and the link is not cut).
-//!   Already up: exit 10 `(161) Minor or volume exists already`.
+//! - `up`: down → up, Secondary, connecting (connects when the peer is up and the link is not
+//!   cut). Already up: exit 10 `(161) Minor or volume exists already`.
 //! - `down`: up → down. Held open: exit 11 `(-12) Device is held open by someone`. Down
 //!   already: 0.
 //! - `primary`: down: exit 10 `(127) Device minor not allocated`. The connected peer is
@@ -43,13 +59,18 @@
 //!   DRBD; 8.4's message and its generic state-change exit code). Local disk not UpToDate:
 //!   exit 17 `(-2) Need access to UpToDate data` (recorded; simplification: 8.4 would accept an
 //!   Inconsistent disk with a connected UpToDate peer, the agent never asks for that).
-//! - `primary --force`: as `primary` but a non-UpToDate disk (not Diskless) becomes UpToDate;
-//!   a connected peer then resyncs from it (instantly).
+//! - `primary --force`: as `primary` but a non-UpToDate disk (not Diskless) becomes UpToDate
+//!   with a new generation; a connected peer then resyncs from it.
 //! - `secondary`: held open: exit 11 `(-12) Device is held open by someone` (recorded); else
 //!   Secondary (0 also when down or Secondary already).
 //! - `outdate`: up, Secondary and not connected: disk Outdated. Primary: exit 17 `(-2) Need
 //!   access to UpToDate data`; connected: exit 11 `(-15) Refusing to be Outdated while
 //!   Connected`; down: 0 (8.4 outdates the meta-data; modelled as disk Outdated too).
+//! - `disconnect`: up → StandAlone (0 also when StandAlone already or down).
+//! - `connect [--discard-my-data]`: StandAlone → connecting; `--discard-my-data` makes this
+//!   node the sync target at the next connection (DRBD's manual split-brain recovery). Not
+//!   StandAlone: exit 10 `(125) Device has a net-config (use disconnect first)` (not recorded;
+//!   8.4's message). Down: exit 10 `(127) Device minor not allocated`.
 //! - `adjust`: 0, no change. `dump`: 0, prints a small configuration.
 //!
 //! # `drbd-sim-ctl` (tests only; acts on the shared state, not on `DRBD_SIM_NODE`)
@@ -57,7 +78,9 @@
 //! - `held-open <a|b> <0|1>`: simulate a mount.
 //! - `cut-link` / `restore-link`: the replication link.
 //! - `crash <a|b>`: power failure: down, Secondary, not held open; the peer sees a disconnect.
-//! - `disk <a|b> <state>`: set a disk state (the state settles afterwards).
+//! - `disk <a|b> <state>`: set a disk state; UpToDate on a node that was not also gives it a
+//!   new generation (its data is the newer), as `primary --force` would.
+//! - `resync-ms <n>`: how long later resyncs take.
 //! - `show`: print the state file.
 
 use std::collections::BTreeMap;
@@ -65,6 +88,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::exit;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const RES: &str = "r0";
 const DISKS: &[&str] = &[
@@ -81,12 +105,21 @@ struct Node {
     primary: bool,
     disk: String,
     held_open: bool,
+    standalone: bool,
+    discard: bool,
+    current: u64,
+    base: u64,
 }
 
 struct State {
     a: Node,
     b: Node,
     link_cut: bool,
+    resync_ms: u64,
+    /// "a" or "b" while a resync runs, else empty.
+    resync_source: String,
+    resync_until: u64,
+    next_gen: u64,
 }
 
 fn die(code: i32, msg: &str) -> ! {
@@ -98,24 +131,48 @@ fn state_dir() -> PathBuf {
     PathBuf::from(std::env::var("DRBD_SIM_DIR").unwrap_or_else(|_| die(20, "DRBD_SIM_DIR unset")))
 }
 
+/// Wall-clock milliseconds: the state is shared by separate processes.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn is_stale(disk: &str) -> bool {
+    matches!(disk, "Inconsistent" | "Outdated" | "Consistent")
+}
+
 impl State {
     fn load() -> State {
         let text = fs::read_to_string(state_dir().join("state")).unwrap_or_default();
         let kv: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let flag = |k: String| kv.get(k.as_str()) == Some(&"1");
+        let num = |k: &str| kv.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
         let node = |n: &str| Node {
-            up: kv.get(format!("{n}.up").as_str()) == Some(&"1"),
+            up: flag(format!("{n}.up")),
             primary: kv.get(format!("{n}.role").as_str()) == Some(&"Primary"),
             disk: kv
                 .get(format!("{n}.disk").as_str())
                 .unwrap_or(&"Inconsistent")
                 .to_string(),
-            held_open: kv.get(format!("{n}.held_open").as_str()) == Some(&"1"),
+            held_open: flag(format!("{n}.held_open")),
+            standalone: flag(format!("{n}.standalone")),
+            discard: flag(format!("{n}.discard")),
+            current: num(&format!("{n}.current")),
+            base: num(&format!("{n}.base")),
         };
-        State {
+        let mut st = State {
             a: node("a"),
             b: node("b"),
             link_cut: kv.get("link_cut") == Some(&"1"),
-        }
+            resync_ms: num("resync_ms"),
+            resync_source: kv.get("resync_source").unwrap_or(&"").to_string(),
+            resync_until: num("resync_until"),
+            next_gen: num("next_gen").max(1),
+        };
+        st.settle();
+        st
     }
 
     fn save(&mut self) {
@@ -124,13 +181,25 @@ impl State {
         for (n, s) in [("a", &self.a), ("b", &self.b)] {
             let role = if s.primary { "Primary" } else { "Secondary" };
             text += &format!(
-                "{n}.up={}\n{n}.role={role}\n{n}.disk={}\n{n}.held_open={}\n",
+                "{n}.up={}\n{n}.role={role}\n{n}.disk={}\n{n}.held_open={}\n\
+                 {n}.standalone={}\n{n}.discard={}\n{n}.current={}\n{n}.base={}\n",
                 u8::from(s.up),
                 s.disk,
-                u8::from(s.held_open)
+                u8::from(s.held_open),
+                u8::from(s.standalone),
+                u8::from(s.discard),
+                s.current,
+                s.base,
             );
         }
-        text += &format!("link_cut={}\n", u8::from(self.link_cut));
+        text += &format!(
+            "link_cut={}\nresync_ms={}\nresync_source={}\nresync_until={}\nnext_gen={}\n",
+            u8::from(self.link_cut),
+            self.resync_ms,
+            self.resync_source,
+            self.resync_until,
+            self.next_gen
+        );
         let dir = state_dir();
         let tmp = dir.join("state.tmp");
         let mut f = File::create(&tmp).expect("write state");
@@ -139,22 +208,92 @@ impl State {
     }
 
     fn connected(&self) -> bool {
-        self.a.up && self.b.up && !self.link_cut
+        self.a.up && self.b.up && !self.link_cut && !self.a.standalone && !self.b.standalone
     }
 
+    fn new_gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
+    }
+
+    /// The settling rules of the header, in order.
     fn settle(&mut self) {
+        let connected = self.connected();
         for n in [&mut self.a, &mut self.b] {
             if !n.up {
                 n.primary = false;
             }
         }
-        if self.connected() {
-            let stale = |d: &str| matches!(d, "Inconsistent" | "Outdated" | "Consistent");
-            if self.a.disk == "UpToDate" && stale(&self.b.disk) {
-                self.b.disk = "UpToDate".into();
+        for name in ["a", "b"] {
+            let (n, _) = self.node(name);
+            if n.up && n.primary && !connected && n.current == n.base {
+                let g = self.new_gen();
+                self.node(name).0.current = g;
             }
-            if self.b.disk == "UpToDate" && stale(&self.a.disk) {
-                self.a.disk = "UpToDate".into();
+        }
+        if !self.resync_source.is_empty() {
+            if !connected {
+                self.resync_source.clear();
+            } else if now_ms() >= self.resync_until {
+                let source = self.resync_source.clone();
+                let (src, dst) = self.node(&source);
+                dst.disk = "UpToDate".into();
+                dst.current = src.current;
+                dst.base = src.current;
+                src.base = src.current;
+                self.resync_source.clear();
+            }
+        }
+        if connected && self.resync_source.is_empty() {
+            self.on_connected();
+        }
+    }
+
+    /// Generation comparison on a (re)connection; see rule 4 of the header.
+    fn on_connected(&mut self) {
+        let (a, b) = (&self.a, &self.b);
+        let source = if a.discard || b.discard {
+            Some(if a.discard { "b" } else { "a" })
+        } else {
+            let moved_a = a.current != a.base;
+            let moved_b = b.current != b.base;
+            if moved_a && moved_b && a.current != b.current {
+                self.a.standalone = true;
+                self.b.standalone = true;
+                return;
+            }
+            if moved_a && a.current != b.current {
+                Some("a")
+            } else if moved_b && a.current != b.current {
+                Some("b")
+            } else if a.disk == "UpToDate" && is_stale(&b.disk) {
+                Some("a")
+            } else if b.disk == "UpToDate" && is_stale(&a.disk) {
+                Some("b")
+            } else {
+                None
+            }
+        };
+        self.a.discard = false;
+        self.b.discard = false;
+        match source {
+            Some(src) => {
+                let (s, t) = self.node(src);
+                if t.disk == "Diskless" || s.disk != "UpToDate" {
+                    return;
+                }
+                t.disk = "Inconsistent".into();
+                self.resync_source = src.to_string();
+                self.resync_until = now_ms() + self.resync_ms;
+                if self.resync_ms == 0 {
+                    self.settle();
+                }
+            }
+            None => {
+                if self.a.current == self.b.current {
+                    self.a.base = self.a.current;
+                    self.b.base = self.b.current;
+                }
             }
         }
     }
@@ -178,29 +317,35 @@ fn role(primary: bool) -> &'static str {
 
 fn events2(st: &mut State, res: &str) {
     let connected = st.connected();
-    let (me, peer) = st.node(&this_node());
+    let me_name = this_node();
+    let syncing_from = st.resync_source.clone();
+    let (me, peer) = st.node(&me_name);
     if res == RES && me.up {
         let (cs, prole, repl, pdisk) = if connected {
-            (
-                "Connected",
-                role(peer.primary),
-                "Established",
-                peer.disk.as_str(),
-            )
+            let repl = match syncing_from.as_str() {
+                "" => "Established",
+                s if s == me_name => "SyncSource",
+                _ => "SyncTarget",
+            };
+            ("Connected", role(peer.primary), repl, peer.disk.as_str())
+        } else if me.standalone {
+            ("StandAlone", "Unknown", "Off", "DUnknown")
         } else {
             ("Connecting", "Unknown", "Off", "DUnknown")
         };
+        // As recorded: a StandAlone connection has no conn-name.
+        let conn_name = if me.standalone { "" } else { " conn-name:peer" };
         println!(
             "exists resource name:{RES} role:{} suspended:no",
             role(me.primary)
         );
         println!(
-            "exists connection name:{RES} peer-node-id:0 conn-name:peer connection:{cs} \
+            "exists connection name:{RES} peer-node-id:0{conn_name} connection:{cs} \
              role:{prole}"
         );
         println!("exists device name:{RES} volume:0 minor:0 disk:{}", me.disk);
         println!(
-            "exists peer-device name:{RES} peer-node-id:0 conn-name:peer volume:0 \
+            "exists peer-device name:{RES} peer-node-id:0{conn_name} volume:0 \
              replication:{repl} peer-disk:{pdisk} resync-suspended:no"
         );
     }
@@ -208,6 +353,7 @@ fn events2(st: &mut State, res: &str) {
 }
 
 const HELD_OPEN: &str = "0: State change failed: (-12) Device is held open by someone";
+const NOT_ALLOCATED: &str = "0: Failure: (127) Device minor not allocated";
 
 fn down(me: &mut Node) {
     if me.up && me.held_open {
@@ -216,19 +362,25 @@ fn down(me: &mut Node) {
     me.up = false;
 }
 
-fn drbdadm(st: &mut State, verb: &str, force: bool) {
+fn drbdadm(st: &mut State, verb: &str, flags: &[&str]) {
     let connected = st.connected();
+    let force = flags.contains(&"--force");
+    let discard = flags.contains(&"--discard-my-data");
+    let forced_gen = st.next_gen + 1;
     let (me, peer) = st.node(&this_node());
     match verb {
         "up" if me.up => die(
             10,
             "0: Failure: (161) Minor or volume exists already (delete it first)",
         ),
-        "up" => me.up = true,
+        "up" => {
+            me.up = true;
+            me.standalone = false;
+        }
         "down" => down(me),
         "primary" => {
             if !me.up {
-                die(10, "0: Failure: (127) Device minor not allocated");
+                die(10, NOT_ALLOCATED);
             }
             if connected && peer.primary {
                 die(
@@ -244,6 +396,12 @@ fn drbdadm(st: &mut State, verb: &str, force: bool) {
                     );
                 }
                 me.disk = "UpToDate".into();
+                me.current = forced_gen;
+                st.next_gen = forced_gen;
+                st.resync_source.clear();
+                let (me, _) = st.node(&this_node());
+                me.primary = true;
+                return;
             }
             me.primary = true;
         }
@@ -261,6 +419,20 @@ fn drbdadm(st: &mut State, verb: &str, force: bool) {
             if me.disk != "Diskless" && me.disk != "Inconsistent" {
                 me.disk = "Outdated".into();
             }
+        }
+        "disconnect" => {
+            if me.up {
+                me.standalone = true;
+            }
+        }
+        "connect" if !me.up => die(10, NOT_ALLOCATED),
+        "connect" if !me.standalone => die(
+            10,
+            "0: Failure: (125) Device has a net-config (use disconnect first)",
+        ),
+        "connect" => {
+            me.standalone = false;
+            me.discard = discard;
         }
         "adjust" => {}
         "dump" => println!(
@@ -287,16 +459,29 @@ fn ctl(st: &mut State, args: &[String]) {
             me.up = false;
             me.held_open = false;
         }
-        ["disk", n, d] if DISKS.contains(d) => st.node(n).0.disk = d.to_string(),
+        ["disk", n, d] if DISKS.contains(d) => {
+            let newer = *d == "UpToDate" && st.node(n).0.disk != "UpToDate";
+            let g = if newer { st.new_gen() } else { 0 };
+            let (me, _) = st.node(n);
+            if newer {
+                me.current = g;
+            }
+            me.disk = d.to_string();
+        }
+        ["resync-ms", ms] => {
+            st.resync_ms = ms
+                .parse()
+                .unwrap_or_else(|_| die(20, &format!("resync-ms: '{ms}' is not a number")))
+        }
         ["show"] => {
-            st.settle();
+            st.save();
             let text = fs::read_to_string(state_dir().join("state")).unwrap_or_default();
             print!("{text}");
         }
         _ => die(
             20,
             "usage: drbd-sim-ctl held-open <a|b> <0|1> | cut-link | restore-link | \
-             crash <a|b> | disk <a|b> <state> | show",
+             crash <a|b> | disk <a|b> <state> | resync-ms <n> | show",
         ),
     }
 }
@@ -339,8 +524,8 @@ fn main() {
                     words.push(w);
                 }
             }
-            let force = words.contains(&"--force");
-            words.retain(|w| *w != "--force");
+            let (flags, words): (Vec<&str>, Vec<&str>) =
+                words.into_iter().partition(|w| w.starts_with("--"));
             let [verb, res] = words.as_slice() else {
                 die(20, &format!("drbd-sim: drbdadm {rest:?} not simulated"));
             };
@@ -350,7 +535,7 @@ fn main() {
                     &format!("'{res}' not defined in your config (for this host)."),
                 );
             }
-            drbdadm(&mut st, verb, force);
+            drbdadm(&mut st, verb, &flags);
         }
         _ => ctl(&mut st, rest),
     }

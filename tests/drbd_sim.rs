@@ -133,18 +133,12 @@ fn clone_promotion_follows_drbd() {
     sim.clone_run("b", "demote").rc(0);
     sim.clone_run("a", "promote").rc(0);
 
-    // Link cut: a stays Primary.
+    // Link cut: a stays Primary, b stays Secondary; reconnection resyncs b from a.
     sim.ctl(&["cut-link"]);
     sim.clone_run("a", "monitor").rc(8);
     sim.clone_run("b", "monitor").rc(0);
-    // Split brain: b is UpToDate and does not see a Primary peer (it sees none), so both
-    // DRBD and the agent allow promoting it; only fencing (or an outdate of b by a) can
-    // prevent this. The agent refuses only a *connected* Primary peer.
-    sim.clone_run("b", "promote").rc(0);
-    sim.clone_run("b", "monitor").rc(8);
-    sim.clone_run("a", "monitor").rc(8);
-    sim.clone_run("b", "demote").rc(0);
     sim.ctl(&["restore-link"]);
+    assert_events2(&sim, "a", "primary-uptodate-connected");
 
     // Stop of a Primary demotes first, then takes the resource down.
     sim.clone_run("a", "stop").rc(0);
@@ -160,6 +154,108 @@ fn clone_promotion_follows_drbd() {
     sim.ctl(&["held-open", "b", "0"]);
     sim.clone_run("b", "stop").rc(0);
     sim.clone_run("b", "monitor").rc(7);
+}
+
+/// Polls `node`'s events2 until it prints the recorded `state` (resyncs take wall-clock time).
+fn wait_events2(sim: &DrbdSim, node: &str, state: &str) {
+    let want = fixture_stdout(state, "drbdsetup-events2-now.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = sim.events2(node);
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {node} never reached {state}; last:\n{now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn resync_takes_its_time_and_the_target_cannot_be_promoted_meanwhile() {
+    let sim = DrbdSim::new();
+    sim.ctl(&["resync-ms", "600"]);
+    sim.clone_run("a", "start").rc(0);
+    sim.clone_run("b", "start").rc(0);
+    assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
+    // The initial sync, as real DRBD printed it on both sides.
+    assert_events2(&sim, "a", "primary-sync-source");
+    assert_events2(&sim, "b", "secondary-sync-target");
+    sim.clone_run("b", "monitor").rc(0);
+    sim.clone_run("b", "promote")
+        .rc(1)
+        .reason_contains("Inconsistent");
+    wait_events2(&sim, "b", "secondary-uptodate-connected");
+    assert_events2(&sim, "a", "primary-uptodate-connected");
+
+    // Writes on a while the link is cut: b resyncs again on reconnection; a crash of the
+    // source in the middle leaves b Inconsistent (never promotable) until a returns.
+    sim.ctl(&["cut-link"]);
+    assert_events2(&sim, "b", "secondary-link-cut");
+    sim.ctl(&["restore-link"]);
+    assert_events2(&sim, "b", "secondary-sync-target");
+    sim.ctl(&["crash", "a"]);
+    sim.agent("b")
+        .run("start")
+        .rc(1)
+        .reason_contains("Inconsistent");
+    sim.clone_run("a", "start").rc(0);
+    let b = sim.events2("b");
+    assert!(
+        b.contains("disk:Inconsistent") && b.contains("replication:SyncTarget"),
+        "{b}"
+    );
+    wait_events2(&sim, "b", "secondary-secondary-uptodate");
+}
+
+#[test]
+fn split_brain_after_dual_promotion_is_detected_and_left_to_the_operator() {
+    let sim = DrbdSim::new();
+    sim.clone_run("a", "start").rc(0);
+    sim.clone_run("b", "start").rc(0);
+    assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
+    assert_events2(&sim, "b", "secondary-uptodate-connected");
+    sim.ctl(&["cut-link"]);
+    // b is UpToDate and sees no Primary peer (it sees no peer at all), so DRBD and the agent
+    // both allow promoting it: only fencing (or an outdate of b by a) prevents this.
+    sim.clone_run("b", "promote").rc(0);
+    sim.clone_run("a", "monitor").rc(8);
+    sim.clone_run("b", "monitor").rc(8);
+    sim.ctl(&["restore-link"]);
+    // Both wrote: DRBD refuses to connect and goes StandAlone on both sides, as recorded.
+    assert_events2(&sim, "a", "primary-standalone");
+    assert_events2(&sim, "b", "primary-standalone");
+    // The agent keeps both Primary (it never discards a side) and says why on every monitor.
+    for node in ["a", "b"] {
+        let m = sim.clone_run(node, "monitor");
+        m.rc(8);
+        assert!(
+            m.stderr.contains("StandAlone") && m.stderr.contains("--discard-my-data"),
+            "{}",
+            m.stderr
+        );
+    }
+    // Demoting b does not reconnect it either.
+    sim.clone_run("b", "demote").rc(0);
+    sim.clone_run("b", "monitor").rc(0);
+    let b = sim.events2("b");
+    assert!(b.contains("connection:StandAlone"), "{b}");
+    // Reconnecting without a decision: split brain again.
+    assert_eq!(sim.drbdadm("b", &["connect", "r0"]).rc, 0);
+    assert_eq!(sim.drbdadm("a", &["connect", "r0"]).rc, 0);
+    assert_events2(&sim, "a", "primary-standalone");
+    // The operator's decision: b's changes go.
+    assert_eq!(
+        sim.drbdadm("b", &["connect", "--discard-my-data", "r0"]).rc,
+        0
+    );
+    assert_eq!(sim.drbdadm("a", &["connect", "r0"]).rc, 0);
+    assert_events2(&sim, "a", "primary-uptodate-connected");
+    assert_events2(&sim, "b", "secondary-uptodate-connected");
+    let r = sim.drbdadm("a", &["connect", "r0"]);
+    assert_eq!(r.rc, 10, "connect while connected");
 }
 
 #[test]

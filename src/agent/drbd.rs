@@ -6,7 +6,7 @@
 //! Two modes, chosen by how the agent is run (see the meta-data): a promotable clone under
 //! Pacemaker, or a plain primitive in an hb-monitor group where start means "Primary here".
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -86,8 +86,21 @@ pub struct DrbdFailure {
 
 /// DRBD as the agent uses it.
 pub trait DrbdCtl {
-    /// `drbdsetup events2 --now <res>` output.
-    fn events2(&self, cfg: &DrbdConfig, timeout: Duration) -> Result<String, DrbdFailure>;
+    /// `drbdsetup events2 --now <res>` output. Takes the tool and the resource rather than a
+    /// whole configuration: a stop or probe with unusable parameters still asks DRBD.
+    fn events2(
+        &self,
+        drbdsetup: &Path,
+        resource: &str,
+        timeout: Duration,
+    ) -> Result<String, DrbdFailure>;
+    /// `drbdsetup down <res>` (needs no configuration file).
+    fn setup_down(
+        &self,
+        drbdsetup: &Path,
+        resource: &str,
+        timeout: Duration,
+    ) -> Result<(), DrbdFailure>;
     /// `drbdadm -c <conf> <args…> <res>`.
     fn drbdadm(
         &self,
@@ -125,10 +138,25 @@ fn failure(e: CmdError) -> DrbdFailure {
 }
 
 impl DrbdCtl for KernelDrbd {
-    fn events2(&self, cfg: &DrbdConfig, timeout: Duration) -> Result<String, DrbdFailure> {
-        let mut c = Command::new(&cfg.drbdsetup);
-        c.args(["events2", "--now", &cfg.resource]);
+    fn events2(
+        &self,
+        drbdsetup: &Path,
+        resource: &str,
+        timeout: Duration,
+    ) -> Result<String, DrbdFailure> {
+        let mut c = Command::new(drbdsetup);
+        c.args(["events2", "--now", resource]);
         cmd::run(&mut c, timeout).map(|o| o.stdout).map_err(failure)
+    }
+    fn setup_down(
+        &self,
+        drbdsetup: &Path,
+        resource: &str,
+        timeout: Duration,
+    ) -> Result<(), DrbdFailure> {
+        let mut c = Command::new(drbdsetup);
+        c.args(["down", resource]);
+        cmd::run(&mut c, timeout).map(|_| ()).map_err(failure)
     }
     fn drbdadm(
         &self,
@@ -206,7 +234,7 @@ impl DrbdAgent {
     fn state(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<Option<ResourceState>> {
         let out = self
             .ctl
-            .events2(cfg, step_timeout(ctx))
+            .events2(&cfg.drbdsetup, &cfg.resource, step_timeout(ctx))
             .map_err(|f| self.installed_error(&f, "drbdsetup events2"))?;
         drbd::parse_events2(&out, &cfg.resource).map_err(|e| AgentError::Generic(e.to_string()))
     }
@@ -458,6 +486,17 @@ impl ResourceAgent for DrbdAgent {
         let Some(s) = state else {
             return Ok(Status::Stopped);
         };
+        if s.connections.iter().any(|c| c.state == "StandAlone") {
+            // DRBD goes StandAlone after `disconnect` or on a split brain it was told not to
+            // resolve. Which side's changes to throw away is the operator's decision, never
+            // ours: say so on every monitor until replication runs again.
+            log::warn!(
+                "{} is StandAlone: not replicating. After a split brain (see the kernel log),                  run `drbdadm connect --discard-my-data {}` on the node whose changes are to                  be dropped and `drbdadm connect {}` on the other",
+                cfg.resource,
+                cfg.resource,
+                cfg.resource
+            );
+        }
         let failed = s
             .devices
             .iter()
@@ -531,14 +570,13 @@ impl ResourceAgent for DrbdAgent {
         let Some(resource) = params.get("drbd_resource") else {
             return Ok(());
         };
-        let drbdsetup = params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP);
-        let mut c = Command::new(drbdsetup);
-        c.args(["down", resource]);
-        match cmd::run(&mut c, step_timeout(ctx)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(AgentError::Generic(format!(
-                "drbdsetup down {resource}: {e}"
+        let drbdsetup = Path::new(params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP));
+        match self.ctl.setup_down(drbdsetup, resource, step_timeout(ctx)) {
+            Ok(()) => Ok(()),
+            Err(f) if f.not_found => Ok(()),
+            Err(f) => Err(AgentError::Generic(format!(
+                "drbdsetup down {resource}: {}",
+                f.message
             ))),
         }
     }
@@ -547,12 +585,11 @@ impl ResourceAgent for DrbdAgent {
         let Some(resource) = params.get("drbd_resource") else {
             return false;
         };
-        let drbdsetup = params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP);
-        let mut c = Command::new(drbdsetup);
-        c.args(["events2", "--now", resource]);
-        cmd::run(&mut c, step_timeout(ctx))
+        let drbdsetup = Path::new(params.get("drbdsetup").unwrap_or(DEFAULT_DRBDSETUP));
+        self.ctl
+            .events2(drbdsetup, resource, step_timeout(ctx))
             .ok()
-            .and_then(|o| drbd::parse_events2(&o.stdout, resource).ok().flatten())
+            .and_then(|out| drbd::parse_events2(&out, resource).ok().flatten())
             .is_some()
     }
 }

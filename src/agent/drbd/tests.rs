@@ -34,8 +34,14 @@ fn recorded(state: &str) -> String {
 }
 
 impl DrbdCtl for FakeDrbd {
-    fn events2(&self, _: &DrbdConfig, _: Duration) -> Result<String, DrbdFailure> {
+    fn events2(&self, _: &Path, _: &str, _: Duration) -> Result<String, DrbdFailure> {
         Ok(recorded(&self.0.borrow().state))
+    }
+    fn setup_down(&self, _: &Path, _: &str, _: Duration) -> Result<(), DrbdFailure> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push("drbdsetup down".into());
+        w.state = "down".into();
+        Ok(())
     }
     fn drbdadm(&self, _: &DrbdConfig, args: &[&str], _: Duration) -> Result<String, DrbdFailure> {
         let mut w = self.0.borrow_mut();
@@ -215,8 +221,11 @@ fn a_failed_disk_on_the_primary_is_failed_promoted() {
                 exists device name:r0 volume:0 minor:0 disk:Diskless\nexists -\n";
     struct Fixed(String, FakeDrbd);
     impl DrbdCtl for Fixed {
-        fn events2(&self, _: &DrbdConfig, _: Duration) -> Result<String, DrbdFailure> {
+        fn events2(&self, _: &Path, _: &str, _: Duration) -> Result<String, DrbdFailure> {
             Ok(self.0.clone())
+        }
+        fn setup_down(&self, p: &Path, r: &str, t: Duration) -> Result<(), DrbdFailure> {
+            self.1.setup_down(p, r, t)
         }
         fn drbdadm(&self, c: &DrbdConfig, a: &[&str], t: Duration) -> Result<String, DrbdFailure> {
             self.1.drbdadm(c, a, t)
@@ -273,4 +282,17 @@ fn bad_parameters_are_err_configured() {
             .unwrap_err();
         assert_eq!(err.rc(), OcfRc::ErrConfigured, "{pairs:?}");
     }
+}
+
+#[test]
+fn stop_and_probe_with_unusable_parameters_still_ask_drbd_through_the_trait() {
+    let (agent, fake, _) = setup("primary-uptodate-connected", &[]);
+    let params = Params::from_pairs(PARAMS, &[("drbd_resource", "r0")]).unwrap();
+    let err = AgentError::Configured("adjust_master_score: not four numbers".into());
+    assert!(agent.active_unconfigured(&params, &ctx(Action::Monitor, true)));
+    agent
+        .stop_unconfigured(&params, &ctx(Action::Stop, true), &err)
+        .unwrap();
+    assert_eq!(fake.0.borrow().calls, ["drbdsetup down"]);
+    assert!(!agent.active_unconfigured(&params, &ctx(Action::Monitor, true)));
 }
