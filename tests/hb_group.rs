@@ -1,7 +1,8 @@
 //! hb-monitor running a resource group (a VIP through the installed vip-agent) on two nodes
 //! in test hosts: start-up on the preferred node, takeover after kill -9 (and the overlap
-//! that leaves without fencing), immediate handover on an orderly shutdown, standby and
-//! takeover, a start that fails on one node, auto_failback on and off.
+//! that leaves without fencing) and after a link cut, immediate handover on an orderly
+//! shutdown, standby and takeover, a start that fails on one node, auto_failback on and off,
+//! three nodes, the start-up clean-up of what a killed daemon left.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,19 +26,35 @@ impl Cluster {
     /// Two nodes n1 (198.18.1.1) and n2 (198.18.1.2); `extra` runs on each host after its
     /// network is up; `haresources` and `ha_cf_extra` go into both configurations.
     fn new(haresources: &str, ha_cf_extra: &str, deadtime: &str, extra: impl Fn(&Host)) -> Cluster {
+        Cluster::of(2, haresources, ha_cf_extra, deadtime, extra)
+    }
+
+    /// `count` nodes n1, n2, … (198.18.1.1, .2, …), each sending unicast heartbeats to every
+    /// other one (one `ucast` line per peer, as Heartbeat has it).
+    fn of(
+        count: usize,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
         let install = world_readable_tempdir();
         make_install(install.path());
         let lan = Lan::new(1);
-        let hosts = vec![Host::new("n1"), Host::new("n2")];
+        let hosts: Vec<Host> = (1..=count).map(|i| Host::new(&format!("n{i}"))).collect();
         let mut dirs = vec![];
         for (i, host) in hosts.iter().enumerate() {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             extra(host);
             let dir = tempfile::tempdir().unwrap();
-            let peer = if i == 0 { 2 } else { 1 };
-            let ha_cf = format!(
-                "keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\nucast eth0 198.18.1.{peer}\n{ha_cf_extra}node n1\nnode n2\n"
-            );
+            let mut ha_cf =
+                format!("keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\n{ha_cf_extra}");
+            for peer in (1..=count).filter(|p| *p != i + 1) {
+                ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+            }
+            for node in 1..=count {
+                ha_cf += &format!("node n{node}\n");
+            }
             std::fs::write(dir.path().join("ha.cf"), ha_cf).unwrap();
             std::fs::write(dir.path().join("haresources"), haresources).unwrap();
             let keys = dir.path().join("authkeys");
@@ -48,13 +65,14 @@ impl Cluster {
         let mut c = Cluster {
             _lan: lan,
             hosts,
-            daemons: vec![None, None],
+            daemons: (0..count).map(|_| None).collect(),
             dirs,
             state: tempfile::tempdir().unwrap(),
             install,
         };
-        c.start(0);
-        c.start(1);
+        for i in 0..count {
+            c.start(i);
+        }
         c
     }
 
@@ -195,6 +213,77 @@ fn the_preferred_node_starts_the_group_and_a_killed_one_is_taken_over() {
         c.has(0, VIP),
         "n1 lost the VIP although only its daemon died"
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_active_nodes_link_cut_is_taken_over_and_the_healed_partition_keeps_one_holder() {
+    let c = one_vip("off", "400ms");
+    c.wait_vip_on(0, Duration::from_secs(15));
+    c.hosts[0].sh_ok("ip link set eth0 down");
+    let took = c.wait_vip_on(1, Duration::from_secs(10));
+    eprintln!(
+        "VIP on n2 {} ms after n1's link was cut (deadtime 400 ms)",
+        took.as_millis()
+    );
+    // n1 cannot tell a dead peer from a dead link: it keeps the group (its clients cannot
+    // reach it either). Part 2's ping nodes and fencing decide this case.
+    assert!(c.has(0, VIP));
+    assert_eq!(c.holding(0), "held");
+    // The partition heals: two holders; the node that is not preferred (n2) releases.
+    c.hosts[0].sh_ok("ip link set eth0 up");
+    wait_for(
+        "n2 to release after the partition healed",
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || (!c.has(1, VIP) && c.holding(1) == "none").then_some(()),
+    );
+    assert!(c.has(0, VIP));
+    assert_eq!(c.holding(0), "held");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn three_nodes_pass_the_group_down_the_line_without_two_holders() {
+    let mut c = Cluster::of(
+        3,
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\n",
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    for i in [1, 2] {
+        assert!(!c.has(i, VIP));
+        assert_eq!(c.holding(i), "none");
+    }
+    // n1 dies: of the two survivors, exactly one (the first by name) takes the group.
+    c.kill(0);
+    c.wait_vip_on(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!c.has(2, VIP), "n3 started the group as well");
+    assert_eq!(c.holding(2), "none");
+    // n2 leaves in order: n3 takes over at once.
+    c.terminate(1);
+    assert!(!c.has(1, VIP));
+    c.wait_vip_on(2, Duration::from_secs(4));
+    // n1's daemon comes back. Its node still has the VIP from before the kill -9 (no
+    // fencing yet): the restarted daemon's start-up clean-up stops it; n1 then stands by.
+    assert!(
+        c.has(0, VIP),
+        "n1 lost the VIP although only its daemon died"
+    );
+    c.start(0);
+    wait_for(
+        "n1's start-up clean-up",
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || (!c.has(0, VIP) && c.holding(0) == "none").then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.holding(2), "held");
+    assert!(c.has(2, VIP));
+    assert_eq!(c.holding(0), "none");
 }
 
 #[test]

@@ -361,6 +361,17 @@ impl Daemon {
                     self.want = false;
                     Holding::Failed
                 }
+                Outcome::Stopped if self.holding == Holding::Cleaning => {
+                    log(
+                        "INFO",
+                        "start-up clean-up done: nothing of the group runs here",
+                    );
+                    if self.standby {
+                        Holding::Standby
+                    } else {
+                        Holding::None
+                    }
+                }
                 Outcome::Stopped => {
                     log("INFO", "resource group stopped");
                     if self.standby {
@@ -610,6 +621,23 @@ pub fn run(
         wire: WireCounters::default(),
         started: now,
     };
+    if !daemon.resources.is_empty() {
+        // Whatever a previous run left running here (kill -9 leaves the VIP, mounts and
+        // MySQL behind) must not run beside the holder: stop the group once, right to left
+        // (stop of a stopped resource is 0), before taking part.
+        log(
+            "INFO",
+            "start-up clean-up: stopping the group here before taking part",
+        );
+        daemon.holding = Holding::Cleaning;
+        group::stop_group(
+            daemon.ocf_root.clone(),
+            daemon.resources.clone(),
+            daemon.op_timeout,
+            daemon.outcome_sender.clone(),
+            daemon.wake_write,
+        );
+    }
     let keepalive = daemon.cfg.ha_cf.keepalive;
     let mut next_heartbeat = now;
     loop {
@@ -625,7 +653,7 @@ pub fn run(
         let events = daemon.members.tick(now);
         daemon.report(events);
         daemon.evaluate();
-        if daemon.exiting && !daemon.holding.occupies() {
+        if daemon.exiting && !daemon.holding.occupies() && daemon.holding != Holding::Cleaning {
             // The group is down here: say so (st=dead) so that the peers take over now.
             daemon.send_status("dead");
             let _ = std::fs::remove_file(control);

@@ -37,13 +37,17 @@ pub enum Holding {
     Failed,
     /// Operator standby: will not take it.
     Standby,
+    /// Start-up: stopping whatever a previous run of the daemon left running here (a kill -9
+    /// leaves the VIP and mounts behind) before taking part. Advertised as `none`: the group
+    /// is not served here and this node does not claim it, so no peer reacts to it.
+    Cleaning,
 }
 
 impl Holding {
     /// The wire word.
     pub fn word(self) -> &'static str {
         match self {
-            Holding::None => "none",
+            Holding::None | Holding::Cleaning => "none",
             Holding::Starting => "starting",
             Holding::Held => "held",
             Holding::Stopping => "stopping",
@@ -157,9 +161,11 @@ pub fn decide(
                 Decision::Wait
             }
         }
-        Holding::Starting | Holding::Stopping | Holding::Failed | Holding::Standby => {
-            Decision::Wait
-        }
+        Holding::Starting
+        | Holding::Stopping
+        | Holding::Failed
+        | Holding::Standby
+        | Holding::Cleaning => Decision::Wait,
     }
 }
 
