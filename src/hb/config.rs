@@ -114,6 +114,11 @@ pub struct HaCf {
     pub debugfile: Option<PathBuf>,
     /// Accepted directives that change nothing for hb-monitor, as notes to log.
     pub notes: Vec<String>,
+    /// `realtime` (default on, as in Heartbeat): SCHED_RR and locked memory, so that a busy
+    /// machine does not delay heartbeats into a false failover.
+    pub realtime: bool,
+    /// `rtprio`: the SCHED_RR priority (default 10).
+    pub rtprio: u8,
 }
 
 /// One resource of a group as written in `haresources`.
@@ -269,7 +274,6 @@ pub fn parse_time(text: &str) -> Option<Duration> {
 const IGNORED: &[&str] = &[
     "use_logd",
     "msgfmt",
-    "realtime",
     "apiauth",
     "respawn",
     "coredumps",
@@ -278,7 +282,6 @@ const IGNORED: &[&str] = &[
     "traditional_compression",
     "uuidfrom",
     "hopfudge",
-    "rtprio",
     "conn_logd_time",
     "max_rexmit_delay",
     "logfile_max_size",
@@ -309,6 +312,8 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         logfile: None,
         debugfile: None,
         notes: vec![],
+        realtime: true,
+        rtprio: 10,
     };
     let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -458,6 +463,21 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 }
                 "logfile" => cf.logfile = Some(PathBuf::from(one("logfile")?)),
                 "debugfile" => cf.debugfile = Some(PathBuf::from(one("debugfile")?)),
+                "realtime" => {
+                    cf.realtime = match one("realtime")? {
+                        "on" | "yes" | "true" => true,
+                        "off" | "no" | "false" => false,
+                        v => return Err(format!("realtime '{v}': on or off")),
+                    }
+                }
+                "rtprio" => {
+                    let v = one("rtprio")?;
+                    cf.rtprio = v
+                        .parse()
+                        .ok()
+                        .filter(|p| (1..=99).contains(p))
+                        .ok_or_else(|| format!("rtprio '{v}': a priority from 1 to 99"))?;
+                }
                 "debug" => cf.notes.push(format!(
                     "line {line}: debug level is set by hb-monitor's own options"
                 )),

@@ -5,7 +5,6 @@
 //! [`group::decide`] says (agents run on a worker thread so heartbeats never wait for them),
 //! status, standby and takeover over the control socket.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::PermissionsExt;
@@ -20,12 +19,16 @@ use std::sync::mpsc;
 
 use super::config::{Config, ResourceEntry};
 use super::group::{self, Decision, Holding, Outcome, PeerView};
-use super::media::MediaSet;
+use super::media::{self, MediaSet};
 use super::membership::{Dropped, Event, Membership, PeerState};
-use super::proto::{self, Message, ProtoError, Value};
+use super::proto::{self, Message, ProtoError};
 
 /// Position of the first media socket in the poll set (signals, control, wake-up first).
 const MEDIA_FDS: usize = 3;
+
+/// Up to this keepalive the loop reads the media when it wakes anyway instead of waking for
+/// each heartbeat (see `run`).
+const LAZY_RECEIVE_MAX_KEEPALIVE: Duration = Duration::from_millis(50);
 
 /// Where the daemon keeps what must survive restarts (the generation).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hb-monitor";
@@ -126,6 +129,51 @@ fn log(level: &str, message: &str) {
     }
 }
 
+/// `realtime on`: SCHED_RR at `rtprio` and memory locked as it is touched, so that a busy
+/// machine delays neither heartbeats nor the detection of a dead peer. Children (the agents)
+/// start with normal scheduling (SCHED_RESET_ON_FORK) and do not inherit the lock. Where
+/// the system refuses (no CAP_SYS_NICE, an RLIMIT_MEMLOCK too low), the daemon runs on and
+/// says plainly what that risks.
+fn go_realtime(cfg: &super::config::HaCf) {
+    if !cfg.realtime {
+        log(
+            "INFO",
+            "realtime off: heartbeats run at normal priority; a busy machine can delay them into a false failover",
+        );
+        return;
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(cfg.rtprio),
+    };
+    // SAFETY: sched_setscheduler on this process with a valid sched_param.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &raw const param)
+    };
+    if rc != 0 {
+        log(
+            "WARN",
+            &format!(
+                "realtime: cannot run SCHED_RR at priority {} ({}): heartbeats run at normal priority, and a busy machine can delay them into a false failover",
+                cfg.rtprio,
+                io::Error::last_os_error()
+            ),
+        );
+    }
+    // MCL_ONFAULT: lock pages as they are used rather than populating every mapping (the
+    // worker threads' stacks would otherwise count in full).
+    // SAFETY: mlockall with constant flags.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    if rc != 0 {
+        log(
+            "WARN",
+            &format!(
+                "realtime: cannot lock memory ({}): the daemon can be paged out under memory pressure",
+                io::Error::last_os_error()
+            ),
+        );
+    }
+}
+
 /// Bumps and returns the generation kept in `state_dir` (Heartbeat's `hg`): peers tell a
 /// restarted node from a replayed old one by it.
 pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
@@ -217,13 +265,19 @@ impl Daemon {
         }
     }
 
-    fn receive(&mut self, index: usize, now: Instant) {
+    /// Reads what is queued on medium `index`. Each message counts as heard when the kernel
+    /// received it, not when the loop got to it: a loop that reads only when it wakes anyway
+    /// must not see heartbeats as late. `since`: the previous read of this medium (nothing
+    /// queued now arrived before it, whatever the wall clock did meanwhile).
+    fn receive(&mut self, index: usize, now: Instant, since: Instant) {
         let mut buf = [0u8; proto::MAX_MESSAGE + 1];
+        let wall_now = SystemTime::now();
         // Drain what is queued, bounded so one flooded medium cannot starve the loop.
         for _ in 0..64 {
-            let n = match self.media.sockets[index].socket.recv_from(&mut buf) {
-                Ok((n, _)) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            let received = match media::recv_stamped(&self.media.sockets[index].socket, &mut buf)
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
                 Err(e) => {
                     log(
                         "WARN",
@@ -232,6 +286,16 @@ impl Daemon {
                     return;
                 }
             };
+            if received.len > proto::MAX_MESSAGE {
+                self.wire.too_large += 1;
+                continue;
+            }
+            let arrived = received
+                .arrived
+                .and_then(|t| wall_now.duration_since(t).ok())
+                .and_then(|age| now.checked_sub(age))
+                .map_or(now, |t| t.clamp(since.min(now), now));
+            let n = received.len;
             let msg = match proto::decode(&buf[..n], &self.cfg.auth) {
                 Ok(m) => m,
                 Err(e) => {
@@ -244,16 +308,8 @@ impl Daemon {
                     continue;
                 }
             };
-            let fields: BTreeMap<String, String> = msg
-                .fields
-                .iter()
-                .filter_map(|(k, v)| match v {
-                    Value::Text(t) => Some((k.clone(), t.clone())),
-                    Value::Binary(_) => None,
-                })
-                .collect();
-            let medium = self.media.sockets[index].name.clone();
-            match self.members.receive(&fields, &medium, now) {
+            let medium = &self.media.sockets[index].name;
+            match self.members.receive(&msg, medium, arrived) {
                 Ok(events) => self.report(events),
                 Err(Dropped::Own) => {}
                 Err(why) => log("DEBUG", &format!("dropped a message on {medium}: {why:?}")),
@@ -261,12 +317,12 @@ impl Daemon {
         }
     }
 
-    fn peer_views(&self) -> Vec<PeerView> {
+    fn peer_views(&self) -> Vec<PeerView<'_>> {
         self.members
             .peers
             .iter()
             .map(|(name, p)| PeerView {
-                name: name.clone(),
+                name,
                 alive: p.state == PeerState::Up,
                 unknown: p.state == PeerState::Unknown,
                 holding: p
@@ -564,6 +620,13 @@ pub fn run(
     for note in &ha.notes {
         log("INFO", &format!("ha.cf {note}"));
     }
+    if !ha.ping.is_empty() || !ha.ping_groups.is_empty() {
+        log(
+            "WARN",
+            "ha.cf ping/ping_group: connectivity checks are not implemented yet; this node will not give up the group when it loses its ping nodes",
+        );
+    }
+    go_realtime(ha);
     log(
         "INFO",
         &format!(
@@ -639,9 +702,40 @@ pub fn run(
         );
     }
     let keepalive = daemon.cfg.ha_cf.keepalive;
+    // With short keepalives, waking for every peer heartbeat costs more CPU than it buys:
+    // the loop wakes every keepalive anyway to send its own, and reads the media then (and
+    // at every deadline), each message stamped with its kernel arrival time, so that
+    // detection stays exact; a peer's change of state is seen within one keepalive.
+    let lazy_receive = keepalive <= LAZY_RECEIVE_MAX_KEEPALIVE;
+    let media_count = daemon.media.sockets.len();
+    let mut fds: Vec<libc::pollfd> = [
+        signal_fd.as_raw_fd(),
+        listener.as_raw_fd(),
+        wake_read.as_raw_fd(),
+    ]
+    .into_iter()
+    .chain(daemon.media.sockets.iter().map(|s| s.socket.as_raw_fd()))
+    .map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    })
+    .collect();
+    let polled = if lazy_receive {
+        MEDIA_FDS
+    } else {
+        MEDIA_FDS + media_count
+    };
+    let mut last_read = now;
     let mut next_heartbeat = now;
     loop {
         let now = Instant::now();
+        if lazy_receive {
+            for i in 0..media_count {
+                daemon.receive(i, now, last_read);
+            }
+            last_read = now;
+        }
         if now >= next_heartbeat {
             daemon.heartbeat();
             next_heartbeat += keepalive;
@@ -662,33 +756,13 @@ pub fn run(
         }
         let wake = next_heartbeat.min(daemon.members.next_deadline(now));
         let timeout = wake.saturating_duration_since(Instant::now());
-        let mut fds: Vec<libc::pollfd> = vec![
-            libc::pollfd {
-                fd: signal_fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake_read.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // Indexes 0-2 above; the media follow from MEDIA_FDS on.
-        fds.extend(daemon.media.sockets.iter().map(|s| libc::pollfd {
-            fd: s.socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }));
+        for fd in &mut fds {
+            fd.revents = 0;
+        }
         // Round up so that a sub-millisecond wait does not spin.
         let timeout_ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: `fds` is a live array of initialised pollfd of the given length.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), polled as libc::nfds_t, timeout_ms) };
         if ready < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -731,10 +805,13 @@ pub fn run(
             {}
         }
         daemon.take_outcomes();
-        for (i, fd) in fds[MEDIA_FDS..].iter().enumerate() {
-            if fd.revents & libc::POLLIN != 0 {
-                daemon.receive(i, now);
+        if !lazy_receive {
+            for i in 0..media_count {
+                if fds[MEDIA_FDS + i].revents & libc::POLLIN != 0 {
+                    daemon.receive(i, now, last_read);
+                }
             }
+            last_read = now;
         }
     }
 }

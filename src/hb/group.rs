@@ -76,9 +76,9 @@ impl Holding {
 
 /// A peer as the decision sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerView {
+pub struct PeerView<'a> {
     /// Node name.
-    pub name: String,
+    pub name: &'a str,
     /// Heard from and not dead.
     pub alive: bool,
     /// Not heard from yet (within initdead).
@@ -151,7 +151,7 @@ pub fn decide(
             let first = live
                 .iter()
                 .filter(|p| p.holding == Holding::None && p.name != preferred)
-                .map(|p| p.name.as_str())
+                .map(|p| p.name)
                 .chain(std::iter::once(me))
                 .min()
                 .unwrap_or(me);
@@ -319,9 +319,9 @@ fn wake_loop(fd: std::os::fd::RawFd) {
 mod tests {
     use super::*;
 
-    fn peer(name: &str, alive: bool, holding: Holding) -> PeerView {
+    fn peer(name: &str, alive: bool, holding: Holding) -> PeerView<'_> {
         PeerView {
-            name: name.into(),
+            name,
             alive,
             unknown: false,
             holding,

@@ -112,6 +112,15 @@ fn bound_socket(iface: &str, port: u16) -> io::Result<UdpSocket> {
         )
     };
     os(&format!("binding to {iface}"), rc, ())?;
+    // The kernel stamps each datagram's arrival: a loop that reads its sockets only when it
+    // wakes anyway (short keepalives, see the daemon) still knows when a heartbeat came.
+    setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPNS,
+        &one,
+        "SO_TIMESTAMPNS",
+    )?;
     let low_delay: libc::c_int = libc::IPTOS_LOWDELAY as libc::c_int;
     // Heartbeat sets TOS low-delay too; a failure here costs nothing.
     let _ = setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TOS, &low_delay, "IP_TOS");
@@ -244,4 +253,60 @@ impl MediaSet {
         }
         errors
     }
+}
+
+/// One datagram from [`recv_stamped`]: its length and the kernel's arrival time (wall clock).
+pub struct Received {
+    /// Bytes written into the buffer.
+    pub len: usize,
+    /// When the kernel received it (`SO_TIMESTAMPNS`), if it said.
+    pub arrived: Option<std::time::SystemTime>,
+}
+
+/// Reads one datagram without blocking, with its arrival stamp. `Ok(None)`: nothing queued.
+/// A datagram longer than `buf` comes back with `len == buf.len()` and is cut (MSG_TRUNC is
+/// reported as a length above the buffer, so the caller can count it as too large).
+pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    // Room for one timespec control message.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the fields set point at live local buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg on our socket with the buffers described above.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut msg, libc::MSG_TRUNC) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    let mut arrived = None;
+    // SAFETY: walking the control buffer the kernel filled, with the libc CMSG macros.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SO_TIMESTAMPNS
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                arrived = Some(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                );
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    Ok(Some(Received {
+        len: n as usize,
+        arrived,
+    }))
 }

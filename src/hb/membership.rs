@@ -103,6 +103,43 @@ pub struct Membership {
     pub counters: Counters,
 }
 
+/// A received message's text fields, as membership reads them: the decoded wire message in
+/// the daemon, a map in tests.
+pub trait Fields {
+    /// The text value of `name`.
+    fn field(&self, name: &str) -> Option<&str>;
+    /// Every text field, for [`Peer::last_fields`].
+    fn all(&self) -> BTreeMap<String, String>;
+}
+
+impl Fields for BTreeMap<String, String> {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+    fn all(&self) -> BTreeMap<String, String> {
+        self.clone()
+    }
+}
+
+impl Fields for super::proto::Message {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+    fn all(&self) -> BTreeMap<String, String> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| match v {
+                super::proto::Value::Text(t) => Some((k.clone(), t.clone())),
+                super::proto::Value::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// The fields whose change the daemon acts on; the others (`seq`, `ts`, …) change with
+/// every heartbeat, so `last_fields` is rebuilt only when one of these changes.
+const STATE_FIELDS: &[&str] = &["st", "rsc", "want", "dt", "protocol"];
+
 /// How far back a sequence number counts as a copy from another medium rather than a replay.
 const RECENT: u64 = 8;
 
@@ -153,21 +190,19 @@ impl Membership {
     /// Takes an authenticated message received on `medium`. `fields` are its text fields.
     pub fn receive(
         &mut self,
-        fields: &BTreeMap<String, String>,
+        fields: &impl Fields,
         medium: &str,
         now: Instant,
     ) -> Result<Vec<Event>, Dropped> {
-        let Some(src) = fields.get("src") else {
+        let Some(src) = fields.field("src") else {
             self.counters.incomplete += 1;
             return Err(Dropped::Incomplete);
         };
-        if *src == self.me {
+        if src == self.me {
             return Err(Dropped::Own);
         }
-        let (Some(generation), Some(seq)) = (
-            hex(fields.get("hg").map(String::as_str)),
-            hex(fields.get("seq").map(String::as_str)),
-        ) else {
+        let (Some(generation), Some(seq)) = (hex(fields.field("hg")), hex(fields.field("seq")))
+        else {
             self.counters.incomplete += 1;
             return Err(Dropped::Incomplete);
         };
@@ -176,6 +211,8 @@ impl Membership {
             self.counters.unknown_node += 1;
             return Err(Dropped::UnknownNode);
         };
+        let src = src.to_string();
+        let src = &src;
         let mut events = Vec::new();
         match (peer.generation, peer.seq) {
             (Some(g), _) if generation < g => {
@@ -189,8 +226,7 @@ impl Membership {
                     peer.media_down.remove(pos);
                     events.push(Event::MediumUp(src.clone(), medium.to_string()));
                 }
-                let last = peer.media.entry(medium.to_string()).or_insert(now);
-                *last = (*last).max(now);
+                note_medium(&mut peer.media, medium, now);
                 return Ok(events);
             }
             (Some(g), Some(s)) if generation == g && seq <= s => {
@@ -216,16 +252,25 @@ impl Membership {
             peer.media_down.remove(pos);
             events.push(Event::MediumUp(src.clone(), medium.to_string()));
         }
-        peer.last_heard = Some(now);
-        peer.media.insert(medium.to_string(), now);
-        if let Some(st) = fields.get("st") {
-            peer.status = st.clone();
+        // Messages read late (and from several media) do not arrive in order: keep the latest.
+        peer.last_heard = Some(peer.last_heard.map_or(now, |t| t.max(now)));
+        note_medium(&mut peer.media, medium, now);
+        if let Some(st) = fields.field("st")
+            && peer.status != st
+        {
+            peer.status = st.to_string();
         }
-        peer.last_fields = fields.clone();
+        if peer.last_fields.is_empty()
+            || STATE_FIELDS
+                .iter()
+                .any(|k| fields.field(k) != peer.last_fields.get(*k).map(String::as_str))
+        {
+            peer.last_fields = fields.all();
+        }
         self.counters.accepted += 1;
         // An orderly shutdown says so (st=dead) after giving up its resources: the peers need
         // not wait deadtime to take over.
-        if fields.get("st").map(String::as_str) == Some("dead") {
+        if fields.field("st") == Some("dead") {
             peer.state = PeerState::Dead;
             events.retain(|e| *e != Event::PeerUp(src.clone()));
             events.push(Event::PeerDead(src.clone()));
@@ -276,6 +321,16 @@ impl Membership {
             }
         }
         next.max(now)
+    }
+}
+
+/// Records a heartbeat on `medium` (allocating its name only the first time).
+fn note_medium(media: &mut BTreeMap<String, Instant>, medium: &str, now: Instant) {
+    match media.get_mut(medium) {
+        Some(last) => *last = (*last).max(now),
+        None => {
+            media.insert(medium.to_string(), now);
+        }
     }
 }
 

@@ -89,18 +89,27 @@ impl Message {
 
     /// The text Heartbeat's classic signature covers.
     fn classic_text(&self) -> Vec<u8> {
-        let mut text = Vec::new();
+        // Built piece by piece, not with format!: this runs twice for every heartbeat.
+        let mut text = Vec::with_capacity(256);
         for (name, value) in &self.fields {
             match value {
-                Value::Text(t) => text.extend_from_slice(format!("{name}={t}\n").as_bytes()),
-                Value::Binary(b) => text.extend_from_slice(
-                    format!(
-                        "(1){name}={}\n",
-                        base64::engine::general_purpose::STANDARD.encode(b)
-                    )
-                    .as_bytes(),
-                ),
+                Value::Text(t) => {
+                    text.extend_from_slice(name.as_bytes());
+                    text.push(b'=');
+                    text.extend_from_slice(t.as_bytes());
+                }
+                Value::Binary(b) => {
+                    text.extend_from_slice(b"(1)");
+                    text.extend_from_slice(name.as_bytes());
+                    text.push(b'=');
+                    text.extend_from_slice(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(b)
+                            .as_bytes(),
+                    );
+                }
             }
+            text.push(b'\n');
         }
         text
     }
@@ -138,35 +147,46 @@ impl fmt::Display for ProtoError {
 
 /// Lowercase hex HMAC of `data` with `method` and `secret`.
 pub fn hmac_hex(method: AuthMethod, secret: &[u8], data: &[u8]) -> String {
-    fn run<M: Mac + KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length (longer ones are hashed first, RFC 2104), so this
-        // never fails; an empty result would simply never verify.
-        match <M as KeyInit>::new_from_slice(secret) {
-            Ok(mut mac) => {
-                mac.update(data);
-                mac.finalize().into_bytes().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
-    let bytes = match method {
-        AuthMethod::Sha256 => run::<Hmac<sha2::Sha256>>(secret, data),
-        AuthMethod::Sha1 => run::<Hmac<sha1::Sha1>>(secret, data),
-        AuthMethod::Md5 => run::<Hmac<md5::Md5>>(secret, data),
-    };
-    // A table lookup rather than a format! per byte: this runs twice for every heartbeat.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        text.push(HEX[usize::from(b >> 4)] as char);
-        text.push(HEX[usize::from(b & 0x0f)] as char);
-    }
-    text
+    let mut text = Vec::with_capacity(64);
+    push_hmac_hex(&mut text, method, secret, data);
+    // Only ASCII hex digits were pushed.
+    String::from_utf8(text).unwrap_or_default()
 }
 
-fn netstring(out: &mut Vec<u8>, body: &[u8]) {
-    out.extend_from_slice(format!("{}:", body.len()).as_bytes());
-    out.extend_from_slice(body);
+/// Appends the lowercase hex HMAC of `data` to `out`, without allocating.
+fn push_hmac_hex(out: &mut Vec<u8>, method: AuthMethod, secret: &[u8], data: &[u8]) {
+    fn run<M: Mac + KeyInit>(out: &mut Vec<u8>, secret: &[u8], data: &[u8]) {
+        // HMAC accepts keys of any length (longer ones are hashed first, RFC 2104), so this
+        // never fails; an empty result would simply never verify.
+        if let Ok(mut mac) = <M as KeyInit>::new_from_slice(secret) {
+            mac.update(data);
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for b in mac.finalize().into_bytes() {
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0x0f)]);
+            }
+        }
+    }
+    match method {
+        AuthMethod::Sha256 => run::<Hmac<sha2::Sha256>>(out, secret, data),
+        AuthMethod::Sha1 => run::<Hmac<sha1::Sha1>>(out, secret, data),
+        AuthMethod::Md5 => run::<Hmac<md5::Md5>>(out, secret, data),
+    }
+}
+
+/// Appends `<len>:` for a netstring body of `len` bytes.
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{len}:");
+}
+
+/// Appends a netstring whose body is the concatenation of `parts`.
+fn push_netstring(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    push_len(out, parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     out.push(b',');
 }
 
@@ -176,34 +196,33 @@ pub fn encode(msg: &Message, keys: &AuthKeys) -> Result<Vec<u8>, ProtoError> {
         .keys
         .get(&keys.active)
         .ok_or(ProtoError::UnknownKey(keys.active))?;
-    let mut out = START.to_vec();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(START);
     for (name, value) in &msg.fields {
         if name.is_empty() || name == "auth" || name.contains(['=', '\0', '\n']) {
             return Err(ProtoError::Unencodable(format!("field name {name:?}")));
         }
-        let mut body = Vec::new();
         match value {
             Value::Text(t) => {
                 if t.contains(['\0', '\n']) {
                     return Err(ProtoError::Unencodable(format!("value of {name}")));
                 }
-                body.extend_from_slice(format!("(0){name}={t}").as_bytes());
+                push_netstring(&mut out, &[b"(0)", name.as_bytes(), b"=", t.as_bytes()]);
             }
             Value::Binary(b) => {
-                body.extend_from_slice(format!("(1){name}=").as_bytes());
-                body.extend_from_slice(b);
+                push_netstring(&mut out, &[b"(1)", name.as_bytes(), b"=", b]);
             }
         }
-        netstring(&mut out, &body);
     }
-    let classic = hmac_hex(*method, secret, &msg.classic_text());
-    netstring(
-        &mut out,
-        format!("(0)auth={} {classic}", keys.active).as_bytes(),
-    );
+    let key = [b'0' + keys.active / 100, b'0' + keys.active / 10 % 10, b'0' + keys.active % 10];
+    let key = &key[key.iter().position(|&d| d != b'0').unwrap_or(2)..];
+    let mut classic = Vec::with_capacity(64);
+    push_hmac_hex(&mut classic, *method, secret, &msg.classic_text());
+    push_netstring(&mut out, &[b"(0)auth=", key, b" ", &classic]);
     out.extend_from_slice(END);
-    let trailer = hmac_hex(*method, secret, &out);
-    netstring(&mut out, format!("{} {trailer}", keys.active).as_bytes());
+    let mut trailer = Vec::with_capacity(64);
+    push_hmac_hex(&mut trailer, *method, secret, &out);
+    push_netstring(&mut out, &[key, b" ", &trailer]);
     if out.len() > MAX_MESSAGE {
         return Err(ProtoError::TooLarge(out.len()));
     }
