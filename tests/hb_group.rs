@@ -362,7 +362,7 @@ fn auto_failback_on_returns_the_group_and_off_keeps_it() {
 
 #[test]
 #[ignore = "needs root"]
-fn agents_start_with_a_clean_signal_mask() {
+fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
     // The daemon blocks SIGTERM/SIGINT/SIGHUP for its signalfd; its agents must not inherit
     // that (an agent that cannot be stopped by SIGTERM breaks every timeout).
     let out = tempfile::tempdir().unwrap();
@@ -379,7 +379,7 @@ fn agents_start_with_a_clean_signal_mask() {
     let agent = agent_dir.join("sigdump");
     std::fs::write(
         &agent,
-        "#!/bin/sh\ncase \"$1\" in start) grep -E '^Sig(Blk|Ign)' /proc/self/status > \"$OCF_RESKEY_out\";; esac\nexit 0\n",
+        "#!/bin/sh\ncase \"$1\" in start) { grep -E '^Sig(Blk|Ign)' /proc/self/status; chrt -p $$; } > \"$OCF_RESKEY_out\";; esac\nexit 0\n",
     )
     .unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -400,4 +400,13 @@ fn agents_start_with_a_clean_signal_mask() {
         },
     );
     assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
+    // The daemon runs SCHED_RR (realtime on, the default); its agents must not.
+    assert!(text.contains("policy: SCHED_OTHER"), "{text}");
+    let daemon = c.daemons[0].as_ref().unwrap().pid();
+    let policy = std::process::Command::new("chrt")
+        .args(["-p", &daemon.to_string()])
+        .output()
+        .unwrap();
+    let policy = String::from_utf8_lossy(&policy.stdout);
+    assert!(policy.contains("SCHED_RR"), "{policy}");
 }

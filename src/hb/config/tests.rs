@@ -129,6 +129,8 @@ fn heartbeat_defaults_apply() {
     assert_eq!(cfg.ha_cf.initdead, Duration::from_secs(30));
     assert_eq!(cfg.ha_cf.udpport, 694);
     assert_eq!(cfg.ha_cf.auto_failback, AutoFailback::Legacy);
+    assert!(cfg.ha_cf.realtime, "realtime is on by default, as in Heartbeat");
+    assert_eq!(cfg.ha_cf.rtprio, 10);
     assert_eq!(
         cfg.groups[0].resources[0].params,
         vec![("ip".to_string(), "198.18.0.100".to_string())]
@@ -137,7 +139,7 @@ fn heartbeat_defaults_apply() {
 
 #[test]
 fn every_error_is_named_with_file_and_line() {
-    let ha_cf = "node n1\nkeepalive 2\ndeadtime 4\ncrm on\nfrobnicate yes\nucast eth0 not-an-ip\nmcast eth0 10.0.0.1 694 1 0\n";
+    let ha_cf = "node n1\nkeepalive 2\ndeadtime 4\ncrm on\nfrobnicate yes\nucast eth0 not-an-ip\nmcast eth0 10.0.0.1 694 1 0\nrealtime maybe\nrtprio 100\n";
     let haresources = "n1 IPaddr2::198.18.0.100/24/eth0 \\\n  Nosuch::x\nn3 vip::ip=198.18.0.7\n";
     let dir = dir_with(ha_cf, haresources, "auth 1\n1 sha1 k\n", 0o600);
     let errors = errors_of(&dir);
@@ -147,6 +149,8 @@ fn every_error_is_named_with_file_and_line() {
         "/ha.cf:5: unknown directive 'frobnicate'",
         "/ha.cf:6: ucast peer 'not-an-ip' is not an IP address",
         "/ha.cf:7: mcast group '10.0.0.1' is not a multicast address",
+        "/ha.cf:8: realtime 'maybe': on or off",
+        "/ha.cf:9: rtprio '100': a priority from 1 to 99",
         "/haresources:1: unknown resource 'Nosuch'",
     ];
     for e in expect {
