@@ -320,12 +320,7 @@ fn idle_cost(d: &dyn Daemon, window: Duration) -> (f64, u64, usize) {
     };
     let deaths = |d: &dyn Daemon| -> usize {
         (0..2)
-            .map(|n| {
-                d.log(n)
-                    .lines()
-                    .filter(|l| l.contains("is dead"))
-                    .count()
-            })
+            .map(|n| d.log(n).lines().filter(|l| l.contains("is dead")).count())
             .sum()
     };
     let deaths_before = deaths(d);
@@ -409,13 +404,18 @@ fn main() {
         medians.push((d.name(), med));
     }
     let find = |prefix: &str| medians.iter().find(|(n, _)| n.starts_with(prefix));
-    if let (Some((ours, a)), Some((theirs, b))) = (find("hb-monitor 5/"), find("keepalived VRRPv3 advert 0.01")) {
+    if let (Some((ours, a)), Some((theirs, b))) =
+        (find("hb-monitor 5/"), find("keepalived VRRPv3 advert 0.01"))
+    {
         println!("\nfastest: {theirs} / {ours} = {:.2}x", b / a);
     }
-    if let (Some((ours, a)), Some((theirs, b))) = (find("hb-monitor 5/"), find("heartbeat 3 100/")) {
+    if let (Some((ours, a)), Some((theirs, b))) = (find("hb-monitor 5/"), find("heartbeat 3 100/"))
+    {
         println!("fastest: {theirs} / {ours} = {:.1}x", b / a);
     }
-    if let (Some((ours, a)), Some((theirs, b))) = (find("hb-monitor 2000/"), find("heartbeat 3 2000/")) {
+    if let (Some((ours, a)), Some((theirs, b))) =
+        (find("hb-monitor 2000/"), find("heartbeat 3 2000/"))
+    {
         println!("defaults: {theirs} / {ours} = {:.2}x", b / a);
     }
     println!("(false: failovers during a 10 s idle window, which must be 0)");

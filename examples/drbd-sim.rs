@@ -6,6 +6,10 @@
 //! Environment: `DRBD_SIM_DIR` holds the shared state (`state`, `key=value` lines, replaced
 //! atomically by rename; every command holds an exclusive lock on `lock` for its whole run, so
 //! two nodes' agents do not race), `DRBD_SIM_NODE` (`a` or `b`) says which node "this" is.
+//! Run by a cluster manager that scrubs the environment (Pacemaker, hb-monitor), the
+//! simulator finds both without it: the state directory is the parent of the `bin/` it was
+//! run from (`<dir>/bin/drbdadm`, as invoked, symlinks not resolved), and the node is looked
+//! up by hostname (`uname -n`, per UTS namespace) in `<dir>/nodes` (`hostname=a` lines).
 //!
 //! # State
 //!
@@ -128,7 +132,17 @@ fn die(code: i32, msg: &str) -> ! {
 }
 
 fn state_dir() -> PathBuf {
-    PathBuf::from(std::env::var("DRBD_SIM_DIR").unwrap_or_else(|_| die(20, "DRBD_SIM_DIR unset")))
+    if let Ok(dir) = std::env::var("DRBD_SIM_DIR") {
+        return PathBuf::from(dir);
+    }
+    // <dir>/bin/<name>, as invoked (not the resolved symlink).
+    let invoked = PathBuf::from(std::env::args().next().unwrap_or_default());
+    invoked
+        .parent()
+        .and_then(|bin| bin.parent())
+        .filter(|dir| dir.join("state").exists() || dir.join("nodes").exists())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| die(20, "DRBD_SIM_DIR unset and not run as <dir>/bin/<name>"))
 }
 
 /// Wall-clock milliseconds: the state is shared by separate processes.
@@ -308,7 +322,25 @@ impl State {
 }
 
 fn this_node() -> String {
-    std::env::var("DRBD_SIM_NODE").unwrap_or_else(|_| die(20, "DRBD_SIM_NODE unset"))
+    if let Ok(node) = std::env::var("DRBD_SIM_NODE") {
+        return node;
+    }
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    fs::read_to_string(state_dir().join("nodes"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.split_once('=')
+                .filter(|(h, _)| *h == host)
+                .map(|(_, n)| n.to_string())
+        })
+        .unwrap_or_else(|| {
+            die(
+                20,
+                &format!("DRBD_SIM_NODE unset and host '{host}' not in nodes"),
+            )
+        })
 }
 
 fn role(primary: bool) -> &'static str {

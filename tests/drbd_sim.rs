@@ -309,3 +309,24 @@ fn ocf_tester_passes_on_drbd_agent() {
     assert_eq!(out.status.code(), Some(0), "ocf-tester:\n{text}");
     assert!(text.contains("passed all tests"), "{text}");
 }
+
+#[test]
+fn a_scrubbed_environment_finds_the_state_and_the_node_by_hostname() {
+    // Pacemaker and hb-monitor pass agents no DRBD_SIM_* variables.
+    let sim = DrbdSim::new();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    sim.map_host(host.trim(), "b");
+    assert_eq!(sim.drbdadm("b", &["up", "r0"]).rc, 0);
+    let out = Command::new(sim.bin("drbdsetup"))
+        .args(["events2", "--now", "r0"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        sim.events2("b"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sim.events2("a"), "exists -\n");
+}

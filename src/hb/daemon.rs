@@ -147,7 +147,11 @@ fn go_realtime(cfg: &super::config::HaCf) {
     };
     // SAFETY: sched_setscheduler on this process with a valid sched_param.
     let rc = unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &raw const param)
+        libc::sched_setscheduler(
+            0,
+            libc::SCHED_RR | libc::SCHED_RESET_ON_FORK,
+            &raw const param,
+        )
     };
     if rc != 0 {
         log(
@@ -274,8 +278,7 @@ impl Daemon {
         let wall_now = SystemTime::now();
         // Drain what is queued, bounded so one flooded medium cannot starve the loop.
         for _ in 0..64 {
-            let received = match media::recv_stamped(&self.media.sockets[index].socket, &mut buf)
-            {
+            let received = match media::recv_stamped(&self.media.sockets[index].socket, &mut buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {

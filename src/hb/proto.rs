@@ -214,7 +214,11 @@ pub fn encode(msg: &Message, keys: &AuthKeys) -> Result<Vec<u8>, ProtoError> {
             }
         }
     }
-    let key = [b'0' + keys.active / 100, b'0' + keys.active / 10 % 10, b'0' + keys.active % 10];
+    let key = [
+        b'0' + keys.active / 100,
+        b'0' + keys.active / 10 % 10,
+        b'0' + keys.active % 10,
+    ];
     let key = &key[key.iter().position(|&d| d != b'0').unwrap_or(2)..];
     let mut classic = Vec::with_capacity(64);
     push_hmac_hex(&mut classic, *method, secret, &msg.classic_text());

@@ -84,6 +84,18 @@ impl DrbdSim {
         self.dir.path().join("bin").join(name)
     }
 
+    /// Maps a hostname to simulated node `a` or `b`, for agents run by a cluster manager
+    /// that scrubs the environment (see the simulator's header).
+    pub fn map_host(&self, hostname: &str, node: &str) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("nodes"))
+            .unwrap();
+        writeln!(f, "{hostname}={node}").unwrap();
+    }
+
     /// The configuration file.
     pub fn conf(&self) -> PathBuf {
         self.dir.path().join("drbd.conf")

@@ -129,7 +129,10 @@ fn heartbeat_defaults_apply() {
     assert_eq!(cfg.ha_cf.initdead, Duration::from_secs(30));
     assert_eq!(cfg.ha_cf.udpport, 694);
     assert_eq!(cfg.ha_cf.auto_failback, AutoFailback::Legacy);
-    assert!(cfg.ha_cf.realtime, "realtime is on by default, as in Heartbeat");
+    assert!(
+        cfg.ha_cf.realtime,
+        "realtime is on by default, as in Heartbeat"
+    );
     assert_eq!(cfg.ha_cf.rtprio, 10);
     assert_eq!(
         cfg.groups[0].resources[0].params,
