@@ -96,10 +96,14 @@ pub fn main() -> ExitCode {
                 "takeover"
             };
             match daemon::query(control, request) {
-                Ok(reply) => {
-                    print!("{reply}");
-                    ExitCode::SUCCESS
-                }
+                Ok(reply) => match refusal(&reply) {
+                    Some(code) => code,
+                    None => {
+                        print!("{reply}");
+                        ExitCode::SUCCESS
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root(request),
                 Err(e) => {
                     eprintln!(
                         "hb-monitor {request}: {}: {e} (is hb-monitor running?)",
@@ -143,6 +147,8 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Status { json, control } => match daemon::query(&control, "status") {
+            Ok(reply) if refusal(&reply).is_some() => refusal(&reply).unwrap_or(ExitCode::FAILURE),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("status"),
             Ok(reply) if json => {
                 print!("{reply}");
                 ExitCode::SUCCESS
@@ -200,4 +206,25 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// LSB exit code 4: insufficient privilege.
+const EXIT_NOT_ROOT: u8 = 4;
+
+/// The daemon's control socket is root-only.
+fn not_root(request: &str) -> ExitCode {
+    eprintln!("hb-monitor {request}: the control socket answers root only; run it as root");
+    ExitCode::from(EXIT_NOT_ROOT)
+}
+
+/// An `{"error": …}` answer, printed, as an exit code.
+fn refusal(reply: &str) -> Option<ExitCode> {
+    let value: serde_json::Value = serde_json::from_str(reply).ok()?;
+    let error = value.get("error")?.as_str()?;
+    eprintln!("hb-monitor: {error}");
+    Some(if error.contains("root only") {
+        ExitCode::from(EXIT_NOT_ROOT)
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -119,6 +119,18 @@ pub struct HaCf {
     pub realtime: bool,
     /// `rtprio`: the SCHED_RR priority (default 10).
     pub rtprio: u8,
+    /// `fence_command PROGRAM [ARG...]` (ours): run with the node's name appended before
+    /// taking the group over from a node that did not hand it over cleanly; exit 0 means
+    /// that node is off.
+    pub fence_command: Vec<String>,
+    /// `fence_timeout` (ours, default 60 s).
+    pub fence_timeout: Duration,
+    /// `monitor_interval` (ours, default 10 s, 0 = off): how often each running resource
+    /// of the group is monitored.
+    pub monitor_interval: Duration,
+    /// `restart_limit COUNT WINDOW` (ours, default 3 in 10 min): local restarts of a failed
+    /// resource before the group fails over.
+    pub restart_limit: (u32, Duration),
 }
 
 /// One resource of a group as written in `haresources`.
@@ -314,6 +326,10 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         notes: vec![],
         realtime: true,
         rtprio: 10,
+        fence_command: vec![],
+        fence_timeout: Duration::from_secs(60),
+        monitor_interval: Duration::from_secs(10),
+        restart_limit: (3, Duration::from_secs(600)),
     };
     let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -478,6 +494,33 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         .filter(|p| (1..=99).contains(p))
                         .ok_or_else(|| format!("rtprio '{v}': a priority from 1 to 99"))?;
                 }
+                "fence_command" => {
+                    if args.is_empty() {
+                        return Err("fence_command needs a program".into());
+                    }
+                    cf.fence_command = args.iter().map(|a| a.to_string()).collect();
+                }
+                "fence_timeout" => {
+                    cf.fence_timeout = time("fence_timeout")?;
+                    if cf.fence_timeout.is_zero() {
+                        return Err("fence_timeout must be more than 0".into());
+                    }
+                }
+                "monitor_interval" => cf.monitor_interval = time("monitor_interval")?,
+                "restart_limit" => match args.as_slice() {
+                    [count, window] => {
+                        let count = count.parse().map_err(|_| {
+                            format!("restart_limit count '{count}' is not a number")
+                        })?;
+                        let window = parse_time(window).ok_or_else(|| {
+                            format!("restart_limit window '{window}' is not a time")
+                        })?;
+                        cf.restart_limit = (count, window);
+                    }
+                    _ => {
+                        return Err("restart_limit COUNT WINDOW, e.g. 'restart_limit 3 600'".into());
+                    }
+                },
                 "debug" => cf.notes.push(format!(
                     "line {line}: debug level is set by hb-monitor's own options"
                 )),
@@ -495,7 +538,14 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 d if IGNORED.contains(&d) => cf.notes.push(format!(
                     "line {line}: '{content}' changes nothing for hb-monitor"
                 )),
-                "stonith" | "stonith_host" | "watchdog" | "autojoin" | "respawn_hold" => {
+                "stonith" | "stonith_host" => {
+                    return Err(format!(
+                        "'{directive}': Heartbeat's STONITH plugins are not run by hb-monitor; \
+                         use 'fence_command PROGRAM' (run with the node's name appended, exit 0 \
+                         when that node is off)"
+                    ));
+                }
+                "watchdog" | "autojoin" | "respawn_hold" => {
                     return Err(format!(
                         "'{directive}' is not supported yet; hb-monitor will not start without \
                          honouring it"

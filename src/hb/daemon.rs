@@ -18,7 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::sync::mpsc;
 
 use super::config::{Config, ResourceEntry};
-use super::group::{self, Decision, Holding, Outcome, PeerView};
+use super::group::{self, Decision, Holding, Outcome, PeerView, Worker};
 use super::media::{self, MediaSet};
 use super::membership::{Dropped, Event, Membership, PeerState};
 use super::proto::{self, Message, ProtoError};
@@ -212,8 +212,20 @@ struct Daemon {
     /// The group's preferred node and resources.
     preferred: String,
     resources: Vec<ResourceEntry>,
-    ocf_root: PathBuf,
-    op_timeout: Duration,
+    /// Runs agents and the fence command off the loop, one job at a time.
+    worker: Worker,
+    /// A worker job runs; its outcome is awaited.
+    busy: bool,
+    /// Dead peers that did not hand the group over cleanly: fenced before any takeover.
+    fence_needed: std::collections::BTreeSet<String>,
+    /// After a failed fence, when to try again.
+    next_fence_attempt: Option<Instant>,
+    /// When the running group is next monitored.
+    next_monitor: Option<Instant>,
+    /// Local restarts within `restart_limit`'s window.
+    restarts: std::collections::VecDeque<Instant>,
+    /// The group is being stopped because local recovery gave up: end as Failed.
+    giving_up: bool,
     /// What this node does with the group.
     holding: Holding,
     /// `hb-monitor takeover` was asked here and not yet satisfied.
@@ -225,8 +237,6 @@ struct Daemon {
     /// The last failure of the group here, for status.
     last_error: Option<String>,
     outcomes: mpsc::Receiver<Outcome>,
-    outcome_sender: mpsc::Sender<Outcome>,
-    wake_write: std::os::fd::RawFd,
 }
 
 impl Daemon {
@@ -337,9 +347,25 @@ impl Daemon {
             .collect()
     }
 
-    /// Acts on the group decision; called after anything that may change it.
-    fn evaluate(&mut self) {
-        if self.resources.is_empty() {
+    /// The first node to fence before this one may take the group: a dead peer that did not
+    /// hand it over cleanly, or a live one whose stop failed.
+    fn node_to_fence(&self) -> Option<String> {
+        self.fence_needed.iter().next().cloned().or_else(|| {
+            self.members
+                .peers
+                .iter()
+                .find(|(_, p)| {
+                    p.state == PeerState::Up
+                        && p.last_fields.get("rsc").map(String::as_str) == Some("unclean")
+                })
+                .map(|(n, _)| n.clone())
+        })
+    }
+
+    /// Acts on the group decision; called after anything that may change it. One worker job
+    /// at a time: while one runs, nothing else is decided.
+    fn evaluate(&mut self, now: Instant) {
+        if self.resources.is_empty() || self.busy {
             return;
         }
         let decision = if self.exiting {
@@ -351,17 +377,34 @@ impl Daemon {
         } else if self.standby && self.holding == Holding::Held {
             Decision::Release
         } else {
+            // A live peer whose stop failed counts as gone for the decision: whoever would
+            // take the group fences it first (below).
+            let views: Vec<PeerView<'_>> = self
+                .peer_views()
+                .into_iter()
+                .map(|mut v| {
+                    if v.holding == Holding::Unclean {
+                        v.alive = false;
+                    }
+                    v
+                })
+                .collect();
             group::decide(
                 &self.node,
                 &self.preferred,
                 self.holding,
                 self.want,
-                &self.peer_views(),
+                &views,
                 self.cfg.ha_cf.auto_failback,
             )
         };
         match decision {
             Decision::Acquire => {
+                if let Some(node) = self.node_to_fence()
+                    && !self.fence_first(node, now)
+                {
+                    return;
+                }
                 log(
                     "INFO",
                     &format!(
@@ -370,29 +413,77 @@ impl Daemon {
                     ),
                 );
                 self.holding = Holding::Starting;
+                self.busy = true;
                 self.heartbeat_now();
-                group::start_group(
-                    self.ocf_root.clone(),
-                    self.resources.clone(),
-                    self.op_timeout,
-                    self.outcome_sender.clone(),
-                    self.wake_write,
-                );
+                self.worker.start();
             }
             Decision::Release => {
                 log("INFO", "giving up the resource group");
                 self.holding = Holding::Stopping;
+                self.busy = true;
                 self.heartbeat_now();
-                group::stop_group(
-                    self.ocf_root.clone(),
-                    self.resources.clone(),
-                    self.op_timeout,
-                    self.outcome_sender.clone(),
-                    self.wake_write,
-                );
+                self.worker.stop();
             }
-            Decision::Wait => {}
+            Decision::Wait => {
+                if self.holding == Holding::Held
+                    && !self.exiting
+                    && self.next_monitor.is_some_and(|t| now >= t)
+                {
+                    self.next_monitor = None;
+                    self.busy = true;
+                    self.worker.monitor();
+                }
+            }
         }
+    }
+
+    /// Before taking the group from `node`: runs the fence command (and returns false: the
+    /// takeover waits for its outcome), or without one, proceeds (a dead peer: Heartbeat's
+    /// behaviour without STONITH, with a warning) or waits (a live peer whose stop failed:
+    /// nobody may start the group beside what may still run there).
+    fn fence_first(&mut self, node: String, now: Instant) -> bool {
+        let ha = &self.cfg.ha_cf;
+        let dead = self.fence_needed.contains(&node);
+        if ha.fence_command.is_empty() {
+            if dead {
+                log(
+                    "WARN",
+                    &format!(
+                        "taking the group over from {node} without fencing: if {node} still runs (its daemon killed, its link cut) both nodes now run the group"
+                    ),
+                );
+                self.fence_needed.remove(&node);
+                return true;
+            }
+            if self.next_fence_attempt.is_none() {
+                log(
+                    "ERROR",
+                    &format!(
+                        "{node} failed to stop the group and no fence_command is configured: the group stays down until an operator cleans {node} up"
+                    ),
+                );
+                self.next_fence_attempt = Some(now + Duration::from_secs(3600));
+            }
+            return false;
+        }
+        if self.next_fence_attempt.is_some_and(|t| now < t) {
+            return false;
+        }
+        log(
+            "WARN",
+            &format!(
+                "fencing {node} before taking the group over ({})",
+                if dead {
+                    "it died without handing the group over"
+                } else {
+                    "its stop failed"
+                }
+            ),
+        );
+        self.busy = true;
+        self.worker
+            .fence(ha.fence_command.clone(), node, ha.fence_timeout);
+        false
     }
 
     /// Tells the peers about a change at once rather than at the next keepalive.
@@ -400,13 +491,24 @@ impl Daemon {
         self.heartbeat();
     }
 
-    fn take_outcomes(&mut self) {
+    fn take_outcomes(&mut self, now: Instant) {
         while let Ok(outcome) = self.outcomes.try_recv() {
+            self.busy = false;
+            let after_stop = if self.giving_up {
+                Holding::Failed
+            } else if self.standby {
+                Holding::Standby
+            } else {
+                Holding::None
+            };
+            let interval = self.cfg.ha_cf.monitor_interval;
+            let monitor_from_now = (!interval.is_zero()).then(|| now + interval);
             self.holding = match outcome {
                 Outcome::Started => {
                     log("INFO", "resource group started");
                     self.want = false;
                     self.last_error = None;
+                    self.next_monitor = monitor_from_now;
                     Holding::Held
                 }
                 Outcome::StartFailed(why) => {
@@ -425,43 +527,124 @@ impl Daemon {
                         "INFO",
                         "start-up clean-up done: nothing of the group runs here",
                     );
-                    if self.standby {
-                        Holding::Standby
-                    } else {
-                        Holding::None
-                    }
+                    after_stop
                 }
                 Outcome::Stopped => {
                     log("INFO", "resource group stopped");
-                    if self.standby {
-                        Holding::Standby
-                    } else {
-                        Holding::None
-                    }
+                    self.giving_up = false;
+                    after_stop
                 }
                 Outcome::StopFailed(why) => {
+                    let what = if self.cfg.ha_cf.fence_command.is_empty() {
+                        "no fence_command: the group stays down until an operator cleans this node up"
+                    } else {
+                        "the peers fence this node before taking the group"
+                    };
                     log(
                         "ERROR",
                         &format!(
-                            "resource group failed to stop ({why}): its state on this node is unknown"
+                            "resource group failed to stop ({why}): its state on this node is unknown; {what}"
                         ),
                     );
                     self.last_error = Some(why);
-                    Holding::Failed
+                    self.giving_up = false;
+                    Holding::Unclean
+                }
+                Outcome::Monitored(None) => {
+                    self.next_monitor = monitor_from_now;
+                    self.holding
+                }
+                Outcome::Monitored(Some((index, why))) => self.recover(index, why, now),
+                Outcome::Fenced(node, Ok(())) => {
+                    log("INFO", &format!("{node} is fenced"));
+                    self.fence_needed.remove(&node);
+                    self.next_fence_attempt = None;
+                    self.members.mark_fenced(&node);
+                    self.holding
+                }
+                Outcome::Fenced(node, Err(why)) => {
+                    log(
+                        "ERROR",
+                        &format!("fencing {node} failed ({why}): no takeover; trying again in 1 s"),
+                    );
+                    self.next_fence_attempt = Some(now + Duration::from_secs(1));
+                    self.holding
                 }
             };
             self.heartbeat_now();
         }
     }
 
-    fn report(&self, events: Vec<Event>) {
+    /// A resource failed its monitor: restart it (and what depends on it) in place while the
+    /// restart limit allows, else give the group up so that a peer takes it.
+    fn recover(&mut self, index: usize, why: String, now: Instant) -> Holding {
+        let (limit, window) = self.cfg.ha_cf.restart_limit;
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > window)
+        {
+            self.restarts.pop_front();
+        }
+        self.last_error = Some(why.clone());
+        self.busy = true;
+        if (self.restarts.len() as u32) < limit {
+            self.restarts.push_back(now);
+            log(
+                "ERROR",
+                &format!(
+                    "monitor failed: {why}; restarting it and what follows it here ({} of {limit} within {} s)",
+                    self.restarts.len(),
+                    window.as_secs()
+                ),
+            );
+            self.worker.restart(index);
+            Holding::Held
+        } else {
+            log(
+                "ERROR",
+                &format!(
+                    "monitor failed: {why}; {limit} restarts within {} s already: giving the group up to the peers",
+                    window.as_secs()
+                ),
+            );
+            self.giving_up = true;
+            self.worker.stop();
+            Holding::Stopping
+        }
+    }
+
+    fn report(&mut self, events: Vec<Event>) {
         for event in events {
             match event {
-                Event::PeerUp(p) => log("INFO", &format!("node {p} is up")),
-                Event::PeerRestarted(p) => {
-                    log("INFO", &format!("node {p} restarted (new generation)"))
+                Event::PeerUp(p) => {
+                    log("INFO", &format!("node {p} is up"));
+                    self.fence_needed.remove(&p);
                 }
-                Event::PeerDead(p) => log("WARN", &format!("node {p} is dead")),
+                Event::PeerRestarted(p) => {
+                    // A restarted daemon cleans up before it takes part (start-up clean-up).
+                    log("INFO", &format!("node {p} restarted (new generation)"));
+                    self.fence_needed.remove(&p);
+                }
+                Event::PeerDead(p) => {
+                    let peer = self.members.peers.get(&p);
+                    let holding = peer
+                        .and_then(|peer| peer.last_fields.get("rsc"))
+                        .map_or(Holding::None, |w| Holding::from_word(w));
+                    let orderly = peer.is_some_and(|peer| peer.status == "dead");
+                    if holding.occupies() && !(orderly && holding != Holding::Unclean) {
+                        log(
+                            "WARN",
+                            &format!(
+                                "node {p} is dead while it advertised the group as {}: it is fenced before any takeover",
+                                holding.word()
+                            ),
+                        );
+                        self.fence_needed.insert(p);
+                    } else {
+                        log("WARN", &format!("node {p} is dead"));
+                    }
+                }
                 Event::Late(p, gap) => log(
                     "WARN",
                     &format!("late heartbeat from {p}: {} ms", gap.as_millis()),
@@ -524,6 +707,9 @@ impl Daemon {
                 "standby": self.standby,
                 "resources": self.resources.iter().map(|r| r.written.clone()).collect::<Vec<_>>(),
                 "last_error": self.last_error,
+                "restarts_in_window": self.restarts.len(),
+                "to_fence": self.fence_needed.iter().collect::<Vec<_>>(),
+                "fencing": !self.cfg.ha_cf.fence_command.is_empty(),
             },
         })
     }
@@ -534,6 +720,17 @@ impl Daemon {
             // that it cannot hold up heartbeats.
             let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
             let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+            // The socket file is 0600 already; the peer's credentials say it again, so that a
+            // socket reached some other way (a copied descriptor) still answers root only.
+            let uid =
+                nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                    .map(|c| c.uid());
+            if uid != Ok(0) {
+                let _ = stream.write_all(
+                    b"{\"error\":\"the hb-monitor control socket answers root only\"}\n",
+                );
+                continue;
+            }
             let mut request = [0u8; 64];
             let n = stream.read(&mut request).unwrap_or(0);
             let request = String::from_utf8_lossy(&request[..n]);
@@ -551,7 +748,12 @@ impl Daemon {
                 "takeover" => {
                     log("INFO", "takeover requested");
                     self.standby = false;
-                    if matches!(self.holding, Holding::Standby | Holding::Failed) {
+                    // On a node whose stop failed (unclean), the operator's takeover says
+                    // it has been cleaned up.
+                    if matches!(
+                        self.holding,
+                        Holding::Standby | Holding::Failed | Holding::Unclean
+                    ) {
                         self.holding = Holding::None;
                     }
                     self.want = self.holding != Holding::Held;
@@ -665,19 +867,35 @@ pub fn run(
         .first()
         .map(|g| (g.preferred.clone(), g.resources.clone()))
         .unwrap_or_default();
+    let worker = Worker {
+        ocf_root: ocf_root.to_path_buf(),
+        resources: resources.clone(),
+        timeout: op_timeout,
+        done: outcome_sender,
+        wake: wake_write.as_raw_fd(),
+    };
+    if cfg.ha_cf.fence_command.is_empty() && !resources.is_empty() {
+        log(
+            "WARN",
+            "no fence_command: a node whose daemon dies or whose heartbeat links all fail keeps what it runs, so its peer's takeover runs the group twice (split brain: two VIPs, DRBD Primary on both); and a failed stop leaves the group down until an operator acts",
+        );
+    }
     let mut daemon = Daemon {
         preferred,
         resources,
-        ocf_root: ocf_root.to_path_buf(),
-        op_timeout,
+        worker,
+        busy: false,
+        fence_needed: Default::default(),
+        next_fence_attempt: None,
+        next_monitor: None,
+        restarts: Default::default(),
+        giving_up: false,
         holding: Holding::None,
         want: false,
         standby: false,
         exiting: false,
         last_error: None,
         outcomes,
-        outcome_sender,
-        wake_write: wake_write.as_raw_fd(),
         cfg,
         node: node.to_string(),
         generation,
@@ -696,13 +914,8 @@ pub fn run(
             "start-up clean-up: stopping the group here before taking part",
         );
         daemon.holding = Holding::Cleaning;
-        group::stop_group(
-            daemon.ocf_root.clone(),
-            daemon.resources.clone(),
-            daemon.op_timeout,
-            daemon.outcome_sender.clone(),
-            daemon.wake_write,
-        );
+        daemon.busy = true;
+        daemon.worker.stop();
     }
     let keepalive = daemon.cfg.ha_cf.keepalive;
     // With short keepalives, waking for every peer heartbeat costs more CPU than it buys:
@@ -749,15 +962,25 @@ pub fn run(
         }
         let events = daemon.members.tick(now);
         daemon.report(events);
-        daemon.evaluate();
-        if daemon.exiting && !daemon.holding.occupies() && daemon.holding != Holding::Cleaning {
+        daemon.evaluate(now);
+        // A node whose stop failed (unclean) can do no more for the group: it exits too.
+        if daemon.exiting
+            && !daemon.busy
+            && (!daemon.holding.occupies() || daemon.holding == Holding::Unclean)
+        {
             // The group is down here: say so (st=dead) so that the peers take over now.
             daemon.send_status("dead");
             let _ = std::fs::remove_file(control);
             log("INFO", "stopped");
             return Ok(());
         }
-        let wake = next_heartbeat.min(daemon.members.next_deadline(now));
+        let mut wake = next_heartbeat.min(daemon.members.next_deadline(now));
+        for t in [daemon.next_monitor, daemon.next_fence_attempt]
+            .into_iter()
+            .flatten()
+        {
+            wake = wake.min(t.max(now));
+        }
         let timeout = wake.saturating_duration_since(Instant::now());
         for fd in &mut fds {
             fd.revents = 0;
@@ -807,7 +1030,7 @@ pub fn run(
             } > 0
             {}
         }
-        daemon.take_outcomes();
+        daemon.take_outcomes(now);
         if !lazy_receive {
             for i in 0..media_count {
                 if fds[MEDIA_FDS + i].revents & libc::POLLIN != 0 {

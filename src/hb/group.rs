@@ -37,6 +37,9 @@ pub enum Holding {
     Failed,
     /// Operator standby: will not take it.
     Standby,
+    /// A stop failed here: the group may still run (in part) on this node. Peers must fence
+    /// this node before they take the group over.
+    Unclean,
     /// Start-up: stopping whatever a previous run of the daemon left running here (a kill -9
     /// leaves the VIP and mounts behind) before taking part. Advertised as `none`: the group
     /// is not served here and this node does not claim it, so no peer reacts to it.
@@ -53,6 +56,7 @@ impl Holding {
             Holding::Stopping => "stopping",
             Holding::Failed => "failed",
             Holding::Standby => "standby",
+            Holding::Unclean => "unclean",
         }
     }
 
@@ -64,13 +68,17 @@ impl Holding {
             "standby" => Holding::Standby,
             "stopping" => Holding::Stopping,
             "starting" => Holding::Starting,
+            "unclean" => Holding::Unclean,
             _ => Holding::Held,
         }
     }
 
     /// Running or about to: another node must not start the group.
     pub fn occupies(self) -> bool {
-        matches!(self, Holding::Starting | Holding::Held | Holding::Stopping)
+        matches!(
+            self,
+            Holding::Starting | Holding::Held | Holding::Stopping | Holding::Unclean
+        )
     }
 }
 
@@ -165,6 +173,7 @@ pub fn decide(
         | Holding::Stopping
         | Holding::Failed
         | Holding::Standby
+        | Holding::Unclean
         | Holding::Cleaning => Decision::Wait,
     }
 }
@@ -232,82 +241,144 @@ pub fn agent_path(ocf_root: &Path, res: &ResourceEntry) -> PathBuf {
 pub enum Outcome {
     /// The whole group started.
     Started,
-    /// A start failed at resource `index`; what had started was stopped again.
+    /// A start failed; everything of the group was stopped again.
     StartFailed(String),
     /// The whole group stopped.
     Stopped,
     /// A stop failed: the group is in an unknown state here.
     StopFailed(String),
+    /// A monitor round: every resource runs (None), or the first that does not, with why.
+    Monitored(Option<(usize, String)>),
+    /// The fence command ran against a node: Ok once that node is off.
+    Fenced(String, Result<(), String>),
 }
 
-/// Starts the group left to right on a worker thread; a failed start stops what started,
-/// right to left. `done` receives the outcome, then `wake` is written to.
-pub fn start_group(
-    ocf_root: PathBuf,
-    resources: Vec<ResourceEntry>,
-    timeout: Duration,
-    done: mpsc::Sender<Outcome>,
-    wake: std::os::fd::RawFd,
-) {
-    std::thread::spawn(move || {
-        let call = |i: usize, action: &'static str| AgentCall {
-            agent: agent_path(&ocf_root, &resources[i]),
+/// Runs the group's agents (and the fence command) on worker threads, one job at a time
+/// (the daemon never starts a job while one runs): each job sends its [`Outcome`] to `done`
+/// and then writes to the loop's wake-up pipe.
+#[derive(Clone)]
+pub struct Worker {
+    /// `$OCF_ROOT`.
+    pub ocf_root: PathBuf,
+    /// The group, left to right.
+    pub resources: Vec<ResourceEntry>,
+    /// Each agent action's timeout.
+    pub timeout: Duration,
+    /// Where outcomes go.
+    pub done: mpsc::Sender<Outcome>,
+    /// The loop's wake-up pipe.
+    pub wake: std::os::fd::RawFd,
+}
+
+impl Worker {
+    fn call(&self, i: usize, action: &'static str) -> AgentCall {
+        let res = &self.resources[i];
+        AgentCall {
+            agent: agent_path(&self.ocf_root, res),
             action,
-            params: resources[i].params.clone(),
-            instance: format!("{}_{i}", resources[i].agent),
-            timeout,
-        };
-        let mut outcome = Outcome::Started;
-        for i in 0..resources.len() {
-            if let Err(why) = run_agent(&ocf_root, &call(i, "start")) {
-                let failed = format!("{} start: {why}", resources[i].written);
-                // Undo what started, right to left, including the failed one (stop of a
-                // stopped resource is 0).
-                let mut undo_failed = None;
-                for j in (0..=i).rev() {
-                    if let Err(stop_why) = run_agent(&ocf_root, &call(j, "stop")) {
-                        undo_failed = Some(format!("{} stop: {stop_why}", resources[j].written));
-                        break;
-                    }
-                }
-                outcome = match undo_failed {
-                    Some(stop) => Outcome::StopFailed(format!("{failed}; then {stop}")),
-                    None => Outcome::StartFailed(failed),
+            params: res.params.clone(),
+            instance: format!("{}_{i}", res.agent),
+            timeout: self.timeout,
+        }
+    }
+
+    fn run(&self, i: usize, action: &'static str) -> Result<(), String> {
+        run_agent(&self.ocf_root, &self.call(i, action))
+            .map_err(|why| format!("{} {action}: {why}", self.resources[i].written))
+    }
+
+    /// Stops resources `to..` right to left; the first failure.
+    fn stop_down_to(&self, to: usize) -> Result<(), String> {
+        (to..self.resources.len())
+            .rev()
+            .try_for_each(|i| self.run(i, "stop"))
+    }
+
+    /// Starts resources `from..` left to right; on a failure stops the whole group again.
+    fn start_from(&self, from: usize) -> Outcome {
+        for i in from..self.resources.len() {
+            if let Err(failed) = self.run(i, "start") {
+                // Undo everything, right to left, including the failed one (stop of a
+                // stopped resource is 0): the peers get a clean group.
+                return match self.stop_down_to(0) {
+                    Ok(()) => Outcome::StartFailed(failed),
+                    Err(stop) => Outcome::StopFailed(format!("{failed}; then {stop}")),
                 };
-                break;
             }
         }
-        let _ = done.send(outcome);
-        wake_loop(wake);
-    });
+        Outcome::Started
+    }
+
+    fn spawn(&self, job: impl FnOnce(&Worker) -> Outcome + Send + 'static) {
+        let worker = self.clone();
+        std::thread::spawn(move || {
+            let outcome = job(&worker);
+            let _ = worker.done.send(outcome);
+            wake_loop(worker.wake);
+        });
+    }
+
+    /// Starts the group left to right; a failed start stops it all again.
+    pub fn start(&self) {
+        self.spawn(|w| w.start_from(0));
+    }
+
+    /// Stops the group right to left.
+    pub fn stop(&self) {
+        self.spawn(|w| match w.stop_down_to(0) {
+            Ok(()) => Outcome::Stopped,
+            Err(why) => Outcome::StopFailed(why),
+        });
+    }
+
+    /// Local recovery: stops resource `from` and everything after it (right to left), then
+    /// starts them again (what comes after depends on it: the mount on DRBD, MySQL on the
+    /// mount, the VIP on MySQL).
+    pub fn restart(&self, from: usize) {
+        self.spawn(move |w| match w.stop_down_to(from) {
+            Ok(()) => w.start_from(from),
+            Err(why) => Outcome::StopFailed(why),
+        });
+    }
+
+    /// Monitors every resource left to right, stopping at the first that fails.
+    pub fn monitor(&self) {
+        self.spawn(|w| {
+            Outcome::Monitored(
+                (0..w.resources.len()).find_map(|i| w.run(i, "monitor").err().map(|e| (i, e))),
+            )
+        });
+    }
+
+    /// Runs `command node` (timeout `limit`) to power `node` off.
+    pub fn fence(&self, command: Vec<String>, node: String, limit: Duration) {
+        self.spawn(move |_| {
+            let result = fence(&command, &node, limit);
+            Outcome::Fenced(node, result)
+        });
+    }
 }
 
-/// Stops the group right to left on a worker thread.
-pub fn stop_group(
-    ocf_root: PathBuf,
-    resources: Vec<ResourceEntry>,
-    timeout: Duration,
-    done: mpsc::Sender<Outcome>,
-    wake: std::os::fd::RawFd,
-) {
-    std::thread::spawn(move || {
-        let mut outcome = Outcome::Stopped;
-        for (i, res) in resources.iter().enumerate().rev() {
-            let call = AgentCall {
-                agent: agent_path(&ocf_root, res),
-                action: "stop",
-                params: res.params.clone(),
-                instance: format!("{}_{i}", res.agent),
-                timeout,
-            };
-            if let Err(why) = run_agent(&ocf_root, &call) {
-                outcome = Outcome::StopFailed(format!("{} stop: {why}", res.written));
-                break;
-            }
-        }
-        let _ = done.send(outcome);
-        wake_loop(wake);
-    });
+/// Runs the fence command for `node`: the node's name is appended to the command and also
+/// given as `HB_FENCE_NODE`; exit 0 means the node is off.
+pub fn fence(command: &[String], node: &str, limit: Duration) -> Result<(), String> {
+    let Some((program, args)) = command.split_first() else {
+        return Err("no fence_command".into());
+    };
+    let mut c = Command::new(program);
+    c.args(args)
+        .arg(node)
+        .env("HB_FENCE_NODE", node)
+        .stdin(std::process::Stdio::null());
+    match cmd::run(&mut c, limit) {
+        Ok(_) => Ok(()),
+        Err(CmdError::Failed { status, stderr, .. }) => Err(format!(
+            "{program} {node}: exit {}: {}",
+            status.code().unwrap_or(-1),
+            stderr.trim()
+        )),
+        Err(e) => Err(format!("{program} {node}: {e}")),
+    }
 }
 
 fn wake_loop(fd: std::os::fd::RawFd) {

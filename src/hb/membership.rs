@@ -43,6 +43,9 @@ pub struct Peer {
     pub status: String,
     /// Fields of the last accepted message the daemon cares about (resource hold etc.).
     pub last_fields: BTreeMap<String, String>,
+    /// The generation the peer had when it was fenced: nothing of it counts any more (late
+    /// packets of a node that is off); it rejoins with a new generation (a restart).
+    pub fenced_generation: Option<u64>,
 }
 
 /// Drop counters.
@@ -87,6 +90,8 @@ pub enum Dropped {
     Incomplete,
     /// Replay or reordered-old.
     Replayed,
+    /// From the generation of a node that was fenced.
+    Fenced,
 }
 
 /// The membership table of one node.
@@ -172,6 +177,7 @@ impl Membership {
                         seq: None,
                         status: String::new(),
                         last_fields: BTreeMap::new(),
+                        fenced_generation: None,
                     },
                 )
             })
@@ -213,6 +219,9 @@ impl Membership {
         };
         let src = src.to_string();
         let src = &src;
+        if peer.fenced_generation.is_some_and(|g| generation <= g) {
+            return Err(Dropped::Fenced);
+        }
         let mut events = Vec::new();
         match (peer.generation, peer.seq) {
             (Some(g), _) if generation < g => {
@@ -276,6 +285,16 @@ impl Membership {
             events.push(Event::PeerDead(src.clone()));
         }
         Ok(events)
+    }
+
+    /// `node` was fenced: dead now, and what its current generation still sends is ignored.
+    pub fn mark_fenced(&mut self, node: &str) {
+        if let Some(peer) = self.peers.get_mut(node) {
+            peer.state = PeerState::Dead;
+            peer.fenced_generation = peer.generation;
+            // Its last advertisement (held, unclean) no longer describes anything.
+            peer.last_fields.insert("rsc".into(), "none".into());
+        }
     }
 
     /// Applies the passing of time: dead peers and silent media.

@@ -3,8 +3,10 @@
 
 pub mod agent;
 pub mod drbd_sim;
+pub mod hb_cluster;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
+pub mod pacemaker;
 #[cfg(feature = "vm-tests")]
 pub mod vm;

@@ -1,0 +1,304 @@
+//! hb-monitor, part 2: fencing before a takeover from a node that did not hand over cleanly,
+//! local recovery of a failing resource, and the root-only control socket. The VIP's holders
+//! are sampled every 10 ms from outside the nodes (`/proc/<pid>/net/fib_trie`): with fencing
+//! configured, two nodes never hold it at once.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::util::hb_cluster::{Cluster, Sampler, VIP};
+use crate::util::host::wait_for;
+
+/// A fence command for the test world: "powers off" the named node as far as it goes here
+/// (flushes its addresses, takes its link down, SIGKILLs every process in its network
+/// namespace but the host's anchor), found by the anchor pid the test wrote to `map`; logs
+/// each call to `log`. `fail` existing makes it fail instead.
+struct Fence {
+    dir: tempfile::TempDir,
+}
+
+impl Fence {
+    fn new() -> Fence {
+        let dir = tempfile::tempdir().unwrap();
+        let script = format!(
+            r#"#!/bin/sh
+set -u
+dir={dir}
+[ -e "$dir/fail" ] && {{ echo "fence: told to fail" >&2; exit 1; }}
+pid=$(awk -v n="$1" '$1 == n {{ print $2 }}' "$dir/map")
+[ -n "$pid" ] || {{ echo "fence: unknown node $1" >&2; exit 1; }}
+nsenter -t "$pid" -n sh -c 'ip addr flush dev eth0; ip link set eth0 down'
+netns=$(readlink "/proc/$pid/ns/net")
+for p in /proc/[0-9]*; do
+  q=${{p#/proc/}}
+  [ "$q" = "$pid" ] && continue
+  [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$netns" ] && kill -9 "$q" 2>/dev/null
+done
+echo "$1 $HB_FENCE_NODE" >> "$dir/log"
+exit 0
+"#,
+            dir = dir.path().display()
+        );
+        let path = dir.path().join("fence");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Fence { dir }
+    }
+
+    fn command(&self) -> PathBuf {
+        self.dir.path().join("fence")
+    }
+
+    fn map(&self, cluster: &Cluster) {
+        let map: String = cluster
+            .hosts
+            .iter()
+            .map(|h| format!("{} {}\n", h.name(), h.pid()))
+            .collect();
+        std::fs::write(self.dir.path().join("map"), map).unwrap();
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn set_failing(&self, failing: bool) {
+        let flag = self.dir.path().join("fail");
+        if failing {
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+}
+
+fn fenced_cluster(fence: &Fence, haresources: &str, extra: &str) -> Cluster {
+    let c = Cluster::new(
+        haresources,
+        &format!(
+            "auto_failback off\nfence_command {}\nfence_timeout 10\n{extra}",
+            fence.command().display()
+        ),
+        "400ms",
+        |_| {},
+    );
+    fence.map(&c);
+    c
+}
+
+fn anchors(c: &Cluster) -> Vec<u32> {
+    c.hosts.iter().map(|h| h.pid()).collect()
+}
+
+fn assert_never_two(sampler: Sampler) {
+    let (samples, doubles) = sampler.finish();
+    assert!(samples >= 10, "only {samples} samples");
+    assert!(
+        doubles.is_empty(),
+        "two nodes held {VIP} at once: {doubles:?} (of {samples} samples)"
+    );
+}
+
+fn log_of(c: &Cluster, i: usize) -> String {
+    std::fs::read_to_string(c.dirs[i].path().join("daemon.log")).unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_killed_active_daemon_is_fenced_before_the_takeover_and_two_never_hold_the_vip() {
+    let fence = Fence::new();
+    let mut c = fenced_cluster(&fence, &format!("n1 IPaddr2::{VIP}/24/eth0\n"), "");
+    c.wait_vip_on(0, Duration::from_secs(15));
+    let sampler = Sampler::start(anchors(&c), VIP, Duration::from_millis(10));
+    let t0 = Instant::now();
+    c.kill(0);
+    c.wait_vip_on(1, Duration::from_secs(10));
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_never_two(sampler);
+    assert_eq!(fence.calls(), ["n1 n1"], "n1 fenced exactly once");
+    assert!(!c.has(0, VIP), "the fence powered n1 off");
+    let log = log_of(&c, 1);
+    let fenced_at = log.find("n1 is fenced").expect("fence logged");
+    let taking_at = log
+        .find("taking the resource group")
+        .expect("takeover logged");
+    assert!(fenced_at < taking_at, "takeover before the fence:\n{log}");
+    eprintln!(
+        "kill -9 of n1's daemon to the VIP on n2, fencing included: {} ms (deadtime 400 ms)",
+        took.as_millis()
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_cut_link_is_fenced_and_a_failing_fence_blocks_the_takeover_until_it_works() {
+    let fence = Fence::new();
+    let c = fenced_cluster(&fence, &format!("n1 IPaddr2::{VIP}/24/eth0\n"), "");
+    c.wait_vip_on(0, Duration::from_secs(15));
+    fence.set_failing(true);
+    let sampler = Sampler::start(anchors(&c), VIP, Duration::from_millis(10));
+    c.hosts[0].sh_ok("ip link set eth0 down");
+    // n2 sees n1 dead but cannot fence it: no takeover, however long.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!c.has(1, VIP), "n2 took over without a successful fence");
+    assert!(
+        log_of(&c, 1).contains("fencing n1 failed"),
+        "{}",
+        log_of(&c, 1)
+    );
+    fence.set_failing(false);
+    c.wait_vip_on(1, Duration::from_secs(10));
+    assert_never_two(sampler);
+    assert_eq!(fence.calls(), ["n1 n1"]);
+}
+
+/// An agent whose stop fails while `<dir>/stuck` exists (and whose state is a file).
+fn stubborn_agent(ocf_root: &Path, dir: &Path) {
+    let agent_dir = ocf_root.join("resource.d/ferroha-test");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let agent = agent_dir.join("stubborn");
+    std::fs::write(
+        &agent,
+        format!(
+            r#"#!/bin/sh
+state={dir}/$(uname -n).running
+case "$1" in
+  start) touch "$state" ;;
+  stop) [ -e {dir}/stuck ] && {{ echo "ocf-exit-reason:told to be stuck" >&2; exit 1; }}; rm -f "$state" ;;
+  monitor) [ -e "$state" ] || exit 7 ;;
+  meta-data|validate-all) ;;
+esac
+exit 0
+"#,
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_failed_stop_is_fenced_by_the_peer_and_without_fencing_nobody_takes_over() {
+    for with_fencing in [true, false] {
+        let fence = Fence::new();
+        let scratch = crate::util::agent::world_readable_tempdir();
+        let haresources = format!("n1 IPaddr2::{VIP}/24/eth0 ferroha-test:stubborn\n");
+        let extra = if with_fencing {
+            format!(
+                "fence_command {}\nfence_timeout 10\n",
+                fence.command().display()
+            )
+        } else {
+            String::new()
+        };
+        let mut c = Cluster::stopped(
+            2,
+            &haresources,
+            &format!("auto_failback off\n{extra}"),
+            "400ms",
+            |_| {},
+        );
+        fence.map(&c);
+        stubborn_agent(&c.ocf_root(), scratch.path());
+        c.start(0);
+        c.start(1);
+        c.wait_vip_on(0, Duration::from_secs(15));
+        c.wait_ready(1);
+        c.control(1, "takeover");
+        std::fs::write(scratch.path().join("stuck"), "").unwrap();
+        let sampler = Sampler::start(anchors(&c), VIP, Duration::from_millis(10));
+        // n2's takeover asks n1 to hand over; n1's stop fails.
+        wait_for(
+            "n1 to report its failed stop",
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+            || (c.holding(0) == "unclean" || fence.calls().len() == 1).then_some(()),
+        );
+        if with_fencing {
+            c.wait_vip_on(1, Duration::from_secs(10));
+            assert_eq!(fence.calls(), ["n1 n1"]);
+        } else {
+            std::thread::sleep(Duration::from_millis(2000));
+            assert_eq!(c.holding(0), "unclean");
+            assert_eq!(
+                c.holding(1),
+                "none",
+                "n2 took the group beside a failed stop"
+            );
+            assert!(!c.has(1, VIP));
+            let log = log_of(&c, 1);
+            assert!(
+                log.contains("no fence_command is configured"),
+                "n2 does not say why it waits:\n{log}"
+            );
+        }
+        assert_never_two(sampler);
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_failing_monitor_is_restarted_in_place_then_the_group_fails_over() {
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\nmonitor_interval 200ms\nrestart_limit 1 60\n",
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    // The VIP deleted behind the daemon's back: restarted here, once.
+    c.hosts[0].sh_ok(&format!("ip addr del {VIP}/24 dev eth0"));
+    c.wait_vip_on(0, Duration::from_secs(5));
+    wait_for(
+        "the restart to be logged",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || log_of(&c, 0).contains("restarting it").then_some(()),
+    );
+    assert!(!c.has(1, VIP));
+    let log = log_of(&c, 0);
+    assert!(
+        log.contains("IPaddr2") && log.contains("monitor: exit 7"),
+        "the decision names the resource and the agent's exit code:\n{log}"
+    );
+    // Again: the limit (1 in 60 s) is reached, the group goes to n2.
+    c.hosts[0].sh_ok(&format!("ip addr del {VIP}/24 dev eth0"));
+    c.wait_vip_on(1, Duration::from_secs(10));
+    assert!(!c.has(0, VIP));
+    assert_eq!(c.holding(0), "failed");
+    assert!(log_of(&c, 0).contains("giving the group up"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_control_socket_answers_root_only() {
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\n",
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    for request in ["status", "standby"] {
+        let out = c.hosts[0]
+            .command("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_hb-monitor"))
+            .arg(request)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{request}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("root only"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(c.holding(0), "held", "a refused standby changed nothing");
+}

@@ -1,0 +1,282 @@
+//! A cluster of hb-monitor nodes in test hosts on one LAN (198.18.1.0/24), running the
+//! installed agents: start, kill -9, SIGTERM, control requests, and where the VIP is.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::agent::{make_install, world_readable_tempdir};
+use super::host::{Guarded, Host, Lan, wait_for};
+
+/// The group's VIP in these clusters.
+pub const VIP: &str = "198.18.1.100";
+
+pub struct Cluster {
+    _lan: Lan,
+    pub hosts: Vec<Host>,
+    pub daemons: Vec<Option<Guarded>>,
+    pub dirs: Vec<tempfile::TempDir>,
+    pub state: tempfile::TempDir,
+    pub install: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Two nodes n1 (198.18.1.1) and n2 (198.18.1.2); `extra` runs on each host after its
+    /// network is up; `haresources` and `ha_cf_extra` go into both configurations.
+    pub fn new(
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
+        Cluster::of(2, haresources, ha_cf_extra, deadtime, extra)
+    }
+
+    /// `count` nodes n1, n2, … (198.18.1.1, .2, …), each sending unicast heartbeats to every
+    /// other one (one `ucast` line per peer, as Heartbeat has it).
+    pub fn of(
+        count: usize,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
+        let mut c = Cluster::stopped(count, haresources, ha_cf_extra, deadtime, extra);
+        for i in 0..count {
+            c.start(i);
+        }
+        c
+    }
+
+    /// As [`Cluster::of`], with no daemon started yet (install test agents under
+    /// [`Cluster::ocf_root`] first, then [`Cluster::start`] each node).
+    pub fn stopped(
+        count: usize,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
+        let install = world_readable_tempdir();
+        make_install(install.path());
+        let lan = Lan::new(1);
+        let hosts: Vec<Host> = (1..=count).map(|i| Host::new(&format!("n{i}"))).collect();
+        let mut dirs = vec![];
+        for (i, host) in hosts.iter().enumerate() {
+            lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
+            extra(host);
+            let dir = tempfile::tempdir().unwrap();
+            let mut ha_cf =
+                format!("keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\n{ha_cf_extra}");
+            for peer in (1..=count).filter(|p| *p != i + 1) {
+                ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+            }
+            for node in 1..=count {
+                ha_cf += &format!("node n{node}\n");
+            }
+            std::fs::write(dir.path().join("ha.cf"), ha_cf).unwrap();
+            std::fs::write(dir.path().join("haresources"), haresources).unwrap();
+            let keys = dir.path().join("authkeys");
+            std::fs::write(&keys, "auth 1\n1 sha256 hb-group-test\n").unwrap();
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+            dirs.push(dir);
+        }
+        Cluster {
+            _lan: lan,
+            hosts,
+            daemons: (0..count).map(|_| None).collect(),
+            dirs,
+            state: tempfile::tempdir().unwrap(),
+            install,
+        }
+    }
+
+    /// Waits until node i's daemon answers on its control socket.
+    pub fn wait_ready(&self, i: usize) {
+        wait_for(
+            &format!("n{}'s control socket", i + 1),
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || {
+                self.hosts[i]
+                    .command(env!("CARGO_BIN_EXE_hb-monitor"))
+                    .arg("status")
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|_| ())
+            },
+        );
+    }
+
+    pub fn ocf_root(&self) -> PathBuf {
+        self.install.path().join("usr/lib/ocf")
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let host = &self.hosts[i];
+        let daemon = host.spawn(
+            host.command(env!("CARGO_BIN_EXE_hb-monitor"))
+                .arg("run")
+                .arg("-c")
+                .arg(self.dirs[i].path())
+                .arg("--state-dir")
+                .arg(self.state.path().join(host.name()))
+                .arg("--ocf-root")
+                .arg(self.ocf_root())
+                .arg("--op-timeout")
+                .arg("20")
+                .stdout(std::process::Stdio::null())
+                .stderr(log_file(&self.dirs[i].path().join("daemon.log"))),
+        );
+        self.daemons[i] = Some(daemon);
+    }
+
+    /// kill -9 of node i's daemon (its resources stay as they are).
+    pub fn kill(&mut self, i: usize) {
+        drop(self.daemons[i].take());
+    }
+
+    /// SIGTERM to node i's daemon; waits for its exit and returns when it happened.
+    pub fn terminate(&mut self, i: usize) -> Instant {
+        let mut d = self.daemons[i].take().unwrap();
+        // SAFETY: our own child.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+        let status = wait_for(
+            "the daemon to exit",
+            Duration::from_secs(30),
+            Duration::from_millis(5),
+            || d.child.try_wait().ok().flatten(),
+        );
+        assert!(status.success(), "{status}");
+        Instant::now()
+    }
+
+    pub fn control(&self, i: usize, request: &str) {
+        let out = self.hosts[i]
+            .command(env!("CARGO_BIN_EXE_hb-monitor"))
+            .arg(request)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{request}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn has(&self, i: usize, ip: &str) -> bool {
+        self.hosts[i]
+            .sh_ok("ip -o addr show dev eth0")
+            .contains(&format!(" {ip}/"))
+            || self.hosts[i]
+                .sh_ok("ip -o addr")
+                .contains(&format!(" {ip}/"))
+    }
+
+    pub fn holding(&self, i: usize) -> String {
+        let out = self.hosts[i]
+            .command(env!("CARGO_BIN_EXE_hb-monitor"))
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|s| s["group"]["holding"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the VIP is on node `on` only (and, if `held`, its daemon says so).
+    pub fn wait_vip_on(&self, on: usize, within: Duration) -> Duration {
+        let started = Instant::now();
+        wait_for(
+            &format!("{VIP} on n{}", on + 1),
+            within,
+            Duration::from_millis(5),
+            || (self.has(on, VIP) && self.holding(on) == "held").then_some(()),
+        );
+        started.elapsed()
+    }
+}
+
+pub fn log_file(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, dir) in self.dirs.iter().enumerate() {
+                let log =
+                    std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+                eprintln!("---- n{} daemon log ----\n{log}", i + 1);
+            }
+        }
+    }
+}
+
+/// Whether the network namespace of `pid` has `ip` as a local address, read from
+/// `/proc/<pid>/net/fib_trie` (no process started, no namespace entered): cheap enough to
+/// sample every few milliseconds from outside the nodes.
+pub fn has_local_address(pid: u32, ip: &str) -> bool {
+    let Ok(trie) = std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie")) else {
+        return false;
+    };
+    let needle = format!("-- {ip}");
+    let mut lines = trie.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end().ends_with(&needle)
+            && lines.next().is_some_and(|l| l.contains("/32 host LOCAL"))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Samples, every `every`, which hosts have `ip`, on a thread, until stopped; keeps the
+/// moments when more than one had it.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, Vec<(Duration, Vec<usize>)>)>>,
+}
+
+impl Sampler {
+    /// Starts sampling the hosts with these anchor pids.
+    pub fn start(pids: Vec<u32>, ip: &'static str, every: Duration) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut samples = 0u64;
+            let mut doubles = vec![];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let holders: Vec<usize> = pids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| has_local_address(**p, ip))
+                    .map(|(i, _)| i)
+                    .collect();
+                samples += 1;
+                if holders.len() > 1 {
+                    doubles.push((t0.elapsed(), holders));
+                }
+                std::thread::sleep(every);
+            }
+            (samples, doubles)
+        });
+        Sampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; the number of samples and the moments with two or more holders.
+    pub fn finish(mut self) -> (u64, Vec<(Duration, Vec<usize>)>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
