@@ -13,7 +13,6 @@ mod hb_membership;
 mod hb_safety;
 mod mysql_agent;
 mod ocf_peers;
-mod pacemaker;
 mod readme;
 mod util;
 mod vip_agent;

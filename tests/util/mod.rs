@@ -7,6 +7,5 @@ pub mod hb_cluster;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
-pub mod pacemaker;
 #[cfg(feature = "vm-tests")]
 pub mod vm;
