@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::hb_cluster::{Cluster, Sampler, VIP};
-use crate::util::host::wait_for;
+use crate::util::host::{Host, Lan, wait_for};
 
 /// A fence command for the test world: "powers off" the named node as far as it goes here
 /// (flushes its addresses, takes its link down, SIGKILLs every process in its network
@@ -301,4 +301,72 @@ fn the_control_socket_answers_root_only() {
         );
     }
     assert_eq!(c.holding(0), "held", "a refused standby changed nothing");
+}
+
+/// A cluster of two whose nodes also reach a router (the ping node, 198.18.2.254) on a
+/// second LAN (eth1), separate from the heartbeat LAN; with `fence` when given.
+fn pinged_cluster(uplink: &Lan, extra: &str) -> Cluster {
+    Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        &format!("auto_failback off\nping 198.18.2.254\n{extra}"),
+        "400ms",
+        |host| {
+            let n = &host.name()[1..];
+            uplink.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
+        },
+    )
+}
+
+fn router(uplink: &Lan) -> Host {
+    let router = Host::new("router");
+    uplink.attach(&router, "eth0", Some("198.18.2.254/24"));
+    router
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_node_that_loses_its_ping_node_hands_the_group_to_the_peer_that_sees_it() {
+    let uplink = Lan::new(2);
+    let _router = router(&uplink);
+    let c = pinged_cluster(&uplink, "");
+    c.wait_vip_on(0, Duration::from_secs(15));
+    let sampler = Sampler::start(anchors(&c), VIP, Duration::from_millis(10));
+    c.hosts[0].sh_ok("ip link set eth1 down");
+    c.wait_vip_on(1, Duration::from_secs(10));
+    assert!(!c.has(0, VIP));
+    // An orderly handover (n1 stops, then n2 starts): never two holders, no fencing needed.
+    assert_never_two(sampler);
+    let log = log_of(&c, 0);
+    assert!(
+        log.contains("n2 sees 1 ping nodes, this node 0"),
+        "n1 does not say why it gave the group up:\n{log}"
+    );
+    // n1's uplink returns: both see the router, auto_failback off keeps the group on n2.
+    c.hosts[0].sh_ok("ip link set eth1 up");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(c.holding(1), "held");
+    assert!(!c.has(0, VIP));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_node_cut_off_from_peers_and_ping_nodes_stops_its_group() {
+    let uplink = Lan::new(2);
+    let _router = router(&uplink);
+    let c = pinged_cluster(&uplink, "");
+    c.wait_vip_on(0, Duration::from_secs(15));
+    c.hosts[0].sh_ok("ip link set eth0 down; ip link set eth1 down");
+    // n1 cannot serve anyone: it stops its group by itself; n2 (which still sees the router)
+    // takes over.
+    wait_for(
+        "n1 to stop its group",
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || (!c.has(0, VIP) && c.holding(0) == "none").then_some(()),
+    );
+    c.wait_vip_on(1, Duration::from_secs(10));
+    assert!(log_of(&c, 0).contains("isolated"), "{}", log_of(&c, 0));
+    // Still isolated: n1 takes nothing, however long.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(!c.has(0, VIP));
 }

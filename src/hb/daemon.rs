@@ -21,6 +21,7 @@ use super::config::{Config, ResourceEntry};
 use super::group::{self, Decision, Holding, Outcome, PeerView, Worker};
 use super::media::{self, MediaSet};
 use super::membership::{Dropped, Event, Membership, PeerState};
+use super::ping::PingNodes;
 use super::proto::{self, Message, ProtoError};
 
 /// Position of the first media socket in the poll set (signals, control, wake-up first).
@@ -226,6 +227,10 @@ struct Daemon {
     restarts: std::collections::VecDeque<Instant>,
     /// The group is being stopped because local recovery gave up: end as Failed.
     giving_up: bool,
+    /// Ping nodes, when ha.cf has any.
+    ping: Option<PingNodes>,
+    /// The last connectivity decision logged (logged when it changes).
+    connectivity_note: Option<String>,
     /// What this node does with the group.
     holding: Holding,
     /// `hb-monitor takeover` was asked here and not yet satisfied.
@@ -259,6 +264,9 @@ impl Daemon {
         msg.push("t", "status");
         msg.push("st", st);
         msg.push("rsc", self.holding.word());
+        if let Some(ping) = &self.ping {
+            msg.push("ping", ping.count(Instant::now()).to_string());
+        }
         if self.want {
             msg.push("want", "yes");
         }
@@ -368,6 +376,7 @@ impl Daemon {
         if self.resources.is_empty() || self.busy {
             return;
         }
+        let mut connectivity_note = None;
         let decision = if self.exiting {
             if self.holding == Holding::Held {
                 Decision::Release
@@ -379,7 +388,7 @@ impl Daemon {
         } else {
             // A live peer whose stop failed counts as gone for the decision: whoever would
             // take the group fences it first (below).
-            let views: Vec<PeerView<'_>> = self
+            let mut views: Vec<PeerView<'_>> = self
                 .peer_views()
                 .into_iter()
                 .map(|mut v| {
@@ -389,15 +398,29 @@ impl Daemon {
                     v
                 })
                 .collect();
-            group::decide(
-                &self.node,
-                &self.preferred,
-                self.holding,
-                self.want,
-                &views,
-                self.cfg.ha_cf.auto_failback,
-            )
+            let (verdict, note) = self.connectivity(&mut views, now);
+            connectivity_note = Some(note);
+            if let Some(decision) = verdict {
+                decision
+            } else {
+                group::decide(
+                    &self.node,
+                    &self.preferred,
+                    self.holding,
+                    self.want,
+                    &views,
+                    self.cfg.ha_cf.auto_failback,
+                )
+            }
         };
+        if let Some(note) = connectivity_note
+            && note != self.connectivity_note
+        {
+            if let Some(n) = &note {
+                log("WARN", n);
+            }
+            self.connectivity_note = note;
+        }
         match decision {
             Decision::Acquire => {
                 if let Some(node) = self.node_to_fence()
@@ -435,6 +458,69 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Ping nodes (Heartbeat's ipfail): a node cut off from every peer and every ping node
+    /// stops its group and takes none; a holder that sees fewer ping nodes than an available
+    /// peer hands the group over; a node does not take the group while an available peer sees
+    /// more; available peers that see fewer than the best are left out of the choice. Returns
+    /// a decision that overrides the usual rules, if any, and what to log.
+    fn connectivity(
+        &self,
+        views: &mut [PeerView<'_>],
+        now: Instant,
+    ) -> (Option<Decision>, Option<String>) {
+        let Some(ping) = &self.ping else {
+            return (None, None);
+        };
+        let mine = ping.count(now);
+        let ping_of = |name: &str| -> u32 {
+            self.members
+                .peers
+                .get(name)
+                .and_then(|p| p.last_fields.get("ping"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if mine == 0 && !views.iter().any(|v| v.alive) {
+            let decision = if self.holding == Holding::Held {
+                Decision::Release
+            } else {
+                Decision::Wait
+            };
+            return (
+                Some(decision),
+                Some(
+                    "isolated: no peer and no ping node answers; this node stops the group and takes none"
+                        .into(),
+                ),
+            );
+        }
+        let available = |v: &PeerView<'_>| v.alive && v.holding == Holding::None;
+        let best_peer = views
+            .iter()
+            .filter(|v| available(v))
+            .map(|v| (ping_of(v.name), v.name))
+            .max();
+        if let Some((theirs, name)) = best_peer
+            && theirs > mine
+        {
+            let note = format!(
+                "{name} sees {theirs} ping nodes, this node {mine}: the group belongs there"
+            );
+            let decision = if self.holding == Holding::Held {
+                Decision::Release
+            } else {
+                Decision::Wait
+            };
+            return (Some(decision), Some(note));
+        }
+        for v in views.iter_mut() {
+            if available(v) && ping_of(v.name) < mine {
+                v.holding = Holding::Standby;
+            }
+        }
+        (None, None)
     }
 
     /// Before taking the group from `node`: runs the fence command (and returns false: the
@@ -700,6 +786,16 @@ impl Daemon {
                 "incomplete": c.incomplete,
             },
             "accepted": c.accepted,
+            "ping_nodes": self.ping.as_ref().map(|p| {
+                p.entries
+                    .iter()
+                    .map(|e| serde_json::json!({
+                        "name": e.name,
+                        "reachable": p.reachable(e, now),
+                        "last_reply_ms_ago": e.last_reply.map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    }))
+                    .collect::<Vec<_>>()
+            }),
             "group": {
                 "preferred": self.preferred,
                 "holding": self.holding.word(),
@@ -795,6 +891,10 @@ pub fn run(
         }
         _ => DaemonError::Failed(format!("opening the media: {e}")),
     })?;
+    let ping = PingNodes::open(&cfg.ha_cf, Instant::now()).map_err(|e| match e.kind() {
+        io::ErrorKind::Unsupported => DaemonError::Configured(e.to_string()),
+        _ => DaemonError::Failed(e.to_string()),
+    })?;
     open_log_sinks(&cfg.ha_cf)?;
     let generation = next_generation(state_dir).map_err(|e| {
         DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
@@ -824,12 +924,6 @@ pub fn run(
     let members = Membership::new(node, &ha.nodes, ha.deadtime, ha.warntime, ha.initdead, now);
     for note in &ha.notes {
         log("INFO", &format!("ha.cf {note}"));
-    }
-    if !ha.ping.is_empty() || !ha.ping_groups.is_empty() {
-        log(
-            "WARN",
-            "ha.cf ping/ping_group: connectivity checks are not implemented yet; this node will not give up the group when it loses its ping nodes",
-        );
     }
     go_realtime(ha);
     log(
@@ -890,6 +984,8 @@ pub fn run(
         next_monitor: None,
         restarts: Default::default(),
         giving_up: false,
+        ping,
+        connectivity_note: None,
         holding: Holding::None,
         want: false,
         standby: false,
@@ -952,7 +1048,13 @@ pub fn run(
             }
             last_read = now;
         }
+        if let Some(ping) = daemon.ping.as_mut() {
+            ping.receive(now);
+        }
         if now >= next_heartbeat {
+            if let Some(ping) = daemon.ping.as_mut() {
+                ping.send();
+            }
             daemon.heartbeat();
             next_heartbeat += keepalive;
             if next_heartbeat <= now {

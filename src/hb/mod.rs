@@ -12,4 +12,5 @@ pub mod daemon;
 pub mod group;
 pub mod media;
 pub mod membership;
+pub mod ping;
 pub mod proto;

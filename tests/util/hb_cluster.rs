@@ -237,11 +237,15 @@ pub fn has_local_address(pid: u32, ip: &str) -> bool {
     false
 }
 
+/// What a [`Sampler`] saw: the number of samples, and when (since its start) two or more
+/// hosts had the address, with which.
+pub type Samples = (u64, Vec<(Duration, Vec<usize>)>);
+
 /// Samples, every `every`, which hosts have `ip`, on a thread, until stopped; keeps the
 /// moments when more than one had it.
 pub struct Sampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<(u64, Vec<(Duration, Vec<usize>)>)>>,
+    thread: Option<std::thread::JoinHandle<Samples>>,
 }
 
 impl Sampler {
@@ -275,7 +279,7 @@ impl Sampler {
     }
 
     /// Stops; the number of samples and the moments with two or more holders.
-    pub fn finish(mut self) -> (u64, Vec<(Duration, Vec<usize>)>) {
+    pub fn finish(mut self) -> Samples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
     }

@@ -1,0 +1,218 @@
+//! Ping nodes (`ping`, `ping_group` of ha.cf): ICMP echo to routers or other always-on
+//! addresses, so that each node knows its own connectivity and the cluster can give the group
+//! to the node that sees more of them (Heartbeat's ipfail), and a node cut off from
+//! everything stops its group.
+//!
+//! One raw ICMPv4 socket (root) sends an echo to every address each keepalive and reads the
+//! replies without blocking whenever the daemon's loop wakes. An entry (a `ping` address, or a
+//! `ping_group` of which any member counts) is reachable while a reply came within `deadping`
+//! (deadtime); before its first reply it counts as reachable until `initdead` has passed, as
+//! peers do, so that start-up does not look like isolation.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::config::HaCf;
+
+/// One counted entry: a `ping` address or a `ping_group`.
+#[derive(Debug)]
+pub struct Entry {
+    /// How status shows it.
+    pub name: String,
+    /// Its addresses (one for `ping`).
+    pub addresses: Vec<Ipv4Addr>,
+    /// The last reply from any of them.
+    pub last_reply: Option<Instant>,
+}
+
+/// The ping nodes of this node.
+#[derive(Debug)]
+pub struct PingNodes {
+    socket: OwnedFd,
+    ident: u16,
+    seq: u16,
+    /// Entries in ha.cf order.
+    pub entries: Vec<Entry>,
+    started: Instant,
+    deadping: Duration,
+    initdead: Duration,
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn v4(addr: &IpAddr) -> io::Result<Ipv4Addr> {
+    match addr {
+        IpAddr::V4(a) => Ok(*a),
+        IpAddr::V6(a) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("ping node {a}: IPv6 ping nodes are not supported yet"),
+        )),
+    }
+}
+
+impl PingNodes {
+    /// The ping nodes of `cfg`; None when it has none.
+    pub fn open(cfg: &HaCf, now: Instant) -> io::Result<Option<PingNodes>> {
+        let mut entries = vec![];
+        for a in &cfg.ping {
+            entries.push(Entry {
+                name: a.to_string(),
+                addresses: vec![v4(a)?],
+                last_reply: None,
+            });
+        }
+        for (name, members) in &cfg.ping_groups {
+            entries.push(Entry {
+                name: name.clone(),
+                addresses: members.iter().map(v4).collect::<io::Result<_>>()?,
+                last_reply: None,
+            });
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("ping nodes need a raw ICMP socket (root): {e}"),
+            ));
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Some(PingNodes {
+            socket,
+            ident: (std::process::id() & 0xffff) as u16,
+            seq: 0,
+            entries,
+            started: now,
+            deadping: cfg.deadtime,
+            initdead: cfg.initdead,
+        }))
+    }
+
+    /// Sends one echo request to every address (errors, e.g. no route, count as silence).
+    pub fn send(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        let mut packet = [0u8; 16];
+        packet[0] = 8; // echo request
+        packet[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        packet[6..8].copy_from_slice(&self.seq.to_be_bytes());
+        packet[8..16].copy_from_slice(b"hb-mon\0\0");
+        let sum = checksum(&packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+        for entry in &self.entries {
+            for a in &entry.addresses {
+                let to = socket_addr(*a);
+                // SAFETY: sendto with a live buffer and a complete sockaddr_in.
+                unsafe {
+                    libc::sendto(
+                        self.socket.as_raw_fd(),
+                        packet.as_ptr().cast(),
+                        packet.len(),
+                        libc::MSG_DONTWAIT,
+                        (&raw const to).cast(),
+                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Reads the replies that arrived (never blocks).
+    pub fn receive(&mut self, now: Instant) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..256 {
+            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: recvfrom into a local buffer and sockaddr_in.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.socket.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&raw mut from).cast(),
+                    &raw mut len,
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+            let packet = &buf[..n as usize];
+            // A raw socket sees the IP header first.
+            let header = usize::from(packet[0] & 0x0f) * 4;
+            let Some(icmp) = packet.get(header..header + 8) else {
+                continue;
+            };
+            if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
+                continue; // not an echo reply to us
+            }
+            let source = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
+            for entry in &mut self.entries {
+                if entry.addresses.contains(&source) {
+                    entry.last_reply = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Whether an entry counts as reachable now.
+    pub fn reachable(&self, entry: &Entry, now: Instant) -> bool {
+        match entry.last_reply {
+            Some(t) => now.saturating_duration_since(t) <= self.deadping,
+            None => now.saturating_duration_since(self.started) <= self.initdead,
+        }
+    }
+
+    /// How many entries are reachable.
+    pub fn count(&self, now: Instant) -> u32 {
+        self.entries
+            .iter()
+            .filter(|e| self.reachable(e, now))
+            .count() as u32
+    }
+}
+
+fn socket_addr(a: Ipv4Addr) -> libc::sockaddr_in {
+    let addr = SocketAddrV4::new(a, 0);
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_checksum_of_a_known_echo_request() {
+        // type 8, code 0, id 1, seq 1, no payload: checksum 0xf7fd.
+        let packet = [8u8, 0, 0, 0, 0, 1, 0, 1];
+        assert_eq!(checksum(&packet), 0xf7fd);
+    }
+}
