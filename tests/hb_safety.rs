@@ -370,3 +370,72 @@ fn a_node_cut_off_from_peers_and_ping_nodes_stops_its_group() {
     std::thread::sleep(Duration::from_millis(1000));
     assert!(!c.has(0, VIP));
 }
+
+/// A null-modem cable for the test world: a `socat` pseudo-terminal pair whose ends are
+/// `<dir>/tty-n1` and `<dir>/tty-n2`; killed (by pid) when dropped.
+struct SerialCable {
+    dir: tempfile::TempDir,
+    socat: std::process::Child,
+}
+
+impl SerialCable {
+    fn new() -> SerialCable {
+        let dir = tempfile::tempdir().unwrap();
+        let end = |n: &str| format!("pty,raw,echo=0,link={}/tty-{n}", dir.path().display());
+        let socat = std::process::Command::new("socat")
+            .args([end("n1"), end("n2")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (make deps installs it)");
+        wait_for(
+            "socat's pseudo-terminals",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                (dir.path().join("tty-n1").exists() && dir.path().join("tty-n2").exists())
+                    .then_some(())
+            },
+        );
+        SerialCable { dir, socat }
+    }
+}
+
+impl Drop for SerialCable {
+    fn drop(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_cut_udp_link_with_a_working_serial_link_is_no_failover() {
+    let cable = SerialCable::new();
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        &format!(
+            "auto_failback off\nserial {}/tty-{{node}}\nbaud 115200\n",
+            cable.dir.path().display()
+        ),
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    c.hosts[0].sh_ok("ip link set eth0 down");
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        c.holding(1),
+        "none",
+        "n2 took over although the serial link works"
+    );
+    assert!(!c.has(1, VIP));
+    assert_eq!(c.holding(0), "held");
+    let log = log_of(&c, 1);
+    assert!(
+        log.contains("no heartbeats from n1 on eth0:694") && !log.contains("node n1 is dead"),
+        "{log}"
+    );
+    // The cable pulled too: now n1 is dead for n2.
+    drop(cable);
+    c.wait_vip_on(1, Duration::from_secs(10));
+}

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 
 use super::config::{Config, ResourceEntry};
 use super::group::{self, Decision, Holding, Outcome, PeerView, Worker};
-use super::media::{self, MediaSet};
+use super::media::MediaSet;
 use super::membership::{Dropped, Event, Membership, PeerState};
 use super::ping::PingNodes;
 use super::proto::{self, Message, ProtoError};
@@ -296,7 +296,7 @@ impl Daemon {
         let wall_now = SystemTime::now();
         // Drain what is queued, bounded so one flooded medium cannot starve the loop.
         for _ in 0..64 {
-            let received = match media::recv_stamped(&self.media.sockets[index].socket, &mut buf) {
+            let received = match self.media.sockets[index].recv(&mut buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {
@@ -1026,7 +1026,7 @@ pub fn run(
         wake_read.as_raw_fd(),
     ]
     .into_iter()
-    .chain(daemon.media.sockets.iter().map(|s| s.socket.as_raw_fd()))
+    .chain(daemon.media.sockets.iter().map(|s| s.fd()))
     .map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,

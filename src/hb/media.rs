@@ -1,7 +1,9 @@
-//! The UDP heartbeat media of `ha.cf`: one socket per (interface, port), bound to the
-//! interface (SO_BINDTODEVICE) so that each medium's traffic, and its health, stays its own.
+//! The heartbeat media of `ha.cf`. UDP: one socket per (interface, port), bound to the
+//! interface (SO_BINDTODEVICE) so that each medium's traffic, and its health, stays its own;
 //! `ucast` sends to the peer, `bcast` to the interface's broadcast, `mcast` to the group on
-//! the interface. IPv4 only so far; serial media are refused by the daemon.
+//! the interface (IPv4 only so far). Serial: the device in raw mode at `baud`, the same
+//! messages back to back on the byte stream, found again by their framing
+//! ([`proto::framed_len`](super::proto::framed_len)).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -9,15 +11,159 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::config::{HaCf, Medium};
 
-/// One socket: an interface and port, and where heartbeats go from it.
+/// One medium: a UDP socket (an interface and port, and where heartbeats go from it) or a
+/// serial line.
 #[derive(Debug)]
 pub struct MediumSocket {
-    /// `eth0:694`: how the medium is named in status and logs.
+    /// `eth0:694` or `/dev/ttyS0`: how the medium is named in status and logs.
     pub name: String,
     /// The socket.
-    pub socket: UdpSocket,
-    /// Destinations of every heartbeat sent on this medium.
-    pub targets: Vec<SocketAddr>,
+    pub transport: Transport,
+}
+
+/// How a medium carries messages.
+#[derive(Debug)]
+pub enum Transport {
+    /// UDP datagrams, one message each.
+    Udp {
+        /// The socket.
+        socket: UdpSocket,
+        /// Destinations of every heartbeat sent on this medium.
+        targets: Vec<SocketAddr>,
+    },
+    /// A serial line: messages back to back.
+    Serial {
+        /// The open device (raw, non-blocking).
+        port: std::fs::File,
+        /// Bytes read and not yet framed into a message.
+        pending: Vec<u8>,
+    },
+}
+
+impl MediumSocket {
+    /// The descriptor to poll.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        match &self.transport {
+            Transport::Udp { socket, .. } => socket.as_raw_fd(),
+            Transport::Serial { port, .. } => port.as_raw_fd(),
+        }
+    }
+
+    /// Sends one message to every destination.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        match &self.transport {
+            Transport::Udp { socket, targets } => {
+                for target in targets {
+                    socket.send_to(bytes, target)?;
+                }
+                Ok(())
+            }
+            Transport::Serial { port, .. } => {
+                use std::io::Write as _;
+                // A full line buffer (nobody reads at the other end) drops the heartbeat:
+                // that is what a dead peer looks like, not an error to log every keepalive.
+                match (&*port).write(bytes) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Reads one message without blocking (`Ok(None)`: none complete yet).
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        match &mut self.transport {
+            Transport::Udp { socket, .. } => recv_stamped(socket, buf),
+            Transport::Serial { port, pending } => {
+                use std::io::Read as _;
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match port.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // EIO: the other end of the line is gone (a pty's peer closed).
+                        Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                loop {
+                    match super::proto::framed_len(pending) {
+                        Ok(Some(len)) => {
+                            let copied = len.min(buf.len());
+                            buf[..copied].copy_from_slice(&pending[..copied]);
+                            pending.drain(..len);
+                            return Ok(Some(Received { len, arrived: None }));
+                        }
+                        Ok(None) => return Ok(None),
+                        // Not a message here (line noise, a message cut by a full buffer):
+                        // resynchronise at the next start marker.
+                        Err(_) => {
+                            let next = pending
+                                .windows(4)
+                                .skip(1)
+                                .position(|w| w == b"###\n")
+                                .map_or(pending.len().saturating_sub(3), |p| p + 1);
+                            pending.drain(..next);
+                            if pending.is_empty() {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens a serial device raw and non-blocking at `baud`.
+fn open_serial(device: &std::path::Path, baud: u32) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let speed = match baud {
+        9600 => libc::B9600,
+        19200 => libc::B19200,
+        38400 => libc::B38400,
+        57600 => libc::B57600,
+        115200 => libc::B115200,
+        230400 => libc::B230400,
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("baud {other}: one of 9600, 19200, 38400, 57600, 115200, 230400"),
+            ));
+        }
+    };
+    let port = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(device)
+        .map_err(|e| io::Error::new(e.kind(), format!("serial {}: {e}", device.display())))?;
+    // SAFETY: termios calls on our open descriptor with a zero-initialised struct filled by
+    // tcgetattr.
+    unsafe {
+        let mut tio: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(port.as_raw_fd(), &raw mut tio) != 0 {
+            return Err(io::Error::other(format!(
+                "serial {}: not a terminal: {}",
+                device.display(),
+                io::Error::last_os_error()
+            )));
+        }
+        libc::cfmakeraw(&raw mut tio);
+        libc::cfsetispeed(&raw mut tio, speed);
+        libc::cfsetospeed(&raw mut tio, speed);
+        tio.c_cflag |= libc::CLOCAL | libc::CREAD;
+        if libc::tcsetattr(port.as_raw_fd(), libc::TCSANOW, &raw const tio) != 0 {
+            return Err(io::Error::other(format!(
+                "serial {}: {}",
+                device.display(),
+                io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(port)
 }
 
 /// Every medium of the node.
@@ -182,10 +328,14 @@ impl MediaSet {
                     )
                 }
                 Medium::Serial { device } => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!("serial medium {} is not supported yet", device.display()),
-                    ));
+                    set.sockets.push(MediumSocket {
+                        name: device.display().to_string(),
+                        transport: Transport::Serial {
+                            port: open_serial(device, cfg.baud)?,
+                            pending: Vec::new(),
+                        },
+                    });
+                    continue;
                 }
             };
             let name = format!("{iface}:{port}");
@@ -195,13 +345,17 @@ impl MediaSet {
                     ifindex(iface)?;
                     set.sockets.push(MediumSocket {
                         name: name.clone(),
-                        socket: bound_socket(iface, port)?,
-                        targets: vec![],
+                        transport: Transport::Udp {
+                            socket: bound_socket(iface, port)?,
+                            targets: vec![],
+                        },
                     });
                     set.sockets.len() - 1
                 }
             };
-            let medium_socket = &mut set.sockets[index];
+            let Transport::Udp { socket, targets } = &mut set.sockets[index].transport else {
+                unreachable!("UDP media are looked up by their interface:port name");
+            };
             if let Medium::Mcast {
                 group, ttl, looped, ..
             } = medium
@@ -215,9 +369,7 @@ impl MediaSet {
                     imr_ifindex: ifindex(iface)? as libc::c_int,
                 };
                 // SAFETY: the socket is ours; the borrowed fd lives as long as the call.
-                let fd = unsafe {
-                    std::os::fd::BorrowedFd::borrow_raw(medium_socket.socket.as_raw_fd())
-                };
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket.as_raw_fd()) };
                 let owned = fd.try_clone_to_owned()?;
                 setsockopt(
                     &owned,
@@ -233,10 +385,10 @@ impl MediaSet {
                     &request,
                     "IP_MULTICAST_IF",
                 )?;
-                medium_socket.socket.set_multicast_ttl_v4(u32::from(*ttl))?;
-                medium_socket.socket.set_multicast_loop_v4(*looped)?;
+                socket.set_multicast_ttl_v4(u32::from(*ttl))?;
+                socket.set_multicast_loop_v4(*looped)?;
             }
-            medium_socket.targets.push(target);
+            targets.push(target);
         }
         Ok(set)
     }
@@ -245,10 +397,8 @@ impl MediaSet {
     pub fn send_all(&self, bytes: &[u8]) -> Vec<(String, io::Error)> {
         let mut errors = vec![];
         for medium in &self.sockets {
-            for target in &medium.targets {
-                if let Err(e) = medium.socket.send_to(bytes, target) {
-                    errors.push((medium.name.clone(), e));
-                }
+            if let Err(e) = medium.send(bytes) {
+                errors.push((medium.name.clone(), e));
             }
         }
         errors

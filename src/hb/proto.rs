@@ -233,6 +233,76 @@ pub fn encode(msg: &Message, keys: &AuthKeys) -> Result<Vec<u8>, ProtoError> {
     Ok(out)
 }
 
+/// Where one whole message ends in a byte stream (the serial medium): `Ok(Some(len))` when
+/// `data` starts with a complete message of `len` bytes, `Ok(None)` when it starts with the
+/// beginning of one (more bytes needed), `Err` when it does not start with a message at all
+/// (the reader skips to the next `###\n`). Only the framing is checked here; [`decode`]
+/// verifies the message.
+pub fn framed_len(data: &[u8]) -> Result<Option<usize>, ProtoError> {
+    if data.len() < START.len() {
+        return if START.starts_with(data) {
+            Ok(None)
+        } else {
+            Err(ProtoError::Malformed("no ### start marker"))
+        };
+    }
+    let mut rest = data
+        .strip_prefix(START)
+        .ok_or(ProtoError::Malformed("no ### start marker"))?;
+    // Netstrings until the end marker, then the trailer netstring.
+    let mut trailer = false;
+    loop {
+        if !trailer {
+            if rest.len() < END.len() && END.starts_with(rest) {
+                return Ok(None);
+            }
+            if let Some(after) = rest.strip_prefix(END) {
+                rest = after;
+                trailer = true;
+                continue;
+            }
+        }
+        match take_netstring(rest) {
+            Ok((_, after)) => {
+                rest = after;
+                if trailer {
+                    let len = data.len() - rest.len();
+                    return if len > MAX_MESSAGE {
+                        Err(ProtoError::TooLarge(len))
+                    } else {
+                        Ok(Some(len))
+                    };
+                }
+            }
+            // A netstring cut short by the end of what has arrived: wait for more.
+            Err(_) if incomplete_netstring(rest) => {
+                return if data.len() > MAX_MESSAGE {
+                    Err(ProtoError::TooLarge(data.len()))
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `data` is the beginning of a netstring that has not fully arrived.
+fn incomplete_netstring(data: &[u8]) -> bool {
+    let digits = data.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == data.len() {
+        return digits <= 5; // only digits so far
+    }
+    if digits == 0 || data[digits] != b':' {
+        return false;
+    }
+    let len: usize = std::str::from_utf8(&data[..digits])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(usize::MAX);
+    data.len() <= digits + 1 + len
+}
+
 /// Reads one netstring at the start of `data`: (body, rest).
 fn take_netstring(data: &[u8]) -> Result<(&[u8], &[u8]), ProtoError> {
     let colon = data

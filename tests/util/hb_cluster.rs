@@ -66,8 +66,11 @@ impl Cluster {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             extra(host);
             let dir = tempfile::tempdir().unwrap();
-            let mut ha_cf =
-                format!("keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\n{ha_cf_extra}");
+            // `{node}` in the extra lines is this node's name (a serial device per node).
+            let mut ha_cf = format!(
+                "keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\n{}",
+                ha_cf_extra.replace("{node}", host.name())
+            );
             for peer in (1..=count).filter(|p| *p != i + 1) {
                 ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
             }

@@ -174,3 +174,21 @@ fn unencodable_messages_are_errors() {
     let big = Message::new(&[("x", &"y".repeat(MAX_MESSAGE))]);
     assert!(matches!(encode(&big, &k), Err(ProtoError::TooLarge(_))));
 }
+
+#[test]
+fn framing_finds_whole_messages_in_a_byte_stream() {
+    let keys = keys(1, &[(1, AuthMethod::Sha256, "serial")]);
+    let one = encode(&Message::new(&[("t", "status"), ("src", "n1")]), &keys).unwrap();
+    let two = encode(&Message::new(&[("t", "status"), ("src", "n2")]), &keys).unwrap();
+    let mut stream = one.clone();
+    stream.extend_from_slice(&two);
+    assert_eq!(framed_len(&stream), Ok(Some(one.len())));
+    assert_eq!(framed_len(&stream[one.len()..]), Ok(Some(two.len())));
+    // Every cut short of the whole message asks for more.
+    for cut in 0..one.len() {
+        assert_eq!(framed_len(&one[..cut]), Ok(None), "cut at {cut}");
+    }
+    // Garbage is not a message.
+    assert!(framed_len(b"hello").is_err());
+    assert!(framed_len(b"###\nzz:").is_err());
+}
