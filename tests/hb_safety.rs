@@ -439,3 +439,128 @@ fn a_cut_udp_link_with_a_working_serial_link_is_no_failover() {
     drop(cable);
     c.wait_vip_on(1, Duration::from_secs(10));
 }
+
+/// Reads what the daemon writes to a FIFO standing in for `/dev/watchdog`.
+struct FakeWatchdog {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeWatchdog {
+    fn new(path: &Path) -> FakeWatchdog {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        // Opened for reading first (non-blocking), so that the daemon's open for writing works.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap();
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, s) = (bytes.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match file.read(&mut buf) {
+                    Ok(n) if n > 0 => b.lock().unwrap().extend_from_slice(&buf[..n]),
+                    _ => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeWatchdog {
+            bytes,
+            stop,
+            reader: Some(reader),
+        }
+    }
+
+    fn written(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeWatchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.reader.take().map(|r| r.join());
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_watchdog_is_fed_every_keepalive_and_disarmed_on_an_orderly_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dogs: Vec<FakeWatchdog> = ["n1", "n2"]
+        .iter()
+        .map(|n| FakeWatchdog::new(&dir.path().join(format!("watchdog-{n}"))))
+        .collect();
+    let mut c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        &format!(
+            "auto_failback off\nwatchdog {}/watchdog-{{node}}\n",
+            dir.path().display()
+        ),
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    let before = dogs[0].written().len();
+    std::thread::sleep(Duration::from_millis(1000));
+    let fed = dogs[0].written().len() - before;
+    // keepalive 50 ms: about 20 in a second.
+    assert!((12..=30).contains(&fed), "fed {fed} times in 1 s");
+    assert!(dogs[0].written().iter().all(|b| *b == 0));
+    c.terminate(0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        dogs[0].written().last(),
+        Some(&b'V'),
+        "no magic close on an orderly exit"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_missing_watchdog_device_is_refused_at_start_and_by_check() {
+    let mut c = Cluster::stopped(
+        2,
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "watchdog /dev/ferroha-no-such-watchdog\n",
+        "400ms",
+        |_| {},
+    );
+    c.start(0);
+    let d = c.daemons[0].as_mut().unwrap();
+    let status = wait_for(
+        "the daemon to refuse",
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || d.child.try_wait().ok().flatten(),
+    );
+    assert_eq!(status.code(), Some(6), "exit 6: not configured");
+    let log = log_of(&c, 0);
+    assert!(
+        log.contains("watchdog /dev/ferroha-no-such-watchdog") && log.contains("softdog"),
+        "{log}"
+    );
+    let out = c.hosts[0]
+        .command(env!("CARGO_BIN_EXE_hb-monitor"))
+        .arg("check")
+        .arg("-c")
+        .arg(c.dirs[0].path())
+        .arg("--ocf-root")
+        .arg(c.ocf_root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist")
+            || String::from_utf8_lossy(&out.stdout).contains("does not exist"),
+        "{out:?}"
+    );
+}

@@ -40,6 +40,42 @@ pub fn check(dir: &Path, ocf_root: &Path, node: &str) -> Report {
             cfg.ha_cf.nodes.join(", ")
         ));
     }
+    let ha = &cfg.ha_cf;
+    let ha_cf = dir.join("ha.cf");
+    if let Some(device) = &ha.watchdog
+        && !device.exists()
+    {
+        report.errors.push(format!(
+            "{}: watchdog {} does not exist (load a watchdog driver, e.g. `modprobe softdog`)",
+            ha_cf.display(),
+            device.display()
+        ));
+    }
+    for device in ha.media.iter().filter_map(|m| match m {
+        config::Medium::Serial { device } => Some(device),
+        _ => None,
+    }) {
+        if !device.exists() {
+            report.errors.push(format!(
+                "{}: serial {} does not exist",
+                ha_cf.display(),
+                device.display()
+            ));
+        }
+    }
+    if let Some(program) = ha.fence_command.first()
+        && !Path::new(program).is_file()
+    {
+        report.errors.push(format!(
+            "{}: fence_command {program} does not exist",
+            ha_cf.display()
+        ));
+    }
+    if ha.fence_command.is_empty() && !cfg.groups.is_empty() {
+        report.notes.push(
+            "no fence_command: a node whose daemon dies or whose links all fail keeps what it runs while its peer takes over (split brain)".into(),
+        );
+    }
     let haresources = dir.join("haresources");
     for (index, res) in cfg.groups.iter().flat_map(|g| &g.resources).enumerate() {
         let agent = ocf_root

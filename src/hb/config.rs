@@ -131,6 +131,9 @@ pub struct HaCf {
     /// `restart_limit COUNT WINDOW` (ours, default 3 in 10 min): local restarts of a failed
     /// resource before the group fails over.
     pub restart_limit: (u32, Duration),
+    /// `watchdog DEVICE` (Heartbeat's): fed every keepalive; if the daemon hangs or dies, the
+    /// watchdog resets the machine.
+    pub watchdog: Option<PathBuf>,
 }
 
 /// One resource of a group as written in `haresources`.
@@ -330,6 +333,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         fence_timeout: Duration::from_secs(60),
         monitor_interval: Duration::from_secs(10),
         restart_limit: (3, Duration::from_secs(600)),
+        watchdog: None,
     };
     let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -545,7 +549,8 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                          when that node is off)"
                     ));
                 }
-                "watchdog" | "autojoin" | "respawn_hold" => {
+                "watchdog" => cf.watchdog = Some(PathBuf::from(one("watchdog")?)),
+                "autojoin" | "respawn_hold" => {
                     return Err(format!(
                         "'{directive}' is not supported yet; hb-monitor will not start without \
                          honouring it"

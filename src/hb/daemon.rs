@@ -179,6 +179,54 @@ fn go_realtime(cfg: &super::config::HaCf) {
     }
 }
 
+/// The `watchdog` device: opened at start (the daemon refuses to run without it when it is
+/// configured), fed with every heartbeat, and disarmed on an orderly exit with the magic
+/// close (`V`), so that only a hung or dead daemon lets it reset the machine.
+struct Watchdog {
+    device: std::fs::File,
+    path: PathBuf,
+}
+
+impl Watchdog {
+    fn open(path: &Path, deadtime: Duration) -> Result<Watchdog, DaemonError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let device = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| {
+                DaemonError::Configured(format!(
+                    "watchdog {}: {e} (load a watchdog driver, e.g. `modprobe softdog`, or remove the directive)",
+                    path.display()
+                ))
+            })?;
+        // The reset comes a little after a peer would declare this node dead. A device
+        // without the ioctl (or a test's FIFO) keeps its own timeout.
+        let mut seconds = (deadtime.as_secs() + 1).max(2) as libc::c_int;
+        // SAFETY: WDIOC_SETTIMEOUT takes a pointer to an int, valid for the call.
+        const WDIOC_SETTIMEOUT: libc::c_ulong = 0xc004_5706;
+        let _ = unsafe { libc::ioctl(device.as_raw_fd(), WDIOC_SETTIMEOUT, &raw mut seconds) };
+        Ok(Watchdog {
+            device,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn feed(&mut self) {
+        if let Err(e) = self.device.write_all(b"\0") {
+            log(
+                "WARN",
+                &format!("feeding the watchdog {}: {e}", self.path.display()),
+            );
+        }
+    }
+
+    /// The magic close: an orderly exit must not reset the machine.
+    fn disarm(mut self) {
+        let _ = self.device.write_all(b"V");
+    }
+}
+
 /// Bumps and returns the generation kept in `state_dir` (Heartbeat's `hg`): peers tell a
 /// restarted node from a replayed old one by it.
 pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
@@ -896,6 +944,10 @@ pub fn run(
         _ => DaemonError::Failed(e.to_string()),
     })?;
     open_log_sinks(&cfg.ha_cf)?;
+    let mut watchdog = match &cfg.ha_cf.watchdog {
+        Some(path) => Some(Watchdog::open(path, cfg.ha_cf.deadtime)?),
+        None => None,
+    };
     let generation = next_generation(state_dir).map_err(|e| {
         DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
     })?;
@@ -1056,6 +1108,9 @@ pub fn run(
                 ping.send();
             }
             daemon.heartbeat();
+            if let Some(w) = watchdog.as_mut() {
+                w.feed();
+            }
             next_heartbeat += keepalive;
             if next_heartbeat <= now {
                 // Fell behind (the machine stalled): resume the rhythm from now.
@@ -1072,6 +1127,9 @@ pub fn run(
         {
             // The group is down here: say so (st=dead) so that the peers take over now.
             daemon.send_status("dead");
+            if let Some(w) = watchdog.take() {
+                w.disarm();
+            }
             let _ = std::fs::remove_file(control);
             log("INFO", "stopped");
             return Ok(());
