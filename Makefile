@@ -25,7 +25,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-vm test-unit bench demo demo-vip check clean
+.PHONY: all deps build install uninstall test test-vm test-unit bench soak demo demo-vip check clean
 
 all: build
 
@@ -67,6 +67,11 @@ test-vm:
 
 test-unit:
 	$(CARGO) test --locked
+
+# hb-monitor at its fastest setting for SOAK_SECS (default 600) with both cores busy: no
+# false failover allowed (as root).
+soak: deps
+	$(CARGO) test --locked --features soak --release --test integration hb_soak -- --include-ignored --nocapture
 
 bench: deps
 	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb

@@ -11,6 +11,8 @@ mod hb_check;
 mod hb_group;
 mod hb_membership;
 mod hb_safety;
+#[cfg(feature = "soak")]
+mod hb_soak;
 mod mysql_agent;
 mod ocf_peers;
 mod readme;
