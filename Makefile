@@ -25,7 +25,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-vm test-unit bench soak demo demo-vip check clean
+.PHONY: all deps build install uninstall test test-vm test-unit bench soak fuzz demo demo-vip check clean
 
 all: build
 
@@ -94,3 +94,16 @@ check: build
 
 clean:
 	$(CARGO) clean
+
+# The parsers under libFuzzer (cargo-fuzz, nightly; both installed on first use): each
+# target for FUZZ_SECS (default 60), new inputs kept in target/fuzz-corpus. Crashes land in
+# fuzz/artifacts; add them to fuzz/corpus/<target>/ so that `make test` replays them.
+FUZZ_SECS ?= 60
+fuzz:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in wire config; do \
+	  mkdir -p ../target/fuzz-corpus/$$t && \
+	  $(CARGO) +nightly fuzz run $$t ../target/fuzz-corpus/$$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECS) -max_len=9000 || exit 1; \
+	done

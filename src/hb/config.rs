@@ -273,6 +273,23 @@ pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+/// Parses the three files' texts as [`load`] would (without reading files or checking the
+/// authkeys' permissions): for the fuzz targets and their regression corpus, which must find
+/// errors, never panics.
+pub fn parse_texts(ha_cf: &str, haresources: &str, authkeys: &str) -> Vec<String> {
+    let mut errors = vec![];
+    if let Err(e) = parse_ha_cf(Path::new("ha.cf"), ha_cf) {
+        errors.extend(e.iter().map(ToString::to_string));
+    }
+    if let Err(e) = parse_haresources(Path::new("haresources"), haresources) {
+        errors.extend(e.iter().map(ToString::to_string));
+    }
+    if let Err(e) = parse_authkeys(Path::new("authkeys"), authkeys) {
+        errors.push(e.to_string());
+    }
+    errors
+}
+
 /// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`.
 pub fn parse_time(text: &str) -> Option<Duration> {
     let text = text.trim();

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fuzz;
 pub mod group;
 pub mod media;
 pub mod membership;
