@@ -16,5 +16,6 @@ mod hb_soak;
 mod mysql_agent;
 mod ocf_peers;
 mod readme;
+mod stack_durability;
 mod util;
 mod vip_agent;

@@ -178,6 +178,16 @@ fn serves(pid: i32, datadir: &Path) -> bool {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     SERVER_NAMES.contains(&comm.trim())
         && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == datadir)
+        && same_mount_namespace(pid)
+}
+
+/// Whether `pid` sees the same mounts as this agent. A server in another mount namespace (a
+/// container, or another node of a cluster test on one machine) may show the same datadir
+/// path, even the same filesystem, but it is not this node's server: never stop it.
+fn same_mount_namespace(pid: i32) -> bool {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let theirs = ns(&pid.to_string());
+    theirs.is_some() && theirs == ns("self")
 }
 
 impl MysqlConfig {

@@ -144,6 +144,11 @@ pub fn decide(
             if live.iter().any(|p| p.holding.occupies()) {
                 return Decision::Wait;
             }
+            // An operator's takeover elsewhere: the group goes there, not back here (else the
+            // preferred node, having just released it, would race the requester for it).
+            if !i_want && live.iter().any(|p| p.wants && p.holding == Holding::None) {
+                return Decision::Wait;
+            }
             if preferred_is_me || i_want {
                 return Decision::Acquire;
             }
@@ -398,6 +403,23 @@ mod tests {
             holding,
             wants: false,
         }
+    }
+
+    #[test]
+    fn after_releasing_to_a_takeover_the_preferred_node_does_not_race_the_requester() {
+        let mut wanting = peer("n2", true, Holding::None);
+        wanting.wants = true;
+        assert_eq!(
+            decide(
+                "n1",
+                "n1",
+                Holding::None,
+                false,
+                &[wanting],
+                AutoFailback::Off
+            ),
+            Decision::Wait
+        );
     }
 
     #[test]

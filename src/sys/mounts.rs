@@ -201,16 +201,22 @@ pub struct ForeignMounts {
 }
 
 /// Mount points of device `dev` (compare [`MountEntry::dev`]) in mount namespaces other than
-/// the caller's, one item per namespace that has any. Processes that exit during the scan or
-/// whose namespace we may not read are skipped; a namespace no process lives in any more
-/// (kept only by a bind-mounted nsfs file) cannot be seen this way.
+/// the caller's, one item per namespace that has any, among the processes that share the
+/// caller's network namespace: the copies this node's own services made (systemd's
+/// PrivateTmp/ProtectSystem, `unshare -m`). A mount namespace whose processes have a network
+/// of their own is another machine as far as a cluster is concerned (a container, or another
+/// node of a test cluster on one host): its mounts are not this node's to remove. Processes
+/// that exit during the scan or whose namespace we may not read are skipped; a namespace no
+/// process lives in any more (kept only by a bind-mounted nsfs file) cannot be seen this way.
 pub fn mounts_in_other_namespaces(dev: u64) -> io::Result<Vec<ForeignMounts>> {
     let own = mount_namespace(None)?;
+    let net = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    let own_net = net("self");
     let me = std::process::id();
     let mut seen = HashSet::from([own]);
     let mut found = Vec::new();
     for pid in process_ids()? {
-        if pid == me {
+        if pid == me || net(&pid.to_string()) != own_net {
             continue;
         }
         // One readlink per process; the mountinfo only once per namespace.

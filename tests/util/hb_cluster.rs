@@ -12,7 +12,7 @@ use super::host::{Guarded, Host, Lan, wait_for};
 pub const VIP: &str = "198.18.1.100";
 
 pub struct Cluster {
-    _lan: Lan,
+    pub lan: Lan,
     pub hosts: Vec<Host>,
     pub daemons: Vec<Option<Guarded>>,
     pub dirs: Vec<tempfile::TempDir>,
@@ -85,7 +85,7 @@ impl Cluster {
             dirs.push(dir);
         }
         Cluster {
-            _lan: lan,
+            lan,
             hosts,
             daemons: (0..count).map(|_| None).collect(),
             dirs,

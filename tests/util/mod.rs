@@ -7,5 +7,6 @@ pub mod hb_cluster;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
+pub mod stack;
 #[cfg(feature = "vm-tests")]
 pub mod vm;
