@@ -272,3 +272,213 @@ fn ocf_tester_passes_on_mysql_agent() {
         "ocf-tester left a server running"
     );
 }
+
+/// `crm_resource --validate/--force-check/--force-start/--force-stop` against every installed
+/// agent, as an operator debugging a resource would: each returns the agent's own OCF code
+/// (0, 7, 6), and the deepest monitor level works. drbd-agent runs against the simulator
+/// (node `a` by hostname, as under a cluster manager that scrubs the environment).
+#[test]
+#[ignore = "needs root"]
+fn crm_resource_drives_every_installed_agent() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let dev = crate::util::loopdev::LoopDevice::with_fs("ext4", None);
+    let db = crate::util::mariadb::MariaDb::new();
+    let sim = crate::util::drbd_sim::DrbdSim::new();
+    sim.map_host("pcmk-node", "a");
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let path = |p: &Path| p.display().to_string();
+    let mut mysql: Vec<String> = db
+        .params()
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    mysql.push("additional_parameters=--skip-networking".into());
+    // (type, good options, deepest monitor level, a bad option and the code it gets)
+    let cases: Vec<(&str, Vec<String>, &str, String, i32)> = vec![
+        (
+            "vip",
+            vec!["ip=198.18.1.100".into(), "cidr_netmask=24".into()],
+            "10",
+            "ip=198.18.1.300".into(),
+            6,
+        ),
+        (
+            "fs",
+            vec![
+                format!("device={}", dev.name()),
+                "directory=/run/crm-fs".into(),
+                "fstype=ext4".into(),
+            ],
+            "20",
+            "directory=relative".into(),
+            6,
+        ),
+        ("mysql", mysql, "10", "datadir=relative".into(), 6),
+        (
+            "drbd",
+            vec![
+                "drbd_resource=r0".into(),
+                format!("drbdadm={}", path(&sim.bin("drbdadm"))),
+                format!("drbdsetup={}", path(&sim.bin("drbdsetup"))),
+                format!("drbdconf={}", path(&sim.conf())),
+            ],
+            "0",
+            "drbd_resource=bad name".into(),
+            6,
+        ),
+    ];
+    for (agent, options, level, bad, bad_rc) in &cases {
+        let crm = |op: &str, extra: Option<&str>| {
+            let mut args = vec![
+                op,
+                "--class",
+                "ocf",
+                "--provider",
+                "ferroha",
+                "--agent",
+                agent,
+            ];
+            // A bad option replaces the good one of the same name.
+            let name = |o: &str| o.split('=').next().unwrap_or("").to_string();
+            for o in options {
+                if extra.is_none_or(|e| name(e) != name(o)) {
+                    args.extend(["--option", o.as_str()]);
+                }
+            }
+            if let Some(e) = extra {
+                args.extend(["--option", e]);
+            }
+            run_in(&host, "crm_resource", &args)
+        };
+        let level_op = format!("--force-check={level}");
+        for (op, rc) in [
+            ("--validate", 0),
+            ("--force-check", 7),
+            ("--force-start", 0),
+            ("--force-check", 0),
+            (level_op.as_str(), 0),
+            ("--force-start", 0),
+            ("--force-stop", 0),
+            ("--force-check", 7),
+            ("--force-stop", 0),
+        ] {
+            let (got, text) = crm(op, None);
+            assert_eq!(got, rc, "{agent} {op}:\n{text}");
+        }
+        let (got, text) = crm("--validate", Some(bad));
+        assert_eq!(got, *bad_rc, "{agent} --validate {bad}:\n{text}");
+    }
+    assert!(db.server_processes().is_empty(), "mysqld left running");
+    assert!(
+        !host
+            .sh_ok("cat /proc/self/mountinfo")
+            .contains("/run/crm-fs")
+    );
+}
+
+/// Pacemaker reads meta-data as `hacluster` and ocf-tester as `nobody`: it works for both,
+/// opens nothing for writing and creates nothing (strace), and `crm_resource --show-metadata`
+/// shows every parameter with the documentation of `ocf-meta/<type>.xml`.
+#[test]
+#[ignore = "needs root"]
+fn meta_data_as_unprivileged_users_writes_nothing_and_pacemaker_shows_our_docs() {
+    let dest = world_readable_tempdir();
+    make_install(dest.path());
+    let lan = Lan::new(1);
+    let host = host_with_installed_agents(&lan, dest.path());
+    let trace_dir = world_readable_tempdir();
+    std::fs::set_permissions(trace_dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for agent in AGENT_TYPES {
+        let bin = format!("/usr/lib/ocf/resource.d/ferroha/{agent}");
+        for user in ["nobody", "hacluster"] {
+            let trace = trace_dir.path().join(format!("{agent}-{user}"));
+            let script = format!(
+                "cd {dir} && strace -f -qq -o {trace} -e trace=execve,openat,open,creat,mkdir,mkdirat,unlink,unlinkat,rename,renameat,renameat2,truncate \
+                 setpriv --reuid={user} --regid=$(id -g {user}) --clear-groups {bin} meta-data",
+                dir = trace_dir.path().display(),
+                trace = trace.display()
+            );
+            let (rc, text) = run_in(&host, "sh", &["-c", &script]);
+            assert_eq!(rc, 0, "{agent} meta-data as {user}: {text}");
+            assert!(
+                text.contains("<resource-agent"),
+                "{agent} as {user}: {text}"
+            );
+            let calls = std::fs::read_to_string(&trace).unwrap();
+            // After the exec of the agent (setpriv's own calls come before).
+            let agent_calls = calls
+                .split_once(&format!("execve(\"{bin}\""))
+                .map(|(_, rest)| rest)
+                .unwrap_or_else(|| panic!("no execve of {bin} in:\n{calls}"));
+            for line in agent_calls.lines() {
+                let writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+                    .iter()
+                    .any(|flag| line.contains(flag));
+                let changes = ["mkdir", "unlink", "rename", "creat(", "truncate("]
+                    .iter()
+                    .any(|call| line.contains(call));
+                assert!(!writes && !changes, "{agent} meta-data as {user}: {line}");
+            }
+            std::fs::remove_file(&trace).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_dir(trace_dir.path()).unwrap().count(),
+            0,
+            "{agent} meta-data created files"
+        );
+
+        let (rc, shown) = run_in(
+            &host,
+            "crm_resource",
+            &["--show-metadata", &format!("ocf:ferroha:{agent}")],
+        );
+        assert_eq!(rc, 0, "{shown}");
+        let ours = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("ocf-meta/{agent}.xml")),
+        )
+        .unwrap();
+        assert_eq!(params_doc(&shown), params_doc(&ours), "{agent}");
+        assert!(!params_doc(&ours).is_empty());
+    }
+}
+
+/// (name, shortdesc, longdesc, default) of every parameter in a meta-data document.
+fn params_doc(xml: &str) -> Vec<(String, String, String, String)> {
+    let start = xml
+        .find("<?xml")
+        .or_else(|| xml.find("<resource-agent"))
+        .unwrap();
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&xml[start..], options).unwrap();
+    let child_text = |n: roxmltree::Node, tag: &str| {
+        n.children()
+            .find(|c| c.tag_name().name() == tag)
+            .and_then(|c| c.text())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "parameter")
+        .map(|p| {
+            let default = p
+                .children()
+                .find(|c| c.tag_name().name() == "content")
+                .and_then(|c| c.attribute("default"))
+                .unwrap_or("")
+                .to_string();
+            (
+                p.attribute("name").unwrap_or("").to_string(),
+                child_text(p, "shortdesc"),
+                child_text(p, "longdesc"),
+                default,
+            )
+        })
+        .collect()
+}

@@ -15,6 +15,7 @@ mod hb_safety;
 mod hb_soak;
 mod mysql_agent;
 mod ocf_peers;
+mod pacemaker;
 mod readme;
 mod stack_durability;
 mod util;

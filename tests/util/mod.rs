@@ -7,6 +7,7 @@ pub mod hb_cluster;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
+pub mod pacemaker;
 pub mod stack;
 #[cfg(feature = "vm-tests")]
 pub mod vm;
