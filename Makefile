@@ -74,7 +74,7 @@ soak: deps
 	$(CARGO) test --locked --features soak --release --test integration hb_soak -- --include-ignored --nocapture
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker
 
 demo: deps build
 	./demo/cluster.sh $(BIN_DIR)

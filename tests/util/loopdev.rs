@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 /// A loop device over a sparse file in a temporary directory.
 pub struct LoopDevice {
     path: PathBuf,
+    /// The backing file, as the kernel reports it (canonical).
+    file: PathBuf,
     _backing: tempfile::TempDir,
 }
 
@@ -46,6 +48,7 @@ impl LoopDevice {
         );
         LoopDevice {
             path: PathBuf::from(path.trim()),
+            file: file.canonicalize().unwrap_or(file),
             _backing: backing,
         }
     }
@@ -81,6 +84,15 @@ impl LoopDevice {
     pub fn name(&self) -> String {
         self.path.display().to_string()
     }
+
+    /// Whether the device is still attached to our file. A detach while it is mounted only
+    /// sets autoclear and the kernel detaches it later; its number may then be reused by
+    /// another test, whose device a retried `losetup -d` must not detach.
+    fn attached(&self) -> bool {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+            .is_ok_and(|f| std::path::Path::new(f.trim()) == self.file)
+    }
 }
 
 impl Drop for LoopDevice {
@@ -89,6 +101,9 @@ impl Drop for LoopDevice {
         // retry briefly, then leave it to autoclear (set by losetup -d on a busy device).
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
+            if !self.attached() {
+                return;
+            }
             let ok = Command::new("losetup")
                 .arg("-d")
                 .arg(&self.path)

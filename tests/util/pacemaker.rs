@@ -597,18 +597,33 @@ pub struct SharedDisk {
 /// A loop device over a copy of the shared disk's file.
 struct Replica {
     dev: String,
+    file: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    /// Whether the device is (still) ours: attached to our file. Once it is detached (a
+    /// detach while mounted only sets autoclear, and the kernel detaches it later) its
+    /// number may be reused by someone else, whose device must be left alone.
+    fn attached(&self) -> bool {
+        let name = self.dev.trim_start_matches("/dev/");
+        fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+            .is_ok_and(|f| Path::new(f.trim()) == self.file)
+    }
 }
 
 impl Drop for Replica {
     fn drop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !Command::new("losetup")
-            .args(["-d", &self.dev])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        while self.attached() {
+            let detached = Command::new("losetup")
+                .args(["-d", &self.dev])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if detached {
+                return;
+            }
             if Instant::now() >= deadline {
                 eprintln!("loop device {} could not be detached", self.dev);
                 return;
@@ -706,6 +721,7 @@ impl SharedDisk {
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
         self.replicas.push(Replica {
             dev: dev.clone(),
+            file: copy.canonicalize().unwrap_or(copy),
             _dir: dir,
         });
         self.link(other, &dev);

@@ -1,0 +1,177 @@
+//! The MySQL-on-DRBD stack failing over under Pacemaker: ferroha's agents against
+//! resource-agents' `Filesystem`, `mysql` and `IPaddr2`, in the same two-node cluster
+//! (tests/util/pacemaker.rs: Corosync totem token 1 s, Pacemaker 2.1, DRBD simulated and run
+//! by drbd-agent in both, since LINBIT's agent needs the kernel module), in the same run.
+//!
+//! One run: a fresh cluster, the stack configured with `cibadmin` and started, a random pause
+//! (so the cut falls at any point of the monitor and token cycles), then the active node's
+//! cable is pulled (its switch port set down, and the simulated DRBD link cut with it; `ip
+//! link set eth0 down` inside the node does not last: the VIP agents set the link up again
+//! when their monitor fails and they are restarted). The
+//! time is from the cut to the first reply to the VIP on the LAN: the switch pings it every
+//! 10 ms (`ping -D`, kernel receive stamps on the wall clock). It covers Corosync noticing
+//! the loss (token + consensus), Pacemaker's transition, drbd-agent's promote, then each
+//! agent's start: mount, MariaDB start until it answers, the address and its gratuitous ARP.
+//! Runs alternate between the two sets of agents. Medians, min and max, and the ratio.
+//!
+//! Run as root: `make bench` (BENCH_RUNS=n runs per set of agents, default 5; about 15 s
+//! a run).
+
+#[path = "../tests/util/host.rs"]
+#[allow(dead_code)]
+mod host;
+
+#[path = "../tests/util/agent.rs"]
+#[allow(dead_code)]
+mod agent;
+
+#[path = "../tests/util/drbd_sim.rs"]
+#[allow(dead_code)]
+mod drbd_sim;
+
+#[path = "../tests/util/loopdev.rs"]
+#[allow(dead_code)]
+mod loopdev;
+
+#[path = "../tests/util/mariadb.rs"]
+#[allow(dead_code)]
+mod mariadb;
+
+#[path = "../tests/util/pacemaker.rs"]
+#[allow(dead_code)]
+mod pacemaker;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pacemaker::{Agents, Lab, SETTLE};
+
+/// LAN 198.18.8.0/24 (the tests use 7).
+const SUBNET: u8 = 8;
+const TOKEN_MS: u32 = 1000;
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// The `[seconds.micros]` stamp of a `ping -D` reply line, if it is one.
+fn reply_stamp(line: &str) -> Option<f64> {
+    if !line.contains("bytes from") {
+        return None;
+    }
+    line.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+/// One failover: time from the link cut to the first VIP reply.
+fn one_run(agents: Agents, seed: &mut u64) -> Duration {
+    let mut lab = Lab::start(SUBNET, "pcb", TOKEN_MS);
+    lab.configure(&lab.stack(agents));
+    let active = lab.wait_stack(&lab.cluster.nodes[0], SETTLE);
+    let (old, new) = (lab.cluster.node(&active), lab.cluster.other(&active));
+    // The switch pings the VIP every 10 ms for the whole run; replies go to a channel.
+    let switch = &lab.cluster.lan.switch;
+    let mut ping = switch.spawn(
+        switch
+            .command("ping")
+            .args(["-D", "-n", "-i", "0.01", &lab.vip])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let (tx, rx) = mpsc::channel();
+    let stdout = ping.child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(stamp) = reply_stamp(&line)
+                && tx.send(stamp).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the VIP answers before the cut");
+    // Random phase over 2 s: monitors run every 1 to 3 s.
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    std::thread::sleep(Duration::from_millis(500 + *seed % 2000));
+    let mut cut = 0.0;
+    lab.disk.split(old, new, &lab.mountpoint, || {
+        lab.sim.ctl(&["cut-link"]);
+        lab.cluster.set_cable(old, false);
+        cut = now_epoch();
+    });
+    let answered = loop {
+        let stamp = rx
+            .recv_timeout(SETTLE)
+            .unwrap_or_else(|_| panic!("{agents:?}: no VIP reply within {SETTLE:?} of the cut"));
+        if stamp > cut {
+            break stamp;
+        }
+    };
+    assert!(
+        new.has_ip(&lab.vip),
+        "{agents:?}: the reply came from the new node"
+    );
+    drop(ping);
+    let _ = reader.join();
+    Duration::from_secs_f64(answered - cut)
+}
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (ms(v[v.len() / 2]), ms(v[0]), ms(v[v.len() - 1]))
+}
+
+fn main() {
+    if !host::is_root() {
+        eprintln!("make bench needs root (network namespaces, loop devices)");
+        std::process::exit(1);
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    println!(
+        "MySQL-on-DRBD failover under Pacemaker 2.1 / Corosync 3 (token {TOKEN_MS} ms), link \
+         cut of the active node: {runs} runs each, ms until the VIP answers on the other node\n"
+    );
+    let sets = [
+        ("ferroha fs/mysql/vip", Agents::Ferroha),
+        ("heartbeat Filesystem/mysql/IPaddr2", Agents::ResourceAgents),
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); sets.len()];
+    let mut seed = 0x9e37_79b9u64;
+    for run in 0..runs {
+        for (i, (name, agents)) in sets.iter().enumerate() {
+            let t = one_run(*agents, &mut seed);
+            println!(
+                "run {:>2} {name:<36} {:>8.0} ms",
+                run + 1,
+                t.as_secs_f64() * 1000.0
+            );
+            times[i].push(t);
+        }
+    }
+    println!(
+        "\n{:<36} {:>9} {:>9} {:>9}",
+        "agents", "median", "min", "max"
+    );
+    let mut medians = vec![];
+    for ((name, _), t) in sets.iter().zip(times) {
+        let (med, min, max) = stats(t);
+        println!("{name:<36} {med:>9.0} {min:>9.0} {max:>9.0}");
+        medians.push(med);
+    }
+    println!(
+        "\nresource-agents / ferroha = {:.2}x (medians; drbd-agent and the cluster are the same in both)",
+        medians[1] / medians[0]
+    );
+}
