@@ -25,7 +25,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-vm test-unit bench soak fuzz demo demo-vip check clean
+.PHONY: all deps build install uninstall test test-vm test-unit bench soak fuzz demo demo-hb demo-vip check clean
 
 all: build
 
@@ -76,7 +76,13 @@ soak: deps
 bench: deps
 	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker
 
+# The main job: MySQL on DRBD failing over under load on this machine (examples/demo.rs,
+# built on the test harness), with a readable timeline; leaves nothing behind.
 demo: deps build
+	FERROHA_BIN_DIR=$(abspath $(BIN_DIR)) $(CARGO) run --profile demo --locked --example demo
+
+# hb-monitor moving a VIP between two namespaces (shell only).
+demo-hb: deps build
 	./demo/cluster.sh $(BIN_DIR)
 
 # The first demo: vip-agent alone moving a VIP between two namespaces.

@@ -102,7 +102,8 @@ fn open_log_sinks(cfg: &super::config::HaCf) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn log(level: &str, message: &str) {
+/// One log line: stderr, and `logfile`/syslog as configured.
+pub(crate) fn log(level: &str, message: &str) {
     let line = format!("hb-monitor[{}]: {level}: {message}", std::process::id());
     let _ = writeln!(io::stderr().lock(), "{line}");
     let Some(Ok(mut sinks)) = LOG_SINKS.get().map(|m| m.lock()) else {

@@ -288,8 +288,26 @@ impl Worker {
     }
 
     fn run(&self, i: usize, action: &'static str) -> Result<(), String> {
-        run_agent(&self.ocf_root, &self.call(i, action))
-            .map_err(|why| format!("{} {action}: {why}", self.resources[i].written))
+        let started = std::time::Instant::now();
+        let result = run_agent(&self.ocf_root, &self.call(i, action))
+            .map_err(|why| format!("{} {action}: {why}", self.resources[i].written));
+        // Each start and stop with its duration: where a failover's time goes. (Monitors
+        // pass quietly unless they fail; the daemon logs that.)
+        if action != "monitor" {
+            let res = &self.resources[i];
+            super::daemon::log(
+                if result.is_ok() { "INFO" } else { "ERROR" },
+                &format!(
+                    "{action} {}:{} ({}): {} in {} ms",
+                    res.provider,
+                    res.agent,
+                    res.written.split("::").next().unwrap_or(""),
+                    if result.is_ok() { "done" } else { "failed" },
+                    started.elapsed().as_millis()
+                ),
+            );
+        }
+        result
     }
 
     /// Stops resources `to..` right to left; the first failure.

@@ -12,14 +12,39 @@ pub const AGENT_TYPES: &[&str] = &["drbd", "fs", "mysql", "vip"];
 
 /// The built binary of an agent (`vip` → `vip-agent`).
 pub fn agent_bin(type_name: &str) -> PathBuf {
-    let path = match type_name {
-        "vip" => env!("CARGO_BIN_EXE_vip-agent"),
-        "fs" => env!("CARGO_BIN_EXE_fs-agent"),
-        "drbd" => env!("CARGO_BIN_EXE_drbd-agent"),
-        "mysql" => env!("CARGO_BIN_EXE_mysql-agent"),
+    match type_name {
+        "vip" | "fs" | "drbd" | "mysql" => built_bin(&format!("{type_name}-agent")),
         other => panic!("no agent binary for type {other}"),
+    }
+}
+
+/// A binary of this package: where cargo says it built it for tests and benches
+/// (`CARGO_BIN_EXE_*`), else (the demo, an example) next to the running program's profile
+/// directory (`target/<profile>/examples/demo` → `target/<profile>/<name>`), or in
+/// `FERROHA_BIN_DIR` when set.
+pub fn built_bin(name: &str) -> PathBuf {
+    let from_cargo = match name {
+        "vip-agent" => option_env!("CARGO_BIN_EXE_vip-agent"),
+        "fs-agent" => option_env!("CARGO_BIN_EXE_fs-agent"),
+        "drbd-agent" => option_env!("CARGO_BIN_EXE_drbd-agent"),
+        "mysql-agent" => option_env!("CARGO_BIN_EXE_mysql-agent"),
+        "hb-monitor" => option_env!("CARGO_BIN_EXE_hb-monitor"),
+        _ => None,
     };
-    PathBuf::from(path)
+    from_cargo.map(PathBuf::from).unwrap_or_else(|| {
+        // `make demo` says where its release binaries are.
+        if let Some(dir) = std::env::var_os("FERROHA_BIN_DIR") {
+            return PathBuf::from(dir).join(name);
+        }
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/<dir>/<program>");
+        let bin = profile.join(name);
+        assert!(bin.exists(), "{} is not built (make build)", bin.display());
+        bin
+    })
 }
 
 /// What one action returned.

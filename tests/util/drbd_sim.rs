@@ -15,8 +15,12 @@ fn sim_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/<test binary>
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        // target/<profile>/deps/<test binary>, or the release directory `make demo` names.
+        let profile_dir = match std::env::var_os("FERROHA_BIN_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => exe.parent().unwrap().parent().unwrap().to_path_buf(),
+        };
+        let release = std::env::var_os("FERROHA_BIN_DIR").is_some() || !cfg!(debug_assertions);
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut c = Command::new(cargo);
         c.args([
@@ -29,7 +33,7 @@ fn sim_bin() -> &'static Path {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .arg("--target-dir")
         .arg(profile_dir.parent().unwrap());
-        if !cfg!(debug_assertions) {
+        if release {
             c.arg("--release");
         }
         let out = c.output().expect("cargo build --example drbd-sim");

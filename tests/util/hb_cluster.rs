@@ -102,7 +102,7 @@ impl Cluster {
             Duration::from_millis(5),
             || {
                 self.hosts[i]
-                    .command(env!("CARGO_BIN_EXE_hb-monitor"))
+                    .command(super::agent::built_bin("hb-monitor"))
                     .arg("status")
                     .output()
                     .ok()
@@ -119,7 +119,7 @@ impl Cluster {
     pub fn start(&mut self, i: usize) {
         let host = &self.hosts[i];
         let daemon = host.spawn(
-            host.command(env!("CARGO_BIN_EXE_hb-monitor"))
+            host.command(super::agent::built_bin("hb-monitor"))
                 .arg("run")
                 .arg("-c")
                 .arg(self.dirs[i].path())
@@ -157,7 +157,7 @@ impl Cluster {
 
     pub fn control(&self, i: usize, request: &str) {
         let out = self.hosts[i]
-            .command(env!("CARGO_BIN_EXE_hb-monitor"))
+            .command(super::agent::built_bin("hb-monitor"))
             .arg(request)
             .output()
             .unwrap();
@@ -179,7 +179,7 @@ impl Cluster {
 
     pub fn holding(&self, i: usize) -> String {
         let out = self.hosts[i]
-            .command(env!("CARGO_BIN_EXE_hb-monitor"))
+            .command(super::agent::built_bin("hb-monitor"))
             .args(["status", "--json"])
             .output()
             .unwrap();

@@ -370,7 +370,21 @@ fn template() -> &'static Path {
 /// Returns `<target tmp>/mariadb-template-<key>/data`, building it unless a previous run or a
 /// concurrent process already did.
 fn build_template() -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // Tests and benches get CARGO_TARGET_TMPDIR; the demo (an example) finds target/tmp
+    // from its own path (target/<profile>/examples/demo).
+    let fallback;
+    let root = match option_env!("CARGO_TARGET_TMPDIR") {
+        Some(dir) => Path::new(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            fallback = exe
+                .ancestors()
+                .nth(3)
+                .expect("target/<profile>/examples/<program>")
+                .join("tmp");
+            fallback.as_path()
+        }
+    };
     let key = template_key();
     let name = format!("mariadb-template-{key:016x}");
     let done = root.join(&name);

@@ -44,20 +44,13 @@ fn node_state(anchor: u32, mnt: &str, sim_state: &str, letter: &str) -> [bool; 4
     let primary = sim_state.contains(&format!("{letter}.role=Primary"));
     let mounted = std::fs::read_to_string(format!("/proc/{anchor}/mounts"))
         .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(mnt)));
-    let netns = std::fs::read_link(format!("/proc/{anchor}/ns/net")).ok();
-    let mysqld = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .any(|e| {
-            std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == Path::new(MARIADBD))
-                && std::fs::read_link(e.path().join("ns/net")).ok() == netns
+    // The node's pid file, seen through its anchor's root (its private /run): cheap enough
+    // for every sample, and mariadbd writes it before it opens a single table.
+    let mysqld = std::fs::read_to_string(format!("/proc/{anchor}/root/run/mysqld/mysqld.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .is_some_and(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|x| x == Path::new(MARIADBD))
         });
     [primary, mounted, mysqld, has_local_address(anchor, VIP)]
 }
@@ -150,8 +143,9 @@ impl Stack {
             2,
             &haresources,
             &format!(
-                "auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\n",
-                fence.display()
+                "auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\nlogfile {}/{{node}}.log\n",
+                fence.display(),
+                dir.path().display()
             ),
             "300ms",
             |_| {},
@@ -241,7 +235,7 @@ impl Stack {
                 .user(Some("app"))
                 .pass(Some("app"))
                 .db_name(Some("ha"))
-                .tcp_connect_timeout(Some(Duration::from_millis(500)))
+                .tcp_connect_timeout(Some(Duration::from_millis(200)))
                 .read_timeout(Some(Duration::from_secs(2)))
                 .write_timeout(Some(Duration::from_secs(2)))
                 .prefer_socket(false)
@@ -404,6 +398,22 @@ impl Stack {
         out.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
+    /// Node `i`'s log file: (wall-clock time, line) per line.
+    pub fn node_log(&self, i: usize) -> Vec<(std::time::SystemTime, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("n{}.log", i + 1)))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (stamp, rest) = l.split_once(' ')?;
+                let (s, ms) = stamp.split_once('.')?;
+                let t = std::time::UNIX_EPOCH
+                    + Duration::from_secs(s.parse().ok()?)
+                    + Duration::from_millis(ms.parse().ok()?);
+                Some((t, rest.to_string()))
+            })
+            .collect()
+    }
+
     /// The fence log: one line per fence.
     pub fn fences(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("fence.log"))
@@ -439,16 +449,13 @@ node=$1
 pid=$(awk -v n="$node" '$1 == n {{ print $2 }}' {dir}/map)
 [ -n "$pid" ] || {{ echo "fence: unknown node $node" >&2; exit 1; }}
 case $node in n1) letter=a;; n2) letter=b;; *) exit 1;; esac
-netns=$(readlink "/proc/$pid/ns/net")
-for round in 1 2 3 4 5; do
-  left=0
-  for p in /proc/[0-9]*; do
-    q=${{p#/proc/}}
-    [ "$q" = "$pid" ] && continue
-    if [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$netns" ]; then kill -9 "$q" 2>/dev/null; left=1; fi
-  done
-  [ $left = 0 ] && break
-  sleep 0.05
+# Every process in the node's network namespace but the anchor (one find, no fork per pid).
+ino=$(readlink "/proc/$pid/ns/net" | tr -dc 0-9)
+for round in 1 2 3 4 5 6 7 8 9 10; do
+  pids=$(find /proc/[0-9]*/ns/net -maxdepth 0 -lname "net:?$ino?" 2>/dev/null | cut -d/ -f3 | grep -vx "$pid")
+  [ -z "$pids" ] && break
+  kill -9 $pids 2>/dev/null
+  sleep 0.02
 done
 nsenter -t "$pid" -n sh -c 'ip addr flush dev eth0; ip link set eth0 down'
 nsenter -t "$pid" -m umount -l {mnt} 2>/dev/null
