@@ -174,6 +174,33 @@ fn every_acknowledged_commit_survives_mixed_failovers_and_two_nodes_never_run_th
         watch.samples,
         watch.doubles.len()
     );
+    // Where takeover time goes: each agent's start, from both nodes' logs.
+    let mut phases: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for i in 0..2 {
+        for (_, line) in s.node_log(i) {
+            let Some(rest) = line.split("INFO: start ").nth(1) else {
+                continue;
+            };
+            let agent = rest.split(' ').next().unwrap_or("").to_string();
+            if let Some(ms) = rest
+                .rsplit(" in ")
+                .next()
+                .and_then(|t| t.strip_suffix(" ms"))
+                .and_then(|t| t.parse().ok())
+            {
+                phases.entry(agent).or_default().push(ms);
+            }
+        }
+    }
+    for (agent, mut times) in phases {
+        times.sort();
+        eprintln!(
+            "  start {agent}: median {} ms, max {} ms ({} starts)",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            times.len()
+        );
+    }
     assert!(lost.is_empty(), "acknowledged commits lost: {lost:?}");
     assert!(
         watch.doubles.is_empty(),

@@ -293,13 +293,15 @@ fn incomplete_netstring(data: &[u8]) -> bool {
     if digits == data.len() {
         return digits <= 5; // only digits so far
     }
-    if digits == 0 || data[digits] != b':' {
+    // take_netstring reads at most five length digits; a longer length is never a netstring
+    // (and its value must not be added to anything: the fuzzer found that overflow).
+    if digits == 0 || digits > 5 || data[digits] != b':' {
         return false;
     }
     let len: usize = std::str::from_utf8(&data[..digits])
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(usize::MAX);
+        .unwrap_or(0);
     data.len() <= digits + 1 + len
 }
 
