@@ -67,8 +67,48 @@ fn reply_stamp(line: &str) -> Option<f64> {
     line.strip_prefix('[')?.split(']').next()?.parse().ok()
 }
 
-/// One failover: time from the link cut to the first VIP reply.
-fn one_run(agents: Agents, seed: &mut u64) -> Duration {
+/// The operations the failover runs on the new node, in order.
+const STEPS: [&str; 4] = ["drbd promote", "fs start", "mysql start", "vip start"];
+
+/// Execution time (ms) of each of [`STEPS`] in a Pacemaker log (pacemaker-execd's
+/// `<rsc> <action> (call N, PID P) exited with status 0 [(reason)] (execution time 62ms)`), the last
+/// occurrence of each; None for a step that is missing.
+fn step_times(log: &str) -> Vec<Option<f64>> {
+    let mut times = vec![None; STEPS.len()];
+    for line in log.lines() {
+        // An exit reason, when the agent printed one, comes between the two.
+        let (Some(call), true, Some(exec)) = (
+            line.find(" (call "),
+            line.contains(") exited with status 0"),
+            line.split(" (execution time ").nth(1),
+        ) else {
+            continue;
+        };
+        let mut words = line[..call].rsplit(' ');
+        let (Some(action), Some(rsc)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(i) = STEPS.iter().position(|s| *s == format!("{rsc} {action}")) else {
+            continue;
+        };
+        let text = exec.split([')', ',']).next().unwrap_or("");
+        let ms = if let Some(v) = text.strip_suffix("ms") {
+            v.parse::<f64>().ok()
+        } else {
+            text.strip_suffix('s')
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|v| v * 1000.0)
+        };
+        if ms.is_some() {
+            times[i] = ms;
+        }
+    }
+    times
+}
+
+/// One failover: time from the link cut to the first VIP reply, and the new node's step
+/// times.
+fn one_run(agents: Agents, seed: &mut u64) -> (Duration, Vec<Option<f64>>) {
     let mut lab = Lab::start(SUBNET, "pcb", TOKEN_MS);
     lab.configure(&lab.stack(agents));
     let active = lab.wait_stack(&lab.cluster.nodes[0], SETTLE);
@@ -121,7 +161,20 @@ fn one_run(agents: Agents, seed: &mut u64) -> Duration {
     );
     drop(ping);
     let _ = reader.join();
-    Duration::from_secs_f64(answered - cut)
+    // The VIP may answer before pacemaker-execd has logged vip's start.
+    let logged = std::time::Instant::now();
+    let mut steps = step_times(&new.pacemaker_log());
+    while steps[STEPS.len() - 1].is_none() && logged.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        steps = step_times(&new.pacemaker_log());
+    }
+    // A successful operation that still printed an exit reason: show it.
+    for line in new.pacemaker_log().lines() {
+        if line.contains(") exited with status 0 (") && !line.contains("status 0 (execution") {
+            println!("  note: {}", line.split_once(": ").map_or(line, |(_, l)| l));
+        }
+    }
+    (Duration::from_secs_f64(answered - cut), steps)
 }
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
@@ -148,16 +201,26 @@ fn main() {
         ("heartbeat Filesystem/mysql/IPaddr2", Agents::ResourceAgents),
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); sets.len()];
+    let mut steps: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); STEPS.len()]; sets.len()];
     let mut seed = 0x9e37_79b9u64;
     for run in 0..runs {
         for (i, (name, agents)) in sets.iter().enumerate() {
-            let t = one_run(*agents, &mut seed);
+            let (t, step) = one_run(*agents, &mut seed);
+            let shown: Vec<String> = step
+                .iter()
+                .zip(STEPS)
+                .map(|(ms, s)| format!("{s} {}", ms.map_or("?".into(), |v| format!("{v:.0}"))))
+                .collect();
             println!(
-                "run {:>2} {name:<36} {:>8.0} ms",
+                "run {:>2} {name:<36} {:>8.0} ms   ({})",
                 run + 1,
-                t.as_secs_f64() * 1000.0
+                t.as_secs_f64() * 1000.0,
+                shown.join(", ")
             );
             times[i].push(t);
+            for (j, ms) in step.into_iter().enumerate() {
+                steps[i][j].extend(ms);
+            }
         }
     }
     println!(
@@ -169,6 +232,25 @@ fn main() {
         let (med, min, max) = stats(t);
         println!("{name:<36} {med:>9.0} {min:>9.0} {max:>9.0}");
         medians.push(med);
+    }
+    println!("\nmedian execution time on the new node (pacemaker-execd's log), ms");
+    println!(
+        "{:<36} {}",
+        "agents",
+        STEPS.map(|s| format!("{s:>13}")).join("")
+    );
+    for ((name, _), set) in sets.iter().zip(&mut steps) {
+        let cells: Vec<String> = set
+            .iter_mut()
+            .map(|v| {
+                v.sort_by(f64::total_cmp);
+                match v.get(v.len() / 2) {
+                    Some(m) => format!("{m:>13.0}"),
+                    None => format!("{:>13}", "?"),
+                }
+            })
+            .collect();
+        println!("{name:<36} {}", cells.join(""));
     }
     println!(
         "\nresource-agents / ferroha = {:.2}x (medians; drbd-agent and the cluster are the same in both)",
