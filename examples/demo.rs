@@ -171,20 +171,10 @@ fn run() {
 
     s.stop_client();
     let watch = s.finish_watch();
-    let acked: Vec<u64> = s
-        .client_log
-        .lock()
-        .unwrap()
-        .acked
-        .iter()
-        .map(|(id, _)| *id)
-        .collect();
-    let present = s.ids_in_table();
-    let lost = acked.iter().filter(|id| !present.contains(id)).count();
+    let (acked, present, lost) = s.audit();
     println!(
-        "\nRows: {before} committed before the failure, {} in all; {} in the table now, {lost} acknowledged commits lost.",
-        acked.len(),
-        present.len()
+        "\nRows: {before} committed before the failure, {acked} in all; {present} in the table now, {} acknowledged commits lost.",
+        lost.len()
     );
     println!(
         "Never two nodes active: {} samples from outside the nodes, {} with two nodes Primary, mounted, running MySQL or holding the VIP.",

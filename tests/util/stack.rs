@@ -414,6 +414,26 @@ impl Stack {
             .collect()
     }
 
+    /// The client's verdict: (acknowledged commits, rows in the table, acknowledged ids not
+    /// in the table).
+    pub fn audit(&self) -> (usize, usize, Vec<u64>) {
+        let acked: Vec<u64> = self
+            .client_log
+            .lock()
+            .unwrap()
+            .acked
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        let present = self.ids_in_table();
+        let lost = acked
+            .iter()
+            .filter(|id| !present.contains(id))
+            .copied()
+            .collect();
+        (acked.len(), present.len(), lost)
+    }
+
     /// The fence log: one line per fence.
     pub fn fences(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("fence.log"))
