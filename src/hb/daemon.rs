@@ -1029,7 +1029,6 @@ fn run_loop(
         _ => DaemonError::Failed(e.to_string()),
     })?;
     open_log_sinks(&cfg.ha_cf)?;
-    start_log_thread();
     let mut watchdog = match &cfg.ha_cf.watchdog {
         Some(path) => Some(Watchdog::open(path, cfg.ha_cf.deadtime)?),
         None => None,
@@ -1044,6 +1043,9 @@ fn run_loop(
     signals
         .thread_block()
         .map_err(|e| DaemonError::Failed(format!("blocking signals: {e}")))?;
+    // Only now: every thread must be started with these signals blocked, or the kernel may
+    // hand SIGTERM to one that does not block it, which then dies of it with the process.
+    start_log_thread();
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| DaemonError::Failed(format!("signalfd: {e}")))?;
     let _ = std::fs::remove_file(control);
