@@ -147,31 +147,14 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Status { json, control } => match daemon::query(&control, "status") {
-            Ok(reply) if refusal(&reply).is_some() => refusal(&reply).unwrap_or(ExitCode::FAILURE),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("status"),
-            Ok(reply) if json => {
-                print!("{reply}");
-                ExitCode::SUCCESS
-            }
-            Ok(reply) => match serde_json::from_str::<serde_json::Value>(&reply) {
-                Ok(status) => {
-                    println!(
-                        "node {} (generation {})",
-                        status["node"], status["generation"]
-                    );
-                    for peer in status["peers"].as_array().into_iter().flatten() {
-                        println!(
-                            "  {}: {} (last heartbeat {} ms ago)",
-                            peer["name"], peer["state"], peer["last_heartbeat_ms_ago"]
-                        );
-                    }
-                    println!("  dropped: {}", status["dropped"]);
+            Ok(reply) => match refusal(&reply) {
+                Some(code) => code,
+                None if json => {
+                    print!("{reply}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("hb-monitor status: unreadable answer: {e}");
-                    ExitCode::from(1)
-                }
+                None => print_status(&reply),
             },
             Err(e) => {
                 eprintln!(
@@ -227,4 +210,28 @@ fn refusal(reply: &str) -> Option<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `hb-monitor status` for people: the node, its peers, what was dropped.
+fn print_status(reply: &str) -> ExitCode {
+    match serde_json::from_str::<serde_json::Value>(reply) {
+        Ok(status) => {
+            println!(
+                "node {} (generation {})",
+                status["node"], status["generation"]
+            );
+            for peer in status["peers"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}: {} (last heartbeat {} ms ago)",
+                    peer["name"], peer["state"], peer["last_heartbeat_ms_ago"]
+                );
+            }
+            println!("  dropped: {}", status["dropped"]);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hb-monitor status: unreadable answer: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -341,6 +341,8 @@ struct Daemon {
     fence_needed: std::collections::BTreeSet<String>,
     /// After a failed fence, when to try again.
     next_fence_attempt: Option<Instant>,
+    /// Without a fence command: the peer whose failed stop keeps the group down (said once).
+    waiting_unfenced: Option<String>,
     /// When the running group is next monitored.
     next_monitor: Option<Instant>,
     /// Local restarts within `restart_limit`'s window.
@@ -548,6 +550,7 @@ impl Daemon {
                 {
                     return;
                 }
+                self.waiting_unfenced = None;
                 log(
                     "INFO",
                     &format!(
@@ -661,14 +664,14 @@ impl Daemon {
                 self.fence_needed.remove(&node);
                 return true;
             }
-            if self.next_fence_attempt.is_none() {
+            if self.waiting_unfenced.as_deref() != Some(node.as_str()) {
                 log(
                     "ERROR",
                     &format!(
                         "{node} failed to stop the group and no fence_command is configured: the group stays down until an operator cleans {node} up"
                     ),
                 );
-                self.next_fence_attempt = Some(now + Duration::from_secs(3600));
+                self.waiting_unfenced = Some(node);
             }
             return false;
         }
@@ -1121,6 +1124,7 @@ fn run_loop(
         busy: false,
         fence_needed: Default::default(),
         next_fence_attempt: None,
+        waiting_unfenced: None,
         next_monitor: None,
         restarts: Default::default(),
         giving_up: false,

@@ -217,8 +217,6 @@ impl Membership {
             self.counters.unknown_node += 1;
             return Err(Dropped::UnknownNode);
         };
-        let src = src.to_string();
-        let src = &src;
         if peer.fenced_generation.is_some_and(|g| generation <= g) {
             return Err(Dropped::Fenced);
         }
@@ -233,7 +231,7 @@ impl Membership {
             (Some(g), Some(s)) if generation == g && seq <= s && s - seq < RECENT => {
                 if let Some(pos) = peer.media_down.iter().position(|m| m == medium) {
                     peer.media_down.remove(pos);
-                    events.push(Event::MediumUp(src.clone(), medium.to_string()));
+                    events.push(Event::MediumUp(src.to_string(), medium.to_string()));
                 }
                 note_medium(&mut peer.media, medium, now);
                 return Ok(events);
@@ -242,7 +240,7 @@ impl Membership {
                 self.counters.replayed += 1;
                 return Err(Dropped::Replayed);
             }
-            (Some(g), _) if generation > g => events.push(Event::PeerRestarted(src.clone())),
+            (Some(g), _) if generation > g => events.push(Event::PeerRestarted(src.to_string())),
             _ => {}
         }
         peer.generation = Some(generation);
@@ -250,16 +248,16 @@ impl Membership {
         if let Some(last) = peer.last_heard {
             let gap = now.saturating_duration_since(last);
             if gap > warntime && peer.state == PeerState::Up {
-                events.push(Event::Late(src.clone(), gap));
+                events.push(Event::Late(src.to_string(), gap));
             }
         }
         if peer.state != PeerState::Up {
             peer.state = PeerState::Up;
-            events.push(Event::PeerUp(src.clone()));
+            events.push(Event::PeerUp(src.to_string()));
         }
         if let Some(pos) = peer.media_down.iter().position(|m| m == medium) {
             peer.media_down.remove(pos);
-            events.push(Event::MediumUp(src.clone(), medium.to_string()));
+            events.push(Event::MediumUp(src.to_string(), medium.to_string()));
         }
         // Messages read late (and from several media) do not arrive in order: keep the latest.
         peer.last_heard = Some(peer.last_heard.map_or(now, |t| t.max(now)));
@@ -281,8 +279,8 @@ impl Membership {
         // not wait deadtime to take over.
         if fields.field("st") == Some("dead") {
             peer.state = PeerState::Dead;
-            events.retain(|e| *e != Event::PeerUp(src.clone()));
-            events.push(Event::PeerDead(src.clone()));
+            events.retain(|e| *e != Event::PeerUp(src.to_string()));
+            events.push(Event::PeerDead(src.to_string()));
         }
         Ok(events)
     }
