@@ -178,14 +178,23 @@ impl Cluster {
     }
 
     pub fn holding(&self, i: usize) -> String {
-        let out = self.hosts[i]
-            .command(super::agent::built_bin("hb-monitor"))
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .map(|s| s["group"]["holding"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
+        // The daemon waits at most 50 ms for a request (its loop must not stall on a slow
+        // client): on a loaded machine a query can go unanswered. Ask again, a few times.
+        for _ in 0..5 {
+            let out = self.hosts[i]
+                .command(super::agent::built_bin("hb-monitor"))
+                .args(["status", "--json"])
+                .output()
+                .unwrap();
+            if let Some(holding) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|s| s["group"]["holding"].as_str().map(str::to_string))
+            {
+                return holding;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        String::new()
     }
 
     /// Waits until the VIP is on node `on` only (and, if `held`, its daemon says so).
