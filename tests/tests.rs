@@ -8,6 +8,7 @@ mod drbd_vm;
 mod fs_agent;
 mod harness;
 mod hb_check;
+mod hb_compat;
 mod hb_group;
 mod hb_membership;
 mod hb_safety;

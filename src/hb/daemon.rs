@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use std::sync::mpsc;
 
+use super::compat::{Compat, Effect};
 use super::config::{Config, ResourceEntry};
 use super::group::{self, Decision, Holding, Outcome, PeerView, Worker};
 use super::media::MediaSet;
@@ -314,11 +315,50 @@ pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let next = (current + 1).max(now);
+    // A node moving from Heartbeat keeps counting from Heartbeat's generation: its peers
+    // drop anything older as a replay.
+    let heartbeats = std::fs::read_to_string(Path::new(HEARTBEAT_STATE).join("hb_generation"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let next = (current.max(heartbeats) + 1).max(now);
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{next}\n"))?;
     std::fs::rename(&tmp, &path)?;
     Ok(next)
+}
+
+/// Heartbeat 3's state directory (`hb_uuid`, `hb_generation`): read, so that a node that
+/// ran Heartbeat keeps its identity and its generation keeps rising.
+const HEARTBEAT_STATE: &str = "/var/lib/heartbeat";
+
+/// How many sent messages are kept for Heartbeat peers' retransmission requests.
+const HISTORY: usize = 200;
+
+/// This node's UUID (Heartbeat's `srcuuid`), kept in `state_dir`: Heartbeat's own when the
+/// node ran Heartbeat before, else a new random one.
+pub fn node_uuid(state_dir: &Path) -> io::Result<[u8; 16]> {
+    let path = state_dir.join("uuid");
+    let read16 = |p: &Path| -> Option<[u8; 16]> { std::fs::read(p).ok()?.try_into().ok() };
+    if let Some(uuid) = read16(&path) {
+        return Ok(uuid);
+    }
+    let uuid = match read16(&Path::new(HEARTBEAT_STATE).join("hb_uuid")) {
+        Some(uuid) => uuid,
+        None => {
+            let mut uuid = [0u8; 16];
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut uuid)?;
+            // RFC 4122 version 4, as libuuid makes them.
+            uuid[6] = (uuid[6] & 0x0f) | 0x40;
+            uuid[8] = (uuid[8] & 0x3f) | 0x80;
+            uuid
+        }
+    };
+    std::fs::create_dir_all(state_dir)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, uuid)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(uuid)
 }
 
 struct Daemon {
@@ -364,6 +404,12 @@ struct Daemon {
     /// The last failure of the group here, for status.
     last_error: Option<String>,
     outcomes: mpsc::Receiver<Outcome>,
+    /// Heartbeat 3 peers: their resource messages, acks, hand-overs.
+    compat: Compat,
+    /// `srcuuid`.
+    uuid: [u8; 16],
+    /// The last sequenced messages sent (seq, bytes), for retransmission requests.
+    history: std::collections::VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Daemon {
@@ -373,15 +419,14 @@ impl Daemon {
         } else {
             "active"
         };
+        // Heartbeat peers learn of a change in holding from a message of its own, sent
+        // before the heartbeat that carries it for hb-monitor peers.
+        self.compat.advertise(self.holding);
+        self.flush_compat();
         self.send_status(st);
     }
 
     fn send_status(&mut self, st: &str) {
-        self.seq += 1;
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let mut msg = Message::default();
         msg.push("t", "status");
         msg.push("st", st);
@@ -394,8 +439,22 @@ impl Daemon {
         }
         msg.push("dt", format!("{:x}", self.cfg.ha_cf.deadtime.as_millis()));
         msg.push("protocol", "1");
+        self.send(msg, true);
+    }
+
+    /// Sends `msg` on every medium with Heartbeat's envelope (sender, UUID, sequence number
+    /// when `sequenced`, generation, time, hop count), in Heartbeat's field order.
+    fn send(&mut self, mut msg: Message, sequenced: bool) {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         msg.push("src", self.node.clone());
-        msg.push("seq", format!("{:x}", self.seq));
+        msg.push_binary("srcuuid", &self.uuid);
+        if sequenced {
+            self.seq += 1;
+            msg.push("seq", format!("{:x}", self.seq));
+        }
         msg.push("hg", format!("{:x}", self.generation));
         msg.push("ts", format!("{ts:x}"));
         msg.push("ttl", "4");
@@ -404,9 +463,49 @@ impl Daemon {
                 for (medium, e) in self.media.send_all(&bytes) {
                     log("WARN", &format!("sending on {medium}: {e}"));
                 }
+                if sequenced {
+                    if self.history.len() == HISTORY {
+                        self.history.pop_front();
+                    }
+                    self.history.push_back((self.seq, bytes));
+                }
             }
-            Err(e) => log("ERROR", &format!("cannot encode a heartbeat: {e}")),
+            Err(e) => log("ERROR", &format!("cannot encode a message: {e}")),
         }
+    }
+
+    /// Sends what the Heartbeat side queued.
+    fn flush_compat(&mut self) {
+        for (msg, sequenced) in std::mem::take(&mut self.compat.outbox) {
+            if let (Some(t), Some(info)) = (msg.get("t"), msg.get("info").or(msg.get("rsc_hold")))
+                && t != "NS_ackmsg"
+            {
+                log("DEBUG", &format!("to Heartbeat peers: t={t} {info}"));
+            }
+            self.send(msg, sequenced);
+        }
+    }
+
+    /// A Heartbeat peer asked for messages again: resend them as they were, or say they are
+    /// gone (`NS_nak_rexmit`).
+    fn retransmit(&mut self, to: &str, seqs: Vec<u64>) {
+        for seq in seqs {
+            match self.history.iter().find(|(s, _)| *s == seq) {
+                Some((_, bytes)) => {
+                    let bytes = bytes.clone();
+                    for (medium, e) in self.media.send_all(&bytes) {
+                        log("WARN", &format!("sending on {medium}: {e}"));
+                    }
+                }
+                None => self.compat.cannot_retransmit(to, seq),
+            }
+        }
+        self.flush_compat();
+    }
+
+    /// Whether this node could take the group now (for a Heartbeat peer's hand-over).
+    fn able_to_take(&self) -> bool {
+        self.holding == Holding::None && !self.busy && !self.standby && !self.exiting
     }
 
     /// Reads what is queued on medium `index`. Each message counts as heard when the kernel
@@ -451,9 +550,37 @@ impl Daemon {
                     continue;
                 }
             };
-            let medium = &self.media.sockets[index].name;
-            match self.members.receive(&msg, medium, arrived) {
-                Ok(events) => self.report(events),
+            let medium = self.media.sockets[index].name.clone();
+            let src = msg.get("src").unwrap_or("").to_string();
+            // Heartbeat's unsequenced control messages (acks, retransmission requests).
+            if msg.get("t").is_some_and(|t| t.starts_with("NS_")) {
+                if src != self.node
+                    && let Effect::Retransmit(seqs) = self.compat.control(&src, &msg)
+                {
+                    self.retransmit(&src, seqs);
+                }
+                continue;
+            }
+            let before = self.members.peers.get(&src).map(|p| (p.generation, p.seq));
+            match self.members.receive(&msg, &medium, arrived) {
+                Ok(events) => {
+                    let peer = self.members.peers.get(&src);
+                    let after = peer.map(|p| (p.generation, p.seq));
+                    // A copy from another medium changes nothing: only fresh messages count.
+                    if after != before
+                        && let Some((_, Some(seq))) = after
+                    {
+                        let restarted = events
+                            .iter()
+                            .any(|e| matches!(e, Event::PeerRestarted(p) if *p == src));
+                        self.compat.acknowledge(&src, seq);
+                        let able = self.able_to_take();
+                        self.compat
+                            .observe(&src, &msg, restarted, self.holding, able);
+                        self.flush_compat();
+                    }
+                    self.report(events);
+                }
                 Err(Dropped::Own) => {}
                 Err(why) => log("DEBUG", &format!("dropped a message on {medium}: {why:?}")),
             }
@@ -468,13 +595,34 @@ impl Daemon {
                 name,
                 alive: p.state == PeerState::Up,
                 unknown: p.state == PeerState::Unknown,
-                holding: p
-                    .last_fields
-                    .get("rsc")
-                    .map_or(Holding::None, |w| Holding::from_word(w)),
+                holding: self.peer_holding(name),
                 wants: p.last_fields.get("want").is_some_and(|w| w == "yes"),
             })
             .collect()
+    }
+
+    /// What a peer does with the group: from its heartbeats (hb-monitor) or its resource
+    /// messages (Heartbeat 3).
+    fn peer_holding(&self, name: &str) -> Holding {
+        let i_hold = matches!(self.holding, Holding::Held | Holding::Stopping);
+        if let Some(h) = self.compat.holding_of(name, i_hold) {
+            return h;
+        }
+        self.members
+            .peers
+            .get(name)
+            .and_then(|p| p.last_fields.get("rsc"))
+            .map_or(Holding::None, |w| Holding::from_word(w))
+    }
+
+    /// A live Heartbeat peer that could take the group: a voluntary hand-over to it goes
+    /// through its three-message protocol, or it would never start the group.
+    fn heartbeat_taker_alive(&self) -> bool {
+        self.members.peers.iter().any(|(name, p)| {
+            p.state == PeerState::Up
+                && self.compat.is_heartbeat(name)
+                && matches!(self.peer_holding(name), Holding::None | Holding::Standby)
+        })
     }
 
     /// The first node to fence before this one may take the group: a dead peer that did not
@@ -564,6 +712,24 @@ impl Daemon {
                 self.worker.start();
             }
             Decision::Release => {
+                if !self.exiting && self.heartbeat_taker_alive() {
+                    let expired = self.compat.giving_expired(now);
+                    let go = self.compat.may_release(now, true);
+                    self.flush_compat();
+                    if expired {
+                        log(
+                            "WARN",
+                            "no Heartbeat peer answered the hand-over within 10 s: the group stays here",
+                        );
+                        if self.standby {
+                            log("WARN", "standby cancelled (as Heartbeat does)");
+                            self.standby = false;
+                        }
+                    }
+                    if !go {
+                        return;
+                    }
+                }
                 log("INFO", "giving up the resource group");
                 self.holding = Holding::Stopping;
                 self.busy = true;
@@ -714,6 +880,7 @@ impl Daemon {
             let monitor_from_now = (!interval.is_zero()).then(|| now + interval);
             self.holding = match outcome {
                 Outcome::Started => {
+                    self.compat.started();
                     log("INFO", "resource group started");
                     self.want = false;
                     self.last_error = None;
@@ -721,6 +888,7 @@ impl Daemon {
                     Holding::Held
                 }
                 Outcome::StartFailed(why) => {
+                    self.compat.started();
                     log(
                         "ERROR",
                         &format!(
@@ -739,6 +907,7 @@ impl Daemon {
                     after_stop
                 }
                 Outcome::Stopped => {
+                    self.compat.stopped();
                     log("INFO", "resource group stopped");
                     self.giving_up = false;
                     after_stop
@@ -769,6 +938,7 @@ impl Daemon {
                     self.fence_needed.remove(&node);
                     self.next_fence_attempt = None;
                     self.members.mark_fenced(&node);
+                    self.compat.peer_gone(&node);
                     self.holding
                 }
                 Outcome::Fenced(node, Err(why)) => {
@@ -837,9 +1007,7 @@ impl Daemon {
                 }
                 Event::PeerDead(p) => {
                     let peer = self.members.peers.get(&p);
-                    let holding = peer
-                        .and_then(|peer| peer.last_fields.get("rsc"))
-                        .map_or(Holding::None, |w| Holding::from_word(w));
+                    let holding = self.peer_holding(&p);
                     let orderly = peer.is_some_and(|peer| peer.status == "dead");
                     if holding.occupies() && !(orderly && holding != Holding::Unclean) {
                         log(
@@ -880,6 +1048,8 @@ impl Daemon {
                         PeerState::Dead => "dead",
                     },
                     "status": p.status,
+                    "kind": if self.compat.is_heartbeat(name) { "heartbeat" } else if p.state == PeerState::Unknown { "unknown" } else { "hb-monitor" },
+                    "holding": self.peer_holding(name).word(),
                     "generation": p.generation,
                     "last_heartbeat_ms_ago": ms(p.last_heard),
                     "media": p.media.iter().map(|(m, t)| serde_json::json!({
@@ -1039,6 +1209,9 @@ fn run_loop(
     let generation = next_generation(state_dir).map_err(|e| {
         DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
     })?;
+    let uuid = node_uuid(state_dir).map_err(|e| {
+        DaemonError::Failed(format!("state directory {}: {e}", state_dir.display()))
+    })?;
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(s);
@@ -1118,7 +1291,7 @@ fn run_loop(
         );
     }
     let mut daemon = Daemon {
-        preferred,
+        preferred: preferred.clone(),
         resources,
         worker,
         busy: false,
@@ -1136,6 +1309,9 @@ fn run_loop(
         exiting: false,
         last_error: None,
         outcomes,
+        compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
+        uuid,
+        history: Default::default(),
         cfg,
         node: node.to_string(),
         generation,
@@ -1218,6 +1394,8 @@ fn run_loop(
             && (!daemon.holding.occupies() || daemon.holding == Holding::Unclean)
         {
             // The group is down here: say so (st=dead) so that the peers take over now.
+            daemon.compat.shut_down();
+            daemon.flush_compat();
             daemon.send_status("dead");
             if let Some(w) = watchdog.take() {
                 w.disarm();
@@ -1266,6 +1444,8 @@ fn run_loop(
                 );
                 daemon.exiting = true;
                 daemon.want = false;
+                daemon.compat.shutting_down();
+                daemon.flush_compat();
             }
         }
         if fds[1].revents & libc::POLLIN != 0 {

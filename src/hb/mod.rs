@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod daemon;
 pub mod fuzz;

@@ -1,0 +1,303 @@
+use super::*;
+
+fn msg(fields: &[(&str, &str)]) -> Message {
+    Message::new(fields)
+}
+
+fn hb_status() -> Message {
+    msg(&[("t", "status"), ("st", "active")])
+}
+
+fn nodes() -> Vec<String> {
+    vec!["n1".into(), "n2".into()]
+}
+
+fn types(c: &Compat) -> Vec<String> {
+    c.outbox
+        .iter()
+        .map(|(m, _)| {
+            let mut s = m.get("t").unwrap_or("").to_string();
+            for f in ["rsc_hold", "isstable", "info"] {
+                if let Some(v) = m.get(f) {
+                    s.push_str(&format!(" {f}={v}"));
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    assert_eq!(c.holding_of("n1", false), None);
+    let e = c.observe("n1", &hb_status(), false, Holding::None, true);
+    assert_eq!(e, Effect::Reevaluate);
+    assert!(c.is_heartbeat("n1"));
+    assert_eq!(
+        types(&c),
+        ["starting", "resource rsc_hold=none isstable=1"],
+        "first contact: starting, then our state"
+    );
+    // Until it answers, it may hold anything.
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Starting));
+    // Unless we hold it: our answer says so, it will not start it.
+    assert_eq!(c.holding_of("n1", true), Some(Holding::None));
+    // An hb-monitor peer is not one.
+    let mut d = Compat::new("n2", &nodes(), "n1");
+    d.observe(
+        "n1",
+        &msg(&[("t", "status"), ("rsc", "none")]),
+        false,
+        Holding::None,
+        true,
+    );
+    assert!(!d.is_heartbeat("n1") && d.outbox.is_empty());
+}
+
+#[test]
+fn rsc_hold_means_the_group_relative_to_the_sender() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::None, true);
+    let res = |hold: &str, stable: &str| {
+        msg(&[("t", "resource"), ("rsc_hold", hold), ("isstable", stable)])
+    };
+    // n1 is the preferred node: "local" is the group.
+    c.observe("n1", &res("local", "1"), false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    c.observe("n1", &res("foreign", "1"), false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
+    c.observe("n1", &res("none", "0"), false, Holding::None, true);
+    assert_eq!(
+        c.holding_of("n1", false),
+        Some(Holding::None),
+        "never held: nothing to stop"
+    );
+    c.observe("n1", &res("local", "1"), false, Holding::None, true);
+    c.observe("n1", &res("none", "0"), false, Holding::None, true);
+    assert_eq!(
+        c.holding_of("n1", false),
+        Some(Holding::Stopping),
+        "held: stopping"
+    );
+    c.observe("n1", &res("none", "1"), false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
+    // Seen from n1 (preferred), n2's group is "foreign".
+    let mut p = Compat::new("n1", &nodes(), "n1");
+    p.observe("n2", &hb_status(), false, Holding::None, true);
+    p.observe("n2", &res("local", "1"), false, Holding::None, true);
+    assert_eq!(
+        p.holding_of("n2", false),
+        Some(Holding::None),
+        "vacuous local"
+    );
+    p.observe("n2", &res("all", "1"), false, Holding::None, true);
+    assert_eq!(p.holding_of("n2", false), Some(Holding::Held));
+}
+
+#[test]
+fn we_advertise_like_heartbeat_and_only_on_change() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.outbox.clear();
+    c.advertise(Holding::None);
+    assert!(c.outbox.is_empty());
+    c.advertise(Holding::Starting);
+    c.advertise(Holding::Held);
+    assert_eq!(
+        types(&c),
+        [
+            "resource rsc_hold=all isstable=0",
+            "resource rsc_hold=all isstable=1"
+        ]
+    );
+    // Its starting is answered, whatever was said before.
+    c.outbox.clear();
+    c.observe(
+        "n1",
+        &msg(&[("t", "starting")]),
+        false,
+        Holding::Held,
+        false,
+    );
+    assert_eq!(types(&c), ["resource rsc_hold=all isstable=1"]);
+}
+
+#[test]
+fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::None, true);
+    let res = msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]);
+    c.observe("n1", &res, false, Holding::None, true);
+    c.outbox.clear();
+    let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
+    c.observe("n1", &ask("me"), false, Holding::None, true);
+    assert_eq!(types(&c), ["ask_resources rsc_hold=all info=other"]);
+    let standby = msg(&[
+        ("t", "resource"),
+        ("rsc_hold", "none"),
+        ("isstable", "0"),
+        ("info", "standby"),
+    ]);
+    c.observe("n1", &standby, false, Holding::None, true);
+    assert_eq!(
+        c.holding_of("n1", false),
+        Some(Holding::Stopping),
+        "still stopping"
+    );
+    c.observe("n1", &ask("done"), false, Holding::None, true);
+    assert_eq!(
+        c.holding_of("n1", false),
+        Some(Holding::Standby),
+        "ours to take"
+    );
+    c.outbox.clear();
+    c.started();
+    assert_eq!(types(&c), ["ask_resources rsc_hold=all info=done"]);
+    assert_eq!(c.handover, Handover::Idle);
+    // Later it takes the group back (our standby): it holds it again, not aside any more.
+    c.observe(
+        "n1",
+        &msg(&[("t", "resource"), ("rsc_hold", "all"), ("isstable", "1")]),
+        false,
+        Holding::Standby,
+        false,
+    );
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    // A node that cannot take the group does not answer (Heartbeat gives up after 10 s).
+    let mut busy = Compat::new("n2", &nodes(), "n1");
+    busy.observe("n1", &hb_status(), false, Holding::None, true);
+    busy.outbox.clear();
+    busy.observe("n1", &ask("me"), false, Holding::Standby, false);
+    assert!(busy.outbox.is_empty());
+}
+
+#[test]
+fn our_standby_asks_the_heartbeat_peer_first() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::Held, false);
+    c.outbox.clear();
+    let t0 = Instant::now();
+    assert!(!c.may_release(t0, true), "ask first");
+    assert_eq!(types(&c), ["ask_resources rsc_hold=all info=me"]);
+    assert!(!c.may_release(t0, true), "asked once");
+    assert_eq!(c.outbox.len(), 1);
+    let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
+    c.observe("n1", &ask("other"), false, Holding::Held, false);
+    assert!(c.may_release(t0, true));
+    c.outbox.clear();
+    c.stopped();
+    assert_eq!(types(&c), ["ask_resources rsc_hold=all info=done"]);
+    c.observe("n1", &ask("done"), false, Holding::Standby, false);
+    assert_eq!(c.handover, Handover::Idle);
+    // Unanswered: given up after Heartbeat's 10 s, and asked again later.
+    let mut d = Compat::new("n2", &nodes(), "n1");
+    d.observe("n1", &hb_status(), false, Holding::Held, false);
+    assert!(!d.may_release(t0, true));
+    let late = t0 + STANDBY_ANSWER + Duration::from_millis(1);
+    assert!(d.giving_expired(late));
+    assert!(!d.may_release(late, true));
+    assert_eq!(d.handover, Handover::Idle);
+    // Without a Heartbeat peer nothing is asked.
+    let mut e = Compat::new("n2", &nodes(), "n1");
+    assert!(e.may_release(t0, false));
+    assert!(e.outbox.is_empty());
+}
+
+#[test]
+fn shutdone_steps_aside_and_a_restart_forgets() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe(
+        "n1",
+        &msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]),
+        false,
+        Holding::None,
+        true,
+    );
+    c.observe(
+        "n1",
+        &msg(&[
+            ("t", "resource"),
+            ("rsc_hold", "none"),
+            ("isstable", "0"),
+            ("info", "shutdown"),
+        ]),
+        false,
+        Holding::None,
+        true,
+    );
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Stopping));
+    c.observe(
+        "n1",
+        &msg(&[("t", "shutdone"), ("st", "dead")]),
+        false,
+        Holding::None,
+        true,
+    );
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Standby));
+    c.observe("n1", &hb_status(), true, Holding::Held, false);
+    assert_eq!(
+        c.holding_of("n1", false),
+        Some(Holding::Starting),
+        "restarted: unknown again"
+    );
+}
+
+#[test]
+fn acks_and_retransmission_requests() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.outbox.clear();
+    c.acknowledge("n1", 0x1f);
+    assert!(c.outbox.is_empty());
+    c.acknowledge("n1", 0x1e);
+    let (ack, sequenced) = &c.outbox[0];
+    assert!(!sequenced);
+    assert_eq!(ack.get("t"), Some("NS_ackmsg"));
+    assert_eq!(ack.get("dest"), Some("n1"));
+    assert_eq!(ack.get("ackseq"), Some("1e"));
+    let rexmit = |first: &str, last: &str, dest: &str| {
+        msg(&[
+            ("t", "NS_rexmit"),
+            ("firstseq", first),
+            ("lastseq", last),
+            ("dest", dest),
+        ])
+    };
+    assert_eq!(
+        c.control("n1", &rexmit("12", "14", "n2")),
+        Effect::Retransmit(vec![12, 13, 14])
+    );
+    assert_eq!(c.control("n1", &rexmit("12", "14", "n3")), Effect::None);
+    assert_eq!(c.control("n1", &rexmit("14", "12", "n2")), Effect::None);
+    assert_eq!(c.control("n1", &rexmit("1", "100000", "n2")), Effect::None);
+    assert_eq!(c.control("x", &rexmit("1", "2", "n2")), Effect::None);
+}
+
+#[test]
+fn a_starting_heartbeat_node_gets_the_node_list() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe(
+        "n1",
+        &msg(&[("t", "reqnodes"), ("dest", "n2")]),
+        false,
+        Holding::None,
+        true,
+    );
+    let (m, sequenced) = &c.outbox[0];
+    assert!(sequenced);
+    assert_eq!(m.get("t"), Some("repnodes"));
+    assert_eq!(m.get("dest"), Some("n1"));
+    assert_eq!(m.get("nodelist"), Some("n1 n2 "));
+    assert_eq!(m.get("delnodelist"), Some(" "));
+    c.outbox.clear();
+    c.observe(
+        "n1",
+        &msg(&[("t", "reqnodes"), ("dest", "n3")]),
+        false,
+        Holding::None,
+        true,
+    );
+    assert!(c.outbox.is_empty(), "not for us");
+}

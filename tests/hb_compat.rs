@@ -1,0 +1,525 @@
+//! hb-monitor in a cluster with Debian's `heartbeat` 3.0.6 (issue 10): the same `ha.cf`,
+//! `haresources` and `authkeys`, Heartbeat's wire format both ways, membership, the resource
+//! hand-over (`hb_standby` / `hb-monitor standby`), death detection, and the rolling
+//! migration of a live two-node Heartbeat cluster to hb-monitor, one node at a time, with the
+//! VIP sampled every 10 ms from outside the nodes.
+//!
+//! Each node is a test host (network, mount and UTS namespaces) with private copies of
+//! `/etc/ha.d` and `/var/lib/heartbeat` bind-mounted in its mount namespace and a private
+//! `/run` (Heartbeat's pid file and API sockets): the same files serve Heartbeat first and
+//! hb-monitor after the switch (`hb-monitor run -c /etc/ha.d`; it runs `IPaddr2::` lines with
+//! ferroha's vip agent, which takes IPaddr2's parameters).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::util::agent::{built_bin, make_install, world_readable_tempdir};
+use super::util::hb_cluster::{has_local_address, log_file};
+use super::util::host::{Guarded, Host, Lan, wait_for};
+
+const VIP: &str = "198.18.1.100";
+const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
+const KEEPALIVE_MS: u64 = 100;
+const DEADTIME_MS: u64 = 600;
+
+/// Two nodes n1 (preferred) and n2 that run Heartbeat or hb-monitor from the same files.
+struct Mixed {
+    hosts: Vec<Host>,
+    dirs: Vec<tempfile::TempDir>,
+    hb_monitor: Vec<Option<Guarded>>,
+    /// ferroha's agents (hb-monitor runs `IPaddr2::` lines with its vip agent).
+    install: tempfile::TempDir,
+    _lan: Lan,
+}
+
+impl Mixed {
+    fn new() -> Mixed {
+        let lan = Lan::new(1);
+        let hosts: Vec<Host> = (1..=2).map(|i| Host::new(&format!("n{i}"))).collect();
+        let mut dirs = vec![];
+        for (i, host) in hosts.iter().enumerate() {
+            lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().display().to_string();
+            let copy = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "cp -a /etc/ha.d {d}/ha.d && cp -a /var/lib/heartbeat {d}/varlib && \
+                     rm -f {d}/varlib/hb_uuid {d}/varlib/hostcache {d}/varlib/hb_generation \
+                           {d}/varlib/delhostcache"
+                ))
+                .status()
+                .unwrap();
+            assert!(copy.success(), "copying /etc/ha.d and /var/lib/heartbeat");
+            let peer = 2 - i;
+            let ha_cf = format!(
+                "logfile {d}/ha-log\ndebugfile {d}/ha-debug\ndebug 1\nlogfacility none\nuse_logd no\n\
+                 keepalive {KEEPALIVE_MS}ms\ndeadtime {DEADTIME_MS}ms\nwarntime 400ms\n\
+                 initdead 1500ms\nudpport 694\nucast eth0 198.18.1.{peer}\n\
+                 auto_failback off\ncrm off\nnode n1\nnode n2\n"
+            );
+            std::fs::write(dir.path().join("ha.d/ha.cf"), ha_cf).unwrap();
+            std::fs::write(
+                dir.path().join("ha.d/haresources"),
+                format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+            )
+            .unwrap();
+            let keys = dir.path().join("ha.d/authkeys");
+            std::fs::write(&keys, "auth 1\n1 sha1 rolling-migration\n").unwrap();
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // The node's own /etc/ha.d and /var/lib/heartbeat from now on, for both daemons.
+            host.sh_ok(&format!(
+                "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat && \
+                 mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
+                          /run/heartbeat/crm /run/heartbeat/dopd && \
+                 chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd"
+            ));
+            dirs.push(dir);
+        }
+        let install = world_readable_tempdir();
+        make_install(install.path());
+        Mixed {
+            hosts,
+            dirs,
+            hb_monitor: vec![None, None],
+            install,
+            _lan: lan,
+        }
+    }
+
+    fn dir(&self, i: usize) -> &Path {
+        self.dirs[i].path()
+    }
+
+    /// Heartbeat's processes on node i: members of its namespaces running its executable.
+    fn heartbeat_pids(&self, i: usize) -> Vec<u32> {
+        self.hosts[i]
+            .pids()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_link(format!("/proc/{p}/exe"))
+                    .is_ok_and(|exe| exe == Path::new(HEARTBEAT))
+            })
+            .collect()
+    }
+
+    fn start_heartbeat(&self, i: usize) {
+        // It daemonises: the command returns, its processes are found by namespace.
+        let out = self.hosts[i].sh(&format!("{HEARTBEAT} >/dev/null 2>&1"));
+        assert!(
+            out.status.success(),
+            "heartbeat did not start on n{}",
+            i + 1
+        );
+    }
+
+    /// Orderly stop (`heartbeat -k`: gives up what it holds, says so, exits).
+    fn stop_heartbeat(&self, i: usize) {
+        self.hosts[i].sh(&format!("{HEARTBEAT} -k >/dev/null 2>&1"));
+        wait_for(
+            &format!("heartbeat on n{} to exit", i + 1),
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || self.heartbeat_pids(i).is_empty().then_some(()),
+        );
+    }
+
+    fn start_hb_monitor(&mut self, i: usize) {
+        let host = &self.hosts[i];
+        let daemon = host.spawn(
+            host.command(built_bin("hb-monitor"))
+                .args(["run", "-c", "/etc/ha.d", "--ocf-root"])
+                .arg(self.install.path().join("usr/lib/ocf"))
+                .arg("--state-dir")
+                .arg(self.dir(i).join("state"))
+                .stdout(std::process::Stdio::null())
+                .stderr(log_file(&self.dir(i).join("hb-monitor.log"))),
+        );
+        self.hb_monitor[i] = Some(daemon);
+    }
+
+    fn status(&self, i: usize) -> serde_json::Value {
+        wait_for(
+            &format!("hb-monitor status on n{}", i + 1),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                let out = self.hosts[i]
+                    .command(built_bin("hb-monitor"))
+                    .args(["status", "--json"])
+                    .output()
+                    .ok()?;
+                serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()
+            },
+        )
+    }
+
+    fn has_vip(&self, i: usize) -> bool {
+        has_local_address(self.hosts[i].pid(), VIP)
+    }
+
+    fn wait_vip_only_on(&self, i: usize, within: Duration) {
+        wait_for(
+            &format!("{VIP} on n{} only", i + 1),
+            within,
+            Duration::from_millis(10),
+            || (self.has_vip(i) && !self.has_vip(1 - i)).then_some(()),
+        );
+    }
+
+    fn heartbeat_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir(i).join("ha-log")).unwrap_or_default()
+    }
+
+    fn hb_monitor_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir(i).join("hb-monitor.log")).unwrap_or_default()
+    }
+
+    /// Lines in Heartbeat's log that say it did not understand or trust hb-monitor.
+    fn protocol_complaints(&self, i: usize) -> Vec<String> {
+        const SIGNS: &[&str] = &[
+            "lost packet",
+            "rexmit",
+            "hist queue",
+            "replay",
+            "bad sequence",
+            "bad generation",
+            "missing",
+            "Ignored standby",
+            "Both machines own",
+            "authentication",
+            "bad node",
+            "in flux",
+        ];
+        self.heartbeat_log(i)
+            .lines()
+            .filter(|l| SIGNS.iter().any(|s| l.contains(s)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Mixed {
+    fn drop(&mut self) {
+        for i in 0..2 {
+            drop(self.hb_monitor[i].take());
+            for pid in self.heartbeat_pids(i) {
+                // SAFETY: a heartbeat process of this test host (namespace + executable).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+        if std::thread::panicking() {
+            for i in 0..2 {
+                let debug =
+                    std::fs::read_to_string(self.dir(i).join("ha-debug")).unwrap_or_default();
+                let tail: Vec<&str> = debug.lines().rev().take(150).collect();
+                eprintln!("---- n{} heartbeat debug (last lines) ----", i + 1);
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+                eprintln!(
+                    "---- n{} heartbeat log ----\n{}\n---- n{} hb-monitor log ----\n{}",
+                    i + 1,
+                    self.heartbeat_log(i),
+                    i + 1,
+                    self.hb_monitor_log(i)
+                );
+            }
+        }
+    }
+}
+
+/// Samples which node holds the VIP every 10 ms from outside the nodes; reports the gaps
+/// (no holder) and the moments with two holders.
+struct VipWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, Vec<Duration>, u64)>>,
+}
+
+impl VipWatch {
+    fn start(pids: [u32; 2]) -> VipWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut samples, mut doubles) = (0u64, 0u64);
+            let mut gaps = vec![];
+            let mut gap_since: Option<Instant> = None;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let holders = pids.iter().filter(|p| has_local_address(**p, VIP)).count();
+                samples += 1;
+                if holders > 1 {
+                    doubles += 1;
+                }
+                match (holders, gap_since) {
+                    (0, None) => gap_since = Some(Instant::now()),
+                    (1.., Some(t)) => {
+                        gaps.push(t.elapsed());
+                        gap_since = None;
+                    }
+                    _ => {}
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Some(t) = gap_since {
+                gaps.push(t.elapsed());
+            }
+            (samples, gaps, doubles)
+        });
+        VipWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (u64, Vec<Duration>, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+fn peer<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn heartbeat_installed() -> PathBuf {
+    let bin = PathBuf::from(HEARTBEAT);
+    assert!(
+        bin.exists(),
+        "{HEARTBEAT} missing: apt-get install heartbeat (scripts/install-deps does)"
+    );
+    bin
+}
+
+#[test]
+#[ignore = "needs root"]
+fn heartbeat_and_hb_monitor_see_each_other_hand_over_both_ways_and_detect_death() {
+    heartbeat_installed();
+    let mut m = Mixed::new();
+    m.start_hb_monitor(1);
+    m.start_heartbeat(0);
+    // Heartbeat's start-up: the preferred node n1 takes the VIP once it knows n2's state.
+    m.wait_vip_only_on(0, Duration::from_secs(40));
+
+    // Membership both ways.
+    let nodestatus = m.hosts[0]
+        .sh_ok("cl_status nodestatus n2")
+        .trim()
+        .to_string();
+    assert_eq!(nodestatus, "active", "Heartbeat's view of hb-monitor");
+    let status = m.status(1);
+    let n1 = peer(&status, "n1");
+    assert_eq!(n1["state"], "up", "{status}");
+    assert_eq!(n1["kind"], "heartbeat", "{status}");
+    assert!(n1["generation"].as_u64().is_some_and(|g| g > 0), "{status}");
+    assert_eq!(n1["holding"], "held", "{status}");
+    assert_eq!(status["dropped"]["bad_signature"], 0, "{status}");
+    assert_eq!(status["dropped"]["incomplete"], 0, "{status}");
+
+    // hb_standby on the Heartbeat node: the group moves to hb-monitor.
+    let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
+    let t = Instant::now();
+    m.hosts[0].sh_ok("/usr/share/heartbeat/hb_standby >/dev/null 2>&1 || true");
+    m.wait_vip_only_on(1, Duration::from_secs(20));
+    let to_hb_monitor = t.elapsed();
+    wait_for(
+        "n2 to say it holds the group",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || (m.status(1)["group"]["holding"] == "held").then_some(()),
+    );
+
+    // hb-monitor standby: back to the Heartbeat node.
+    let t = Instant::now();
+    let out = m.hosts[1]
+        .command(built_bin("hb-monitor"))
+        .arg("standby")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    m.wait_vip_only_on(0, Duration::from_secs(20));
+    let to_heartbeat = t.elapsed();
+    let (samples, gaps, doubles) = watch.finish();
+    eprintln!(
+        "hb_standby -> hb-monitor: {} ms; hb-monitor standby -> heartbeat: {} ms; VIP gaps {:?}; {samples} samples, {doubles} with two holders",
+        to_hb_monitor.as_millis(),
+        to_heartbeat.as_millis(),
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert_eq!(doubles, 0, "two holders of the VIP");
+    let complaints = m.protocol_complaints(0);
+    assert!(
+        complaints.is_empty(),
+        "Heartbeat complained:\n{}",
+        complaints.join("\n")
+    );
+
+    // hb-monitor's standby lasts until `takeover`: leave it (the group stays where it is,
+    // Heartbeat ignores hb-monitor's takeover wish), so that n2 may take over on death.
+    let out = m.hosts[1]
+        .command(built_bin("hb-monitor"))
+        .arg("takeover")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        m.has_vip(0) && !m.has_vip(1),
+        "the VIP stays on the Heartbeat node"
+    );
+
+    // Death both ways: the link between them cut, each declares the other dead within its
+    // deadtime; hb-monitor (no fence_command) takes the VIP, which Heartbeat keeps too: the
+    // split brain a cluster without fencing has, shown, not hidden.
+    let t = Instant::now();
+    m.hosts[0].sh_ok("ip link set eth0 down");
+    wait_for(
+        "hb-monitor to declare n1 dead",
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        || {
+            m.hb_monitor_log(1)
+                .contains("node n1 is dead")
+                .then_some(())
+        },
+    );
+    let ours = t.elapsed();
+    wait_for(
+        "heartbeat to declare n2 dead",
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        || {
+            m.heartbeat_log(0)
+                .lines()
+                .any(|l| l.contains("n2") && l.contains("dead"))
+                .then_some(())
+        },
+    );
+    let theirs = t.elapsed();
+    wait_for(
+        "hb-monitor to take the VIP",
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        || m.has_vip(1).then_some(()),
+    );
+    eprintln!(
+        "link cut: hb-monitor saw n1 dead after {} ms, heartbeat saw n2 dead after {} ms (deadtime {DEADTIME_MS} ms)",
+        ours.as_millis(),
+        theirs.as_millis()
+    );
+    // Log polling adds up to a few ms; Heartbeat checks its timers every keepalive.
+    let bound = Duration::from_millis(DEADTIME_MS + 2 * KEEPALIVE_MS + 300);
+    assert!(ours <= bound, "hb-monitor: {ours:?} > {bound:?}");
+    assert!(theirs <= bound, "heartbeat: {theirs:?} > {bound:?}");
+    assert!(
+        m.has_vip(0),
+        "n1 keeps the VIP (no fencing): split brain, as documented"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn rolling_migration_from_heartbeat_to_hb_monitor_keeps_the_vip_up() {
+    heartbeat_installed();
+    let mut m = Mixed::new();
+    m.start_heartbeat(0);
+    m.start_heartbeat(1);
+    m.wait_vip_only_on(0, Duration::from_secs(60));
+    // Let Heartbeat finish its start-up on both nodes ("Initial resource acquisition
+    // complete") before the first hand-over.
+    wait_for(
+        "both Heartbeat nodes to settle",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            (0..2)
+                .all(|i| {
+                    m.heartbeat_log(i)
+                        .contains("Initial resource acquisition complete")
+                })
+                .then_some(())
+        },
+    );
+    let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
+    let mut steps = vec![];
+    let t0 = Instant::now();
+
+    // 1. n2 (standby) switches to hb-monitor: stop Heartbeat there, start hb-monitor from
+    //    the same files; it joins, learns that n1 holds the group, and stays standby.
+    m.stop_heartbeat(1);
+    m.start_hb_monitor(1);
+    wait_for(
+        "n2 (hb-monitor) to see n1 holding the group",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || {
+            let s = m.status(1);
+            (peer(&s, "n1")["holding"] == "held" && s["group"]["holding"] == "none").then_some(())
+        },
+    );
+    steps.push(("n2: heartbeat -> hb-monitor", t0.elapsed()));
+
+    // 2. Hand the group over: hb_standby on n1 (still Heartbeat).
+    m.hosts[0].sh_ok("/usr/share/heartbeat/hb_standby >/dev/null 2>&1 || true");
+    m.wait_vip_only_on(1, Duration::from_secs(20));
+    steps.push(("hb_standby on n1: group to n2", t0.elapsed()));
+
+    // 3. n1 switches to hb-monitor; auto_failback off: the group stays on n2.
+    m.stop_heartbeat(0);
+    m.start_hb_monitor(0);
+    wait_for(
+        "n1 (hb-monitor) to see n2 holding the group",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || {
+            let s = m.status(0);
+            (peer(&s, "n2")["holding"] == "held"
+                && peer(&s, "n2")["kind"] == "hb-monitor"
+                && s["group"]["holding"] == "none")
+                .then_some(())
+        },
+    );
+    steps.push(("n1: heartbeat -> hb-monitor", t0.elapsed()));
+
+    // 4. Hand back to the preferred node, now between two hb-monitor nodes.
+    let out = m.hosts[1]
+        .command(built_bin("hb-monitor"))
+        .arg("standby")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    m.wait_vip_only_on(0, Duration::from_secs(20));
+    steps.push(("hb-monitor standby on n2: group to n1", t0.elapsed()));
+    std::thread::sleep(Duration::from_millis(300));
+    let (samples, gaps, doubles) = watch.finish();
+
+    for (what, at) in &steps {
+        eprintln!("{:>7} ms  {what}", at.as_millis());
+    }
+    eprintln!(
+        "VIP sampled {samples} times every 10 ms: gaps {:?} ms, {doubles} samples with two holders",
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert_eq!(doubles, 0, "two nodes held the VIP");
+    assert!(
+        gaps.len() <= 2,
+        "the VIP was missing more often than the two hand-overs: {gaps:?}"
+    );
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    assert!(
+        longest <= Duration::from_secs(3),
+        "a gap longer than an orderly hand-over: {longest:?}"
+    );
+    for i in 0..2 {
+        let complaints = m.protocol_complaints(i);
+        assert!(
+            complaints.is_empty(),
+            "Heartbeat on n{} complained:\n{}",
+            i + 1,
+            complaints.join("\n")
+        );
+    }
+}
