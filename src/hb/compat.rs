@@ -495,7 +495,7 @@ impl Compat {
 
     /// Acknowledges a Heartbeat peer's sequenced message when Heartbeat expects it.
     pub fn acknowledge(&mut self, src: &str, seq: u64) {
-        if self.is_heartbeat(src) && seq % ACK_EVERY == 0 {
+        if self.is_heartbeat(src) && seq.is_multiple_of(ACK_EVERY) {
             let mut m = Message::default();
             m.push("t", "NS_ackmsg");
             m.push("dest", src);
