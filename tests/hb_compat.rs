@@ -23,6 +23,13 @@ const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
 const KEEPALIVE_MS: u64 = 100;
 const DEADTIME_MS: u64 = 600;
 
+/// A booted node's `/run` for Heartbeat (the host's `/run` is its own tmpfs): the pid file
+/// and API sockets of a previous run gone, the directories it expects there.
+const FRESH_RUN: &str = "rm -rf /run/heartbeat.pid /run/heartbeat /run/resource-agents && \
+     mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
+              /run/heartbeat/crm /run/heartbeat/dopd && \
+     chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd";
+
 /// Two nodes n1 (preferred) and n2 that run Heartbeat or hb-monitor from the same files.
 struct Mixed {
     hosts: Vec<Host>,
@@ -35,6 +42,11 @@ struct Mixed {
 
 impl Mixed {
     fn new() -> Mixed {
+        Mixed::with("off", KEEPALIVE_MS)
+    }
+
+    /// With `auto_failback` on or off, and this keepalive.
+    fn with(auto_failback: &str, keepalive_ms: u64) -> Mixed {
         let lan = Lan::new(1);
         let hosts: Vec<Host> = (1..=2).map(|i| Host::new(&format!("n{i}"))).collect();
         let mut dirs = vec![];
@@ -55,9 +67,9 @@ impl Mixed {
             let peer = 2 - i;
             let ha_cf = format!(
                 "logfile {d}/ha-log\ndebugfile {d}/ha-debug\ndebug 1\nlogfacility none\nuse_logd no\n\
-                 keepalive {KEEPALIVE_MS}ms\ndeadtime {DEADTIME_MS}ms\nwarntime 400ms\n\
+                 keepalive {keepalive_ms}ms\ndeadtime {DEADTIME_MS}ms\nwarntime 400ms\n\
                  initdead 1500ms\nudpport 694\nucast eth0 198.18.1.{peer}\n\
-                 auto_failback off\ncrm off\nnode n1\nnode n2\n"
+                 auto_failback {auto_failback}\ncrm off\nnode n1\nnode n2\n"
             );
             std::fs::write(dir.path().join("ha.d/ha.cf"), ha_cf).unwrap();
             std::fs::write(
@@ -70,11 +82,9 @@ impl Mixed {
             std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
             // The node's own /etc/ha.d and /var/lib/heartbeat from now on, for both daemons.
             host.sh_ok(&format!(
-                "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat && \
-                 mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
-                          /run/heartbeat/crm /run/heartbeat/dopd && \
-                 chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd"
+                "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat"
             ));
+            host.sh_ok(FRESH_RUN);
             dirs.push(dir);
         }
         let install = world_readable_tempdir();
@@ -137,6 +147,26 @@ impl Mixed {
                 .stderr(log_file(&self.dir(i).join("hb-monitor.log"))),
         );
         self.hb_monitor[i] = Some(daemon);
+    }
+
+    /// The node dies as a machine does: every daemon killed, its addresses gone with it,
+    /// its link down.
+    fn power_off(&mut self, i: usize) {
+        drop(self.hb_monitor[i].take());
+        for pid in self.heartbeat_pids(i) {
+            // SAFETY: a heartbeat process of this test host (namespace + executable).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        self.hosts[i].sh_ok(&format!(
+            "ip addr del {VIP}/24 dev eth0 2>/dev/null; ip link set eth0 down"
+        ));
+    }
+
+    /// Boots it again: `/run` is empty after a power cycle (the killed daemon's pid file
+    /// would otherwise stop Heartbeat from starting), the link comes up.
+    fn power_on(&self, i: usize) {
+        self.hosts[i].sh_ok(FRESH_RUN);
+        self.hosts[i].sh_ok("ip link set eth0 up");
     }
 
     fn status(&self, i: usize) -> serde_json::Value {
@@ -525,4 +555,98 @@ fn rolling_migration_from_heartbeat_to_hb_monitor_keeps_the_vip_up() {
         "Heartbeat on n1 complained about hb-monitor:\n{}",
         complaints.join("\n")
     );
+}
+
+/// auto_failback on, either way round: the preferred node dies, the other takes the group
+/// over, the preferred node comes back and gets it back through Heartbeat's hand-over —
+/// started by Heartbeat (hb-monitor preferred) or by hb-monitor (Heartbeat preferred).
+fn failback_round_trip(hb_monitor_preferred: bool) {
+    heartbeat_installed();
+    let mut m = Mixed::with("on", KEEPALIVE_MS);
+    let start = |m: &mut Mixed, i: usize| {
+        if (i == 0) == hb_monitor_preferred {
+            m.start_hb_monitor(i)
+        } else {
+            m.start_heartbeat(i)
+        }
+    };
+    // Both start together: the start-up negotiation gives the group to the preferred n1.
+    start(&mut m, 0);
+    start(&mut m, 1);
+    m.wait_vip_only_on(0, Duration::from_secs(60));
+    let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
+
+    // n1 dies: n2 takes the group over (neither has a fence device: Heartbeat warns).
+    let t = Instant::now();
+    m.power_off(0);
+    m.wait_vip_only_on(1, Duration::from_secs(20));
+    let takeover = t.elapsed();
+
+    // n1 comes back: auto_failback moves the group home.
+    m.power_on(0);
+    let t = Instant::now();
+    start(&mut m, 0);
+    m.wait_vip_only_on(0, Duration::from_secs(60));
+    let failback = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let (samples, gaps, doubles) = watch.finish();
+    eprintln!(
+        "{} preferred: takeover after power-off {} ms, failback {} ms after restart; VIP gaps {:?} ms; {samples} samples, {doubles} with two holders",
+        if hb_monitor_preferred {
+            "hb-monitor"
+        } else {
+            "heartbeat"
+        },
+        takeover.as_millis(),
+        failback.as_millis(),
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert_eq!(doubles, 0, "two nodes held the VIP");
+    assert!(
+        takeover <= Duration::from_millis(DEADTIME_MS + 3000),
+        "takeover took {takeover:?}"
+    );
+    let heartbeat_node = if hb_monitor_preferred { 1 } else { 0 };
+    let complaints = m.protocol_complaints(heartbeat_node, 0);
+    assert!(
+        complaints.is_empty(),
+        "Heartbeat complained:\n{}",
+        complaints.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn auto_failback_to_a_returning_hb_monitor_node() {
+    failback_round_trip(true);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn auto_failback_to_a_returning_heartbeat_node() {
+    failback_round_trip(false);
+}
+
+/// Heartbeat keeps what it sends until every peer acknowledges it (`NS_ackmsg`) and logs
+/// "Message hist queue is filling up" once three quarters of its 500-message history are
+/// unacknowledged: at a 20 ms keepalive that is 7.5 s. hb-monitor must acknowledge as
+/// Heartbeat does. (Checked to fail with hb-monitor's acknowledgements switched off.)
+#[test]
+#[ignore = "needs root"]
+fn hb_monitor_acknowledges_so_that_heartbeat_never_fills_its_history() {
+    heartbeat_installed();
+    let mut m = Mixed::with("off", 20);
+    m.start_hb_monitor(1);
+    m.start_heartbeat(0);
+    m.wait_vip_only_on(0, Duration::from_secs(40));
+    let since = m.heartbeat_log(0).len();
+    std::thread::sleep(Duration::from_secs(12));
+    let complaints = m.protocol_complaints(0, since);
+    assert!(
+        complaints.is_empty(),
+        "Heartbeat complained:\n{}",
+        complaints.join("\n")
+    );
+    let status = m.status(1);
+    assert_eq!(peer(&status, "n1")["state"], "up", "{status}");
 }
