@@ -219,9 +219,10 @@ fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
         Duration::from_secs(15),
         Duration::from_millis(20),
         || {
+            // Both lines written (the agent writes the signal lines, then chrt's).
             std::fs::read_to_string(&report)
                 .ok()
-                .filter(|t| t.contains("SigBlk"))
+                .filter(|t| t.contains("SigBlk") && t.contains("policy"))
         },
     );
     assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");

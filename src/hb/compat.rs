@@ -75,7 +75,21 @@ struct HbPeer {
     /// It left the group to us: `t=shutdone`, or its hand-over (`hb_standby`) completed.
     /// It is no candidate until it restarts or asks again.
     stepped_aside: bool,
+    /// Sequence number of the `t=resource` applied last: a retransmitted older one (it was
+    /// lost, then resent) must not undo a newer state.
+    resource_seq: u64,
+    /// Its sequence numbers we never received, with how often they were asked for again
+    /// and when next; Heartbeat resends them on request (`NS_rexmit`).
+    missing: BTreeMap<u64, (u32, Instant)>,
 }
+
+/// How often a lost message is asked for again (Heartbeat's `max_rexmit_delay`) and how
+/// many times before it is given up.
+const REXMIT_EVERY: Duration = Duration::from_millis(250);
+const REXMIT_TRIES: u32 = 20;
+/// At most this many lost messages are tracked per peer (Heartbeat starts over beyond its
+/// own limit too).
+const MAX_MISSING: u64 = 50;
 
 /// A hand-over under way with a Heartbeat peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,13 +297,15 @@ impl Compat {
         self.outbox.push((m, true));
     }
 
-    /// An accepted message from peer `src` (authenticated, in sequence, of generation
-    /// `generation_changed`: the peer restarted). `mine`: this node's holding; `able`: this
-    /// node could take the group now (not standby, failed, busy or exiting).
+    /// An accepted message from peer `src` (authenticated; sequence number `seq`, which may
+    /// be an older one retransmitted; `restarted`: of a new generation). `mine`: this node's
+    /// holding; `able`: this node could take the group now (not standby, failed, busy or
+    /// exiting).
     pub fn observe(
         &mut self,
         src: &str,
         msg: &Message,
+        seq: u64,
         restarted: bool,
         mine: Holding,
         able: bool,
@@ -350,6 +366,10 @@ impl Compat {
                 let Some(bits) = msg.get("rsc_hold").and_then(rsc_bits) else {
                     return Effect::None;
                 };
+                if seq < peer.resource_seq {
+                    return Effect::None; // a lost one resent late: a newer state is known
+                }
+                peer.resource_seq = seq;
                 // No isstable: the takeover script's message, which reports a finished
                 // takeover.
                 let stable = msg.get("isstable").is_none_or(|s| s == "1");
@@ -493,6 +513,57 @@ impl Compat {
         }
     }
 
+    /// A Heartbeat peer's sequence jumped from `last` to `seq`: the messages between were
+    /// lost; ask for them (Heartbeat resends from its history).
+    pub fn gap(&mut self, src: &str, last: u64, seq: u64, now: Instant) {
+        if !self.is_heartbeat(src) || seq <= last + 1 {
+            return;
+        }
+        let first = (last + 1).max(seq.saturating_sub(MAX_MISSING));
+        let peer = self.peers.entry(src.to_string()).or_default();
+        for lost in first..seq {
+            peer.missing.insert(lost, (1, now + REXMIT_EVERY));
+        }
+        self.outbox
+            .push((rexmit_request(src, first, seq - 1), false));
+    }
+
+    /// Whether `seq` of `src` is one we asked for (it is then no longer missing): such a
+    /// message is taken although older than the last one.
+    pub fn resent(&mut self, src: &str, seq: u64) -> bool {
+        self.peers
+            .get_mut(src)
+            .is_some_and(|p| p.missing.remove(&seq).is_some())
+    }
+
+    /// Asks again for what is still missing (every 250 ms, up to 20 times).
+    pub fn ask_again(&mut self, now: Instant) {
+        let mut requests = vec![];
+        for (name, peer) in &mut self.peers {
+            peer.missing.retain(|seq, (tries, next)| {
+                if now < *next {
+                    return true;
+                }
+                if *tries >= REXMIT_TRIES {
+                    return false;
+                }
+                *tries += 1;
+                *next = now + REXMIT_EVERY;
+                requests.push(rexmit_request(name, *seq, *seq));
+                true
+            });
+        }
+        self.outbox.extend(requests.into_iter().map(|m| (m, false)));
+    }
+
+    /// When [`ask_again`](Self::ask_again) next has something to do.
+    pub fn next_request(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .flat_map(|p| p.missing.values().map(|(_, next)| *next))
+            .min()
+    }
+
     /// Acknowledges a Heartbeat peer's sequenced message when Heartbeat expects it.
     pub fn acknowledge(&mut self, src: &str, seq: u64) {
         if self.is_heartbeat(src) && seq.is_multiple_of(ACK_EVERY) {
@@ -508,6 +579,17 @@ impl Compat {
     /// addressed to us is answered from the history.
     pub fn control(&mut self, src: &str, msg: &Message) -> Effect {
         if !self.kinds.contains_key(src) || msg.get("dest").is_some_and(|d| d != self.me) {
+            return Effect::None;
+        }
+        if msg.get("t") == Some("NS_nak_rexmit") {
+            // It no longer has what we asked for: stop asking.
+            if let (Some(peer), Some(seq)) = (
+                self.peers.get_mut(src),
+                msg.get("firstseq")
+                    .and_then(|v| u64::from_str_radix(v, 16).ok()),
+            ) {
+                peer.missing.remove(&seq);
+            }
             return Effect::None;
         }
         if msg.get("t") != Some("NS_rexmit") {
@@ -532,6 +614,16 @@ impl Compat {
         m.push("info", "seqno not found");
         self.outbox.push((m, false));
     }
+}
+
+/// `t=NS_rexmit` for `first..=last` of node `to` (decimal, as Heartbeat writes them).
+fn rexmit_request(to: &str, first: u64, last: u64) -> Message {
+    let mut m = Message::default();
+    m.push("t", "NS_rexmit");
+    m.push("dest", to);
+    m.push("firstseq", first.to_string());
+    m.push("lastseq", last.to_string());
+    m
 }
 
 #[cfg(test)]

@@ -562,6 +562,20 @@ impl Daemon {
                 continue;
             }
             let before = self.members.peers.get(&src).map(|p| (p.generation, p.seq));
+            // A Heartbeat peer's message we asked for again (it was lost): older than the
+            // last one, so membership would take it for a replay; it is of the current
+            // generation, authenticated and awaited, and counts for the resource protocol.
+            let hex = |f: &str| msg.get(f).and_then(|v| u64::from_str_radix(v, 16).ok());
+            if let (Some((Some(g), _)), Some(hg), Some(seq)) = (before, hex("hg"), hex("seq"))
+                && g == hg
+                && self.compat.resent(&src, seq)
+            {
+                let able = self.able_to_take();
+                self.compat
+                    .observe(&src, &msg, seq, false, self.holding, able);
+                self.flush_compat();
+                continue;
+            }
             match self.members.receive(&msg, &medium, arrived) {
                 Ok(events) => {
                     let peer = self.members.peers.get(&src);
@@ -573,10 +587,15 @@ impl Daemon {
                         let restarted = events
                             .iter()
                             .any(|e| matches!(e, Event::PeerRestarted(p) if *p == src));
+                        if let (Some((Some(g0), Some(s0))), Some((Some(g1), _))) = (before, after)
+                            && g0 == g1
+                        {
+                            self.compat.gap(&src, s0, seq, now);
+                        }
                         self.compat.acknowledge(&src, seq);
                         let able = self.able_to_take();
                         self.compat
-                            .observe(&src, &msg, restarted, self.holding, able);
+                            .observe(&src, &msg, seq, restarted, self.holding, able);
                         self.flush_compat();
                     }
                     self.report(events);
@@ -608,11 +627,16 @@ impl Daemon {
         if let Some(h) = self.compat.holding_of(name, i_hold) {
             return h;
         }
-        self.members
-            .peers
-            .get(name)
-            .and_then(|p| p.last_fields.get("rsc"))
-            .map_or(Holding::None, |w| Holding::from_word(w))
+        let Some(peer) = self.members.peers.get(name) else {
+            return Holding::None;
+        };
+        match peer.last_fields.get("rsc") {
+            Some(word) => Holding::from_word(word),
+            // Heard from, but not a heartbeat yet (a Heartbeat peer's first message may be
+            // an acknowledgement or a resource message): it may hold the group.
+            None if peer.state == PeerState::Up => Holding::Starting,
+            None => Holding::None,
+        }
     }
 
     /// A live Heartbeat peer that could take the group: a voluntary hand-over to it goes
@@ -1385,6 +1409,8 @@ fn run_loop(
                 next_heartbeat = now + keepalive;
             }
         }
+        daemon.compat.ask_again(now);
+        daemon.flush_compat();
         let events = daemon.members.tick(now);
         daemon.report(events);
         daemon.evaluate(now);
@@ -1406,9 +1432,13 @@ fn run_loop(
             return Ok(());
         }
         let mut wake = next_heartbeat.min(daemon.members.next_deadline(now));
-        for t in [daemon.next_monitor, daemon.next_fence_attempt]
-            .into_iter()
-            .flatten()
+        for t in [
+            daemon.next_monitor,
+            daemon.next_fence_attempt,
+            daemon.compat.next_request(),
+        ]
+        .into_iter()
+        .flatten()
         {
             wake = wake.min(t.max(now));
         }

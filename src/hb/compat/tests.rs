@@ -1,5 +1,8 @@
 use super::*;
 
+/// A sequence number for messages whose number does not matter to the test.
+const SEQ: u64 = 1;
+
 fn msg(fields: &[(&str, &str)]) -> Message {
     Message::new(fields)
 }
@@ -31,7 +34,7 @@ fn types(c: &Compat) -> Vec<String> {
 fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
     let mut c = Compat::new("n2", &nodes(), "n1");
     assert_eq!(c.holding_of("n1", false), None);
-    let e = c.observe("n1", &hb_status(), false, Holding::None, true);
+    let e = c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     assert_eq!(e, Effect::Reevaluate);
     assert!(c.is_heartbeat("n1"));
     assert_eq!(
@@ -48,6 +51,7 @@ fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
     d.observe(
         "n1",
         &msg(&[("t", "status"), ("rsc", "none")]),
+        SEQ,
         false,
         Holding::None,
         true,
@@ -58,47 +62,47 @@ fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
 #[test]
 fn rsc_hold_means_the_group_relative_to_the_sender() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     let res = |hold: &str, stable: &str| {
         msg(&[("t", "resource"), ("rsc_hold", hold), ("isstable", stable)])
     };
     // n1 is the preferred node: "local" is the group.
-    c.observe("n1", &res("local", "1"), false, Holding::None, true);
+    c.observe("n1", &res("local", "1"), SEQ, false, Holding::None, true);
     assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
-    c.observe("n1", &res("foreign", "1"), false, Holding::None, true);
+    c.observe("n1", &res("foreign", "1"), SEQ, false, Holding::None, true);
     assert_eq!(c.holding_of("n1", false), Some(Holding::None));
-    c.observe("n1", &res("none", "0"), false, Holding::None, true);
+    c.observe("n1", &res("none", "0"), SEQ, false, Holding::None, true);
     assert_eq!(
         c.holding_of("n1", false),
         Some(Holding::None),
         "never held: nothing to stop"
     );
-    c.observe("n1", &res("local", "1"), false, Holding::None, true);
-    c.observe("n1", &res("none", "0"), false, Holding::None, true);
+    c.observe("n1", &res("local", "1"), SEQ, false, Holding::None, true);
+    c.observe("n1", &res("none", "0"), SEQ, false, Holding::None, true);
     assert_eq!(
         c.holding_of("n1", false),
         Some(Holding::Stopping),
         "held: stopping"
     );
-    c.observe("n1", &res("none", "1"), false, Holding::None, true);
+    c.observe("n1", &res("none", "1"), SEQ, false, Holding::None, true);
     assert_eq!(c.holding_of("n1", false), Some(Holding::None));
     // Seen from n1 (preferred), n2's group is "foreign".
     let mut p = Compat::new("n1", &nodes(), "n1");
-    p.observe("n2", &hb_status(), false, Holding::None, true);
-    p.observe("n2", &res("local", "1"), false, Holding::None, true);
+    p.observe("n2", &hb_status(), SEQ, false, Holding::None, true);
+    p.observe("n2", &res("local", "1"), SEQ, false, Holding::None, true);
     assert_eq!(
         p.holding_of("n2", false),
         Some(Holding::None),
         "vacuous local"
     );
-    p.observe("n2", &res("all", "1"), false, Holding::None, true);
+    p.observe("n2", &res("all", "1"), SEQ, false, Holding::None, true);
     assert_eq!(p.holding_of("n2", false), Some(Holding::Held));
 }
 
 #[test]
 fn we_advertise_like_heartbeat_and_only_on_change() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     c.outbox.clear();
     c.advertise(Holding::None);
     assert!(c.outbox.is_empty());
@@ -116,6 +120,7 @@ fn we_advertise_like_heartbeat_and_only_on_change() {
     c.observe(
         "n1",
         &msg(&[("t", "starting")]),
+        SEQ,
         false,
         Holding::Held,
         false,
@@ -126,12 +131,12 @@ fn we_advertise_like_heartbeat_and_only_on_change() {
 #[test]
 fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     let res = msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]);
-    c.observe("n1", &res, false, Holding::None, true);
+    c.observe("n1", &res, SEQ, false, Holding::None, true);
     c.outbox.clear();
     let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
-    c.observe("n1", &ask("me"), false, Holding::None, true);
+    c.observe("n1", &ask("me"), SEQ, false, Holding::None, true);
     assert_eq!(types(&c), ["ask_resources rsc_hold=all info=other"]);
     let standby = msg(&[
         ("t", "resource"),
@@ -139,13 +144,13 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
         ("isstable", "0"),
         ("info", "standby"),
     ]);
-    c.observe("n1", &standby, false, Holding::None, true);
+    c.observe("n1", &standby, SEQ, false, Holding::None, true);
     assert_eq!(
         c.holding_of("n1", false),
         Some(Holding::Stopping),
         "still stopping"
     );
-    c.observe("n1", &ask("done"), false, Holding::None, true);
+    c.observe("n1", &ask("done"), SEQ, false, Holding::None, true);
     assert_eq!(
         c.holding_of("n1", false),
         Some(Holding::Standby),
@@ -159,6 +164,7 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     c.observe(
         "n1",
         &msg(&[("t", "resource"), ("rsc_hold", "all"), ("isstable", "1")]),
+        SEQ,
         false,
         Holding::Standby,
         false,
@@ -166,16 +172,16 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
     // A node that cannot take the group does not answer (Heartbeat gives up after 10 s).
     let mut busy = Compat::new("n2", &nodes(), "n1");
-    busy.observe("n1", &hb_status(), false, Holding::None, true);
+    busy.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     busy.outbox.clear();
-    busy.observe("n1", &ask("me"), false, Holding::Standby, false);
+    busy.observe("n1", &ask("me"), SEQ, false, Holding::Standby, false);
     assert!(busy.outbox.is_empty());
 }
 
 #[test]
 fn our_standby_asks_the_heartbeat_peer_first() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::Held, false);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
     c.outbox.clear();
     let t0 = Instant::now();
     assert!(!c.may_release(t0, true), "ask first");
@@ -183,16 +189,16 @@ fn our_standby_asks_the_heartbeat_peer_first() {
     assert!(!c.may_release(t0, true), "asked once");
     assert_eq!(c.outbox.len(), 1);
     let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
-    c.observe("n1", &ask("other"), false, Holding::Held, false);
+    c.observe("n1", &ask("other"), SEQ, false, Holding::Held, false);
     assert!(c.may_release(t0, true));
     c.outbox.clear();
     c.stopped();
     assert_eq!(types(&c), ["ask_resources rsc_hold=all info=done"]);
-    c.observe("n1", &ask("done"), false, Holding::Standby, false);
+    c.observe("n1", &ask("done"), SEQ, false, Holding::Standby, false);
     assert_eq!(c.handover, Handover::Idle);
     // Unanswered: given up after Heartbeat's 10 s, and asked again later.
     let mut d = Compat::new("n2", &nodes(), "n1");
-    d.observe("n1", &hb_status(), false, Holding::Held, false);
+    d.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
     assert!(!d.may_release(t0, true));
     let late = t0 + STANDBY_ANSWER + Duration::from_millis(1);
     assert!(d.giving_expired(late));
@@ -207,10 +213,11 @@ fn our_standby_asks_the_heartbeat_peer_first() {
 #[test]
 fn shutdone_steps_aside_and_a_restart_forgets() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     c.observe(
         "n1",
         &msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]),
+        SEQ,
         false,
         Holding::None,
         true,
@@ -223,6 +230,7 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
             ("isstable", "0"),
             ("info", "shutdown"),
         ]),
+        SEQ,
         false,
         Holding::None,
         true,
@@ -231,12 +239,13 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
     c.observe(
         "n1",
         &msg(&[("t", "shutdone"), ("st", "dead")]),
+        SEQ,
         false,
         Holding::None,
         true,
     );
     assert_eq!(c.holding_of("n1", false), Some(Holding::Standby));
-    c.observe("n1", &hb_status(), true, Holding::Held, false);
+    c.observe("n1", &hb_status(), SEQ, true, Holding::Held, false);
     assert_eq!(
         c.holding_of("n1", false),
         Some(Holding::Starting),
@@ -247,7 +256,7 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
 #[test]
 fn acks_and_retransmission_requests() {
     let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), false, Holding::None, true);
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     c.outbox.clear();
     c.acknowledge("n1", 0x1f);
     assert!(c.outbox.is_empty());
@@ -281,6 +290,7 @@ fn a_starting_heartbeat_node_gets_the_node_list() {
     c.observe(
         "n1",
         &msg(&[("t", "reqnodes"), ("dest", "n2")]),
+        SEQ,
         false,
         Holding::None,
         true,
@@ -295,9 +305,56 @@ fn a_starting_heartbeat_node_gets_the_node_list() {
     c.observe(
         "n1",
         &msg(&[("t", "reqnodes"), ("dest", "n3")]),
+        SEQ,
         false,
         Holding::None,
         true,
     );
     assert!(c.outbox.is_empty(), "not for us");
+}
+
+#[test]
+fn lost_messages_are_asked_for_and_taken_when_resent() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    c.outbox.clear();
+    let t0 = Instant::now();
+    c.gap("n1", 10, 14, t0);
+    let (req, sequenced) = &c.outbox[0];
+    assert!(!sequenced);
+    assert_eq!(req.get("t"), Some("NS_rexmit"));
+    assert_eq!(req.get("dest"), Some("n1"));
+    assert_eq!(
+        (req.get("firstseq"), req.get("lastseq")),
+        (Some("11"), Some("13"))
+    );
+    c.outbox.clear();
+    assert!(c.resent("n1", 12));
+    assert!(!c.resent("n1", 12), "taken once");
+    assert!(!c.resent("n1", 14), "never missing");
+    // Asked again every 250 ms while missing; a NAK ends it.
+    c.ask_again(t0);
+    assert!(c.outbox.is_empty(), "not yet");
+    let later = t0 + REXMIT_EVERY;
+    c.ask_again(later);
+    assert_eq!(c.outbox.len(), 2, "11 and 13");
+    c.outbox.clear();
+    c.control(
+        "n1",
+        &msg(&[("t", "NS_nak_rexmit"), ("firstseq", "b"), ("dest", "n2")]),
+    );
+    c.ask_again(later + REXMIT_EVERY);
+    assert_eq!(c.outbox.len(), 1, "13 only");
+    // Given up after 20 tries.
+    let mut t = later + REXMIT_EVERY;
+    for _ in 0..40 {
+        t += REXMIT_EVERY;
+        c.ask_again(t);
+    }
+    assert_eq!(c.next_request(), None);
+    // A late resource message does not undo a newer one.
+    let res = |hold: &str| msg(&[("t", "resource"), ("rsc_hold", hold), ("isstable", "1")]);
+    c.observe("n1", &res("local"), 20, false, Holding::None, true);
+    c.observe("n1", &res("none"), 18, false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
 }
