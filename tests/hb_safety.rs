@@ -303,6 +303,49 @@ fn the_control_socket_answers_root_only() {
     assert_eq!(c.holding(0), "held", "a refused standby changed nothing");
 }
 
+/// Control clients that connect and say nothing (a hung script, a stopped `hb-monitor
+/// status`) hold up neither the heartbeats nor other clients: each is read on a thread of
+/// its own, the loop only answers.
+#[test]
+#[ignore = "needs root"]
+fn stalled_control_clients_hold_up_neither_heartbeats_nor_other_clients() {
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\nwarntime 100ms\n",
+        "400ms",
+        |_| {},
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    let before = log_of(&c, 1);
+    // Five clients connect to n1's socket and stay silent for 3 s.
+    let stalled: Vec<_> = (0..5)
+        .map(|_| {
+            c.hosts[0].spawn(c.hosts[0].command("python3").args([
+                "-c",
+                "import socket,time; s=socket.socket(socket.AF_UNIX); \
+                 s.connect('/run/hb-monitor.sock'); time.sleep(3)",
+            ]))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(c.holding(0), "held");
+    let answered = t.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    drop(stalled);
+    eprintln!(
+        "status answered in {} ms beside 5 stalled clients",
+        answered.as_millis()
+    );
+    assert!(answered < Duration::from_millis(500), "{answered:?}");
+    let after = log_of(&c, 1);
+    let late: Vec<&str> = after[before.len()..]
+        .lines()
+        .filter(|l| l.contains("late heartbeat from n1"))
+        .collect();
+    assert!(late.is_empty(), "n1's loop stalled:\n{}", late.join("\n"));
+}
+
 /// A cluster of two whose nodes also reach a router (the ping node, 198.18.2.254) on a
 /// second LAN (eth1), separate from the heartbeat LAN; with `fence` when given.
 fn pinged_cluster(uplink: &Lan, extra: &str) -> Cluster {

@@ -1127,59 +1127,150 @@ impl Daemon {
         })
     }
 
-    fn serve_control(&mut self, listener: &UnixListener, now: Instant) {
-        while let Ok((mut stream, _)) = listener.accept() {
-            // One short request per connection; a client that stalls is cut off quickly so
-            // that it cannot hold up heartbeats.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
-            // The socket file is 0600 already; the peer's credentials say it again, so that a
-            // socket reached some other way (a copied descriptor) still answers root only.
-            let uid =
-                nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-                    .map(|c| c.uid());
-            if uid != Ok(0) {
-                let _ = stream.write_all(
-                    b"{\"error\":\"the hb-monitor control socket answers root only\"}\n",
-                );
-                continue;
+    /// Answers one control request (read by the control thread).
+    fn handle_control(&mut self, request: &str, now: Instant) -> String {
+        match request.trim() {
+            "status" => self.status_json(now).to_string(),
+            "standby" => {
+                log("INFO", "standby requested");
+                self.standby = true;
+                self.want = false;
+                if self.holding == Holding::None || self.holding == Holding::Failed {
+                    self.holding = Holding::Standby;
+                }
+                serde_json::json!({ "ok": "standby" }).to_string()
             }
-            let mut request = [0u8; 64];
-            let n = stream.read(&mut request).unwrap_or(0);
-            let request = String::from_utf8_lossy(&request[..n]);
-            let reply = match request.trim() {
-                "status" => self.status_json(now).to_string(),
-                "standby" => {
-                    log("INFO", "standby requested");
-                    self.standby = true;
-                    self.want = false;
-                    if self.holding == Holding::None || self.holding == Holding::Failed {
-                        self.holding = Holding::Standby;
-                    }
-                    serde_json::json!({ "ok": "standby" }).to_string()
+            "takeover" => {
+                log("INFO", "takeover requested");
+                self.standby = false;
+                // On a node whose stop failed (unclean), the operator's takeover says
+                // it has been cleaned up.
+                if matches!(
+                    self.holding,
+                    Holding::Standby | Holding::Failed | Holding::Unclean
+                ) {
+                    self.holding = Holding::None;
                 }
-                "takeover" => {
-                    log("INFO", "takeover requested");
-                    self.standby = false;
-                    // On a node whose stop failed (unclean), the operator's takeover says
-                    // it has been cleaned up.
-                    if matches!(
-                        self.holding,
-                        Holding::Standby | Holding::Failed | Holding::Unclean
-                    ) {
-                        self.holding = Holding::None;
-                    }
-                    self.want = self.holding != Holding::Held;
-                    serde_json::json!({ "ok": "takeover" }).to_string()
-                }
-                other => {
-                    serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
-                }
-            };
-            let _ = stream.write_all(reply.as_bytes());
-            let _ = stream.write_all(b"\n");
+                self.want = self.holding != Holding::Held;
+                serde_json::json!({ "ok": "takeover" }).to_string()
+            }
+            other => {
+                serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
+            }
         }
     }
+}
+
+/// A control request, read by the control thread and answered by the loop.
+struct ControlRequest {
+    text: String,
+    reply: mpsc::Sender<String>,
+}
+
+/// Serves the control socket on a thread of its own: reading a request must never hold up
+/// the loop (a client that connects and stalls, or a loaded machine that delays a client's
+/// write), so the thread reads it, hands it to the loop (`requests`, then a byte on `wake`)
+/// and writes the answer back. Root only.
+fn spawn_control_thread(
+    listener: UnixListener,
+    requests: mpsc::Sender<ControlRequest>,
+    wake: std::os::fd::OwnedFd,
+) -> io::Result<()> {
+    let wake = std::sync::Arc::new(wake);
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                // The socket file is 0600 already; the peer's credentials say it again, so
+                // that a socket reached some other way (a copied descriptor) still answers
+                // root only.
+                let uid = nix::sys::socket::getsockopt(
+                    &stream,
+                    nix::sys::socket::sockopt::PeerCredentials,
+                )
+                .map(|c| c.uid());
+                if uid != Ok(0) {
+                    let _ = stream.write_all(
+                        b"{\"error\":\"the hb-monitor control socket answers root only\"}\n",
+                    );
+                    continue;
+                }
+                // Each client on a short-lived thread of its own, so that one that stalls
+                // does not keep the others waiting; a few at a time.
+                if open.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONTROL_CLIENTS {
+                    let _ = stream.write_all(b"{\"error\":\"busy: too many control clients\"}\n");
+                    continue;
+                }
+                open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (requests, wake, open) = (requests.clone(), wake.clone(), open.clone());
+                let served = std::thread::Builder::new()
+                    .name("control-client".into())
+                    .spawn(move || {
+                        serve_control_client(stream, &requests, &wake);
+                        open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    });
+                if served.is_err() {
+                    log("WARN", "control: cannot start a thread for a client");
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// At most this many control clients are served at once.
+const MAX_CONTROL_CLIENTS: usize = 8;
+
+/// Reads one request, has the loop answer it, writes the answer.
+fn serve_control_client(
+    mut stream: UnixStream,
+    requests: &mpsc::Sender<ControlRequest>,
+    wake: &std::os::fd::OwnedFd,
+) {
+    let mut request = [0u8; 64];
+    let n = stream.read(&mut request).unwrap_or(0);
+    let (reply, answer) = mpsc::channel();
+    let text = String::from_utf8_lossy(&request[..n]).trim().to_string();
+    if requests.send(ControlRequest { text, reply }).is_err() {
+        return; // the loop has ended
+    }
+    // SAFETY: one byte to our own non-blocking pipe; a full pipe means the loop is waking
+    // already.
+    unsafe { libc::write(wake.as_raw_fd(), b"c".as_ptr().cast(), 1) };
+    let reply = answer
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| r#"{"error":"the daemon did not answer"}"#.to_string());
+    let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.write_all(b"\n");
+}
+
+/// A non-blocking, close-on-exec pipe (read end, write end).
+fn wake_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), DaemonError> {
+    let mut pipe = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+        return Err(DaemonError::Failed(format!(
+            "pipe: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: both descriptors were just created and are owned by the caller from now on.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(pipe[0]),
+            std::os::fd::OwnedFd::from_raw_fd(pipe[1]),
+        )
+    })
+}
+
+/// Empties a wake-up pipe.
+fn drain(fd: &std::os::fd::OwnedFd) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a local buffer from our non-blocking pipe.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -1256,9 +1347,10 @@ fn run_loop(
         .map_err(|e| DaemonError::Failed(format!("control socket {}: {e}", control.display())))?;
     // Root only: standby and takeover will come through here.
     let _ = std::fs::set_permissions(control, std::fs::Permissions::from_mode(0o600));
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| DaemonError::Failed(e.to_string()))?;
+    let (control_read, control_write) = wake_pipe()?;
+    let (control_sender, control_requests) = mpsc::channel();
+    spawn_control_thread(listener, control_sender, control_write)
+        .map_err(|e| DaemonError::Failed(format!("control thread: {e}")))?;
     let now = Instant::now();
     let ha = &cfg.ha_cf;
     let members = Membership::new(node, &ha.nodes, ha.deadtime, ha.warntime, ha.initdead, now);
@@ -1280,21 +1372,7 @@ fn run_loop(
                 .join(", ")
         ),
     );
-    let mut pipe = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-        return Err(DaemonError::Failed(format!(
-            "pipe: {}",
-            io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: both descriptors were just created and are owned here for the daemon's life.
-    let (wake_read, wake_write) = unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(pipe[0]),
-            std::os::fd::OwnedFd::from_raw_fd(pipe[1]),
-        )
-    };
+    let (wake_read, wake_write) = wake_pipe()?;
     let (outcome_sender, outcomes) = mpsc::channel();
     let (preferred, resources) = cfg
         .groups
@@ -1366,7 +1444,7 @@ fn run_loop(
     let media_count = daemon.media.sockets.len();
     let mut fds: Vec<libc::pollfd> = [
         signal_fd.as_raw_fd(),
-        listener.as_raw_fd(),
+        control_read.as_raw_fd(),
         wake_read.as_raw_fd(),
     ]
     .into_iter()
@@ -1479,19 +1557,14 @@ fn run_loop(
             }
         }
         if fds[1].revents & libc::POLLIN != 0 {
-            daemon.serve_control(&listener, now);
+            drain(&control_read);
+            while let Ok(request) = control_requests.try_recv() {
+                let reply = daemon.handle_control(&request.text, now);
+                let _ = request.reply.send(reply);
+            }
         }
         if fds[2].revents & libc::POLLIN != 0 {
-            let mut drain = [0u8; 64];
-            // SAFETY: reading into a local buffer from our non-blocking pipe.
-            while unsafe {
-                libc::read(
-                    wake_read.as_raw_fd(),
-                    drain.as_mut_ptr().cast(),
-                    drain.len(),
-                )
-            } > 0
-            {}
+            drain(&wake_read);
         }
         daemon.take_outcomes(now);
         if !lazy_receive {

@@ -178,8 +178,8 @@ impl Cluster {
     }
 
     pub fn holding(&self, i: usize) -> String {
-        // The daemon waits at most 50 ms for a request (its loop must not stall on a slow
-        // client): on a loaded machine a query can go unanswered. Ask again, a few times.
+        // Asked again a few times: the daemon may still be opening its socket, or be
+        // between two runs.
         for _ in 0..5 {
             let out = self.hosts[i]
                 .command(super::agent::built_bin("hb-monitor"))
