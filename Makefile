@@ -9,6 +9,7 @@
 #   make bench     ferroha vs the reference agents, same machine, same run
 #   make demo      the demo on this machine: a two-node hb-monitor cluster (as root)
 #   make check     formatting, lints, meta-data against the OCF DTD and schema
+#   make fuzz      each fuzz target for FUZZ_SECS (default 60) seconds (CI runs it too)
 
 PREFIX   ?= /usr
 OCF_ROOT ?= /usr/lib/ocf
@@ -101,15 +102,11 @@ check: build
 clean:
 	$(CARGO) clean
 
-# The parsers under libFuzzer (cargo-fuzz, nightly; both installed on first use): each
-# target for FUZZ_SECS (default 60), new inputs kept in target/fuzz-corpus. Crashes land in
-# fuzz/artifacts; add them to fuzz/corpus/<target>/ so that `make test` replays them.
+# The parsers under libFuzzer (fuzz/run: cargo-fuzz on stable, no sanitizer, installed on
+# first use): every target at once for FUZZ_SECS (default 60), new inputs kept in
+# target/fuzz-corpus. CI runs this after `make test`. A crash fails it with the input in
+# base64 and the path of its artifact in fuzz/artifacts; add the input to
+# fuzz/corpus/<target>/ so that `make test` and every fuzz run replay it.
 FUZZ_SECS ?= 60
 fuzz:
-	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in wire config; do \
-	  mkdir -p ../target/fuzz-corpus/$$t && \
-	  $(CARGO) +nightly fuzz run $$t ../target/fuzz-corpus/$$t corpus/$$t -- \
-	    -max_total_time=$(FUZZ_SECS) -max_len=9000 || exit 1; \
-	done
+	FUZZ_SECS=$(FUZZ_SECS) CARGO=$(CARGO) fuzz/run
