@@ -650,3 +650,52 @@ fn hb_monitor_acknowledges_so_that_heartbeat_never_fills_its_history() {
     let status = m.status(1);
     assert_eq!(peer(&status, "n1")["state"], "up", "{status}");
 }
+
+/// SIGTERM to hb-monitor while it holds the group: it stops the group, says `shutdone`,
+/// and the Heartbeat peer takes over at once instead of after deadtime.
+#[test]
+#[ignore = "needs root"]
+fn an_orderly_hb_monitor_stop_hands_the_group_to_heartbeat_at_once() {
+    heartbeat_installed();
+    let mut m = Mixed::new();
+    m.start_heartbeat(0);
+    m.start_hb_monitor(1);
+    m.wait_vip_only_on(0, Duration::from_secs(40));
+    m.hosts[0].sh_ok("/usr/share/heartbeat/hb_standby >/dev/null 2>&1 || true");
+    m.wait_vip_only_on(1, Duration::from_secs(20));
+    let since = m.heartbeat_log(0).len();
+    let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
+    let mut daemon = m.hb_monitor[1].take().unwrap();
+    let t = Instant::now();
+    // SAFETY: our own child.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGTERM) };
+    let status = wait_for(
+        "hb-monitor to exit",
+        Duration::from_secs(20),
+        Duration::from_millis(5),
+        || daemon.child.try_wait().ok().flatten(),
+    );
+    assert!(status.success(), "{status}");
+    m.wait_vip_only_on(0, Duration::from_secs(20));
+    let handed = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let (samples, gaps, doubles) = watch.finish();
+    eprintln!(
+        "SIGTERM to hb-monitor -> VIP on the Heartbeat node: {} ms; gaps {:?} ms; {samples} samples, {doubles} with two holders",
+        handed.as_millis(),
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert_eq!(doubles, 0);
+    assert!(
+        handed < Duration::from_millis(DEADTIME_MS),
+        "took {handed:?}: Heartbeat waited for deadtime"
+    );
+    let log = m.heartbeat_log(0);
+    assert!(
+        log[since..].contains("Received shutdown notice from 'n2'"),
+        "{}",
+        &log[since..]
+    );
+    let complaints = m.protocol_complaints(0, since);
+    assert!(complaints.is_empty(), "{}", complaints.join("\n"));
+}

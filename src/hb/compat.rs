@@ -142,6 +142,9 @@ pub struct Compat {
     advertised: Option<(u8, bool)>,
     /// `t=starting` sent (once per run, when the first Heartbeat peer is known).
     starting_sent: bool,
+    /// The daemon is exiting: its shutdown notice stands, no more state changes are
+    /// announced until `t=shutdone`.
+    leaving: bool,
     /// Messages to send, without the envelope (`src`, `seq`, `hg`, …): the daemon adds it.
     /// The flag says whether the message takes a sequence number (`NS_` types do not).
     pub outbox: Vec<(Message, bool)>,
@@ -163,6 +166,7 @@ impl Compat {
             handover: Handover::Idle,
             advertised: None,
             starting_sent: false,
+            leaving: false,
             outbox: Vec::new(),
         }
     }
@@ -253,7 +257,7 @@ impl Compat {
     /// Announces this node's state to Heartbeat peers when it changed (and `t=starting`
     /// once, when the first Heartbeat peer is known). Called after every change of holding.
     pub fn advertise(&mut self, mine: Holding) {
-        if !self.any_heartbeat() || mine == Holding::Cleaning {
+        if !self.any_heartbeat() || mine == Holding::Cleaning || self.leaving {
             return;
         }
         if !self.starting_sent {
@@ -271,9 +275,10 @@ impl Compat {
 
     /// The daemon is exiting: tell Heartbeat peers before the group is stopped.
     pub fn shutting_down(&mut self) {
-        if !self.any_heartbeat() {
+        if !self.any_heartbeat() || self.leaving {
             return;
         }
+        self.leaving = true;
         // Whatever it holds is being given up: "none, in transition".
         let mut m = Message::default();
         m.push("t", "resource");
@@ -357,9 +362,11 @@ impl Compat {
                 // our state so that it does not wait for us.
                 peer.resources = None;
                 peer.stepped_aside = false;
-                let reply = self.resource_message(mine, None);
-                self.advertised = Some(self.bits_for(mine));
-                self.outbox.push((reply, true));
+                if !self.leaving {
+                    let reply = self.resource_message(mine, None);
+                    self.advertised = Some(self.bits_for(mine));
+                    self.outbox.push((reply, true));
+                }
                 Effect::Reevaluate
             }
             "resource" => {
@@ -566,7 +573,10 @@ impl Compat {
 
     /// Acknowledges a Heartbeat peer's sequenced message when Heartbeat expects it.
     pub fn acknowledge(&mut self, src: &str, seq: u64) {
-        if self.is_heartbeat(src) && seq.is_multiple_of(ACK_EVERY) {
+        // Like Heartbeat, never past a gap: an acknowledged message is dropped from the
+        // sender's history, and a lost one could no longer be resent.
+        let gap = self.peers.get(src).is_some_and(|p| !p.missing.is_empty());
+        if self.is_heartbeat(src) && seq.is_multiple_of(ACK_EVERY) && !gap {
             let mut m = Message::default();
             m.push("t", "NS_ackmsg");
             m.push("dest", src);

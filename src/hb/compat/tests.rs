@@ -358,3 +358,35 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
     c.observe("n1", &res("none"), 18, false, Holding::None, true);
     assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
 }
+
+#[test]
+fn an_exiting_node_says_so_once_and_then_only_shutdone() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
+    c.outbox.clear();
+    c.shutting_down();
+    c.advertise(Holding::Held);
+    c.advertise(Holding::Stopping);
+    c.advertise(Holding::None);
+    c.shut_down();
+    assert_eq!(
+        types(&c),
+        [
+            "resource rsc_hold=none isstable=0 info=shutdown",
+            "shutdone"
+        ]
+    );
+}
+
+#[test]
+fn no_acknowledgement_past_a_gap() {
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    c.gap("n1", 17, 19, Instant::now());
+    c.outbox.clear();
+    c.acknowledge("n1", 20);
+    assert!(c.outbox.is_empty(), "18 is missing");
+    assert!(c.resent("n1", 18));
+    c.acknowledge("n1", 30);
+    assert_eq!(c.outbox.len(), 1);
+}
