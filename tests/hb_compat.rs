@@ -699,3 +699,37 @@ fn an_orderly_hb_monitor_stop_hands_the_group_to_heartbeat_at_once() {
     let complaints = m.protocol_complaints(0, since);
     assert!(complaints.is_empty(), "{}", complaints.join("\n"));
 }
+
+/// `heartbeat -k` on the Heartbeat node that holds the group: hb-monitor takes over as soon
+/// as Heartbeat says it has stopped (`shutdone`), not after deadtime.
+#[test]
+#[ignore = "needs root"]
+fn an_orderly_heartbeat_stop_hands_the_group_to_hb_monitor_at_once() {
+    heartbeat_installed();
+    let mut m = Mixed::new();
+    m.start_heartbeat(0);
+    m.start_hb_monitor(1);
+    m.wait_vip_only_on(0, Duration::from_secs(40));
+    let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
+    let t = Instant::now();
+    m.hosts[0].sh(&format!("{HEARTBEAT} -k >/dev/null 2>&1"));
+    m.wait_vip_only_on(1, Duration::from_secs(20));
+    let handed = t.elapsed();
+    m.stop_heartbeat(0);
+    let (samples, gaps, doubles) = watch.finish();
+    eprintln!(
+        "heartbeat -k -> VIP on hb-monitor: {} ms (Heartbeat's own shutdown included); gaps {:?} ms; {samples} samples, {doubles} with two holders",
+        handed.as_millis(),
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert_eq!(doubles, 0);
+    // Heartbeat takes seconds to begin its shutdown; from its VIP gone to ours is what the
+    // clients see, and it must not be deadtime.
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    assert!(longest < Duration::from_millis(DEADTIME_MS), "{gaps:?}");
+    let log = m.hb_monitor_log(1);
+    assert!(
+        !log.contains("node n1 is dead while it advertised the group"),
+        "an orderly stop taken for a death:\n{log}"
+    );
+}
