@@ -70,9 +70,10 @@ test-unit:
 	$(CARGO) test --locked
 
 # hb-monitor at its fastest setting for SOAK_SECS (default 600) with both cores busy: no
-# false failover allowed (as root).
+# false failover allowed; then keepalived at its fastest under the same load, for comparison
+# (one after the other; as root).
 soak: deps
-	$(CARGO) test --locked --features soak --release --test integration hb_soak -- --include-ignored --nocapture
+	$(CARGO) test --locked --features soak --release --test integration hb_soak -- --include-ignored --nocapture --test-threads=1
 
 bench: deps
 	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker

@@ -126,3 +126,76 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
     assert!(doubles.is_empty());
     assert!(c.has(0, VIP));
 }
+
+/// The same load for keepalived at its fastest interval (VRRPv3 advert 0.01 s, unicast, the
+/// configuration of `make bench`): does the fastest peer hold where hb-monitor's 5/20 ms does
+/// not? Counts its transitions (the backup taking the VIP) over `SOAK_SECS`; prints, asserts
+/// nothing (it is the reference, not the product).
+#[test]
+#[ignore = "needs root"]
+fn keepalived_under_the_same_load_for_comparison() {
+    use crate::util::host::{Host, Lan};
+    let secs: u64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    assert!(
+        std::path::Path::new("/usr/sbin/keepalived").exists(),
+        "apt-get install keepalived"
+    );
+    let scratch = crate::util::agent::world_readable_tempdir();
+    let lan = Lan::new(1);
+    let hosts: Vec<Host> = (1..=2).map(|i| Host::new(&format!("k{i}"))).collect();
+    let mut daemons = vec![];
+    for (i, host) in hosts.iter().enumerate() {
+        let (me, peer) = (i + 1, 2 - i);
+        lan.attach(host, "eth0", Some(&format!("198.18.1.{me}/24")));
+        let (state, prio) = if me == 1 {
+            ("MASTER", 150)
+        } else {
+            ("BACKUP", 100)
+        };
+        let conf = scratch.path().join(format!("k{me}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n router_id k{me}\n vrrp_version 3\n vrrp_garp_master_delay 0\n}}\n\
+                 vrrp_instance VI_1 {{\n state {state}\n interface eth0\n virtual_router_id 51\n priority {prio}\n advert_int 0.01\n\
+                 unicast_src_ip 198.18.1.{me}\n unicast_peer {{\n  198.18.1.{peer}\n }}\n virtual_ipaddress {{\n  {VIP}/24 dev eth0\n }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        daemons.push(
+            host.spawn(
+                host.command("/usr/sbin/keepalived")
+                    .args(["-n", "-l", "-D", "-G", "-P", "-f"])
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            ),
+        );
+    }
+    let pids: Vec<u32> = hosts.iter().map(|h| h.pid()).collect();
+    crate::util::host::wait_for(
+        "keepalived's VIP on k1",
+        Duration::from_secs(15),
+        Duration::from_millis(10),
+        || crate::util::hb_cluster::has_local_address(pids[0], VIP).then_some(()),
+    );
+    let _load = load(scratch.path());
+    let t0 = Instant::now();
+    let (mut samples, mut backup_held, mut transitions, mut was) = (0u64, 0u64, 0u64, false);
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let on_backup = crate::util::hb_cluster::has_local_address(pids[1], VIP);
+        samples += 1;
+        backup_held += u64::from(on_backup);
+        transitions += u64::from(on_backup && !was);
+        was = on_backup;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "keepalived soak {secs} s at advert 0.01 s, same load: the backup took the VIP {transitions} times \
+         ({backup_held} of {samples} samples every 10 ms)"
+    );
+    drop(daemons);
+}
