@@ -392,6 +392,13 @@ impl Compat {
                     }
                     None => false,
                 };
+                // A partial update (no `rtype=full`: the takeover script's) adds to what
+                // was held, as Heartbeat reads it; "none" is always all of it.
+                let bits = match (msg.get("rtype"), peer.resources) {
+                    (Some("full"), _) | (_, None) => bits,
+                    (_, Some(_)) if bits == 0 => 0,
+                    (_, Some((before, _))) => bits | before,
+                };
                 peer.resources = Some((bits, stable));
                 // Holding the group again (it took it back): a candidate like any other.
                 if bits & wanted != 0 {

@@ -64,7 +64,12 @@ fn rsc_hold_means_the_group_relative_to_the_sender() {
     let mut c = Compat::new("n2", &nodes(), "n1");
     c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     let res = |hold: &str, stable: &str| {
-        msg(&[("t", "resource"), ("rsc_hold", hold), ("isstable", stable)])
+        msg(&[
+            ("t", "resource"),
+            ("rsc_hold", hold),
+            ("rtype", "full"),
+            ("isstable", stable),
+        ])
     };
     // n1 is the preferred node: "local" is the group.
     c.observe("n1", &res("local", "1"), SEQ, false, Holding::None, true);
@@ -132,7 +137,12 @@ fn we_advertise_like_heartbeat_and_only_on_change() {
 fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     let mut c = Compat::new("n2", &nodes(), "n1");
     c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
-    let res = msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]);
+    let res = msg(&[
+        ("t", "resource"),
+        ("rsc_hold", "local"),
+        ("rtype", "full"),
+        ("isstable", "1"),
+    ]);
     c.observe("n1", &res, SEQ, false, Holding::None, true);
     c.outbox.clear();
     let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
@@ -141,6 +151,7 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     let standby = msg(&[
         ("t", "resource"),
         ("rsc_hold", "none"),
+        ("rtype", "full"),
         ("isstable", "0"),
         ("info", "standby"),
     ]);
@@ -163,7 +174,12 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
     // Later it takes the group back (our standby): it holds it again, not aside any more.
     c.observe(
         "n1",
-        &msg(&[("t", "resource"), ("rsc_hold", "all"), ("isstable", "1")]),
+        &msg(&[
+            ("t", "resource"),
+            ("rsc_hold", "all"),
+            ("rtype", "full"),
+            ("isstable", "1"),
+        ]),
         SEQ,
         false,
         Holding::Standby,
@@ -216,7 +232,12 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
     c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
     c.observe(
         "n1",
-        &msg(&[("t", "resource"), ("rsc_hold", "local"), ("isstable", "1")]),
+        &msg(&[
+            ("t", "resource"),
+            ("rsc_hold", "local"),
+            ("rtype", "full"),
+            ("isstable", "1"),
+        ]),
         SEQ,
         false,
         Holding::None,
@@ -227,6 +248,7 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
         &msg(&[
             ("t", "resource"),
             ("rsc_hold", "none"),
+            ("rtype", "full"),
             ("isstable", "0"),
             ("info", "shutdown"),
         ]),
@@ -353,7 +375,14 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
     }
     assert_eq!(c.next_request(), None);
     // A late resource message does not undo a newer one.
-    let res = |hold: &str| msg(&[("t", "resource"), ("rsc_hold", hold), ("isstable", "1")]);
+    let res = |hold: &str| {
+        msg(&[
+            ("t", "resource"),
+            ("rsc_hold", hold),
+            ("rtype", "full"),
+            ("isstable", "1"),
+        ])
+    };
     c.observe("n1", &res("local"), 20, false, Holding::None, true);
     c.observe("n1", &res("none"), 18, false, Holding::None, true);
     assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
@@ -389,4 +418,34 @@ fn no_acknowledgement_past_a_gap() {
     assert!(c.resent("n1", 18));
     c.acknowledge("n1", 30);
     assert_eq!(c.outbox.len(), 1);
+}
+
+#[test]
+fn a_partial_resource_update_adds_to_what_was_held() {
+    // n1 is preferred: "local" is the group; the takeover script's partial "foreign" after
+    // a full "local" means both, not "foreign only".
+    let mut c = Compat::new("n2", &nodes(), "n1");
+    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let full = msg(&[
+        ("t", "resource"),
+        ("rsc_hold", "local"),
+        ("rtype", "full"),
+        ("isstable", "1"),
+    ]);
+    c.observe("n1", &full, 2, false, Holding::None, true);
+    let partial = msg(&[
+        ("t", "resource"),
+        ("rsc_hold", "foreign"),
+        ("info", "mach_down"),
+    ]);
+    c.observe("n1", &partial, 3, false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    let full_none = msg(&[
+        ("t", "resource"),
+        ("rsc_hold", "none"),
+        ("rtype", "full"),
+        ("isstable", "1"),
+    ]);
+    c.observe("n1", &full_none, 4, false, Holding::None, true);
+    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
 }
