@@ -13,7 +13,8 @@ use crate::util::host::{Host, Lan, wait_for};
 /// A fence command for the test world: "powers off" the named node as far as it goes here
 /// (flushes its addresses, takes its link down, SIGKILLs every process in its network
 /// namespace but the host's anchor), found by the anchor pid the test wrote to `map`; logs
-/// each call to `log`. `fail` existing makes it fail instead.
+/// each call to `log`. `fail` existing makes it fail instead (after the seconds written in
+/// it, if any).
 struct Fence {
     dir: tempfile::TempDir,
 }
@@ -25,7 +26,7 @@ impl Fence {
             r#"#!/bin/sh
 set -u
 dir={dir}
-[ -e "$dir/fail" ] && {{ echo "fence: told to fail" >&2; exit 1; }}
+[ -e "$dir/fail" ] && {{ s=$(cat "$dir/fail"); sleep "${{s:-0}}"; echo "fence: told to fail" >&2; exit 1; }}
 pid=$(awk -v n="$1" '$1 == n {{ print $2 }}' "$dir/map")
 [ -n "$pid" ] || {{ echo "fence: unknown node $1" >&2; exit 1; }}
 nsenter -t "$pid" -n sh -c 'ip addr flush dev eth0; ip link set eth0 down'
@@ -68,11 +69,18 @@ exit 0
     }
 
     fn set_failing(&self, failing: bool) {
+        self.set_failing_after(failing.then_some(0));
+    }
+
+    /// Fail after this many seconds (`None`: work again).
+    fn set_failing_after(&self, secs: Option<u32>) {
         let flag = self.dir.path().join("fail");
-        if failing {
-            std::fs::write(flag, "").unwrap();
-        } else {
-            let _ = std::fs::remove_file(flag);
+        match secs {
+            Some(0) => std::fs::write(flag, "").unwrap(),
+            Some(s) => std::fs::write(flag, s.to_string()).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(flag);
+            }
         }
     }
 }
@@ -141,11 +149,35 @@ fn a_cut_link_is_fenced_and_a_failing_fence_blocks_the_takeover_until_it_works()
     let fence = Fence::new();
     let c = fenced_cluster(&fence, &format!("n1 IPaddr2::{VIP}/24/eth0\n"), "");
     c.wait_vip_on(0, Duration::from_secs(15));
-    fence.set_failing(true);
+    // Each attempt takes a second, then fails.
+    fence.set_failing_after(Some(1));
     let sampler = Sampler::start(anchors(&c), VIP, Duration::from_millis(10));
     c.hosts[0].sh_ok("ip link set eth0 down");
-    // n2 sees n1 dead but cannot fence it: no takeover, however long.
-    std::thread::sleep(Duration::from_millis(2500));
+    // n2 sees n1 dead but cannot fence it: no takeover, however long; and it waits for the
+    // fence without spinning (a spent retry time once woke its loop at once, again and
+    // again, while the next attempt ran).
+    let n2 = c.daemons[1].as_ref().unwrap().pid();
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after_comm = stat.rsplit(") ").next().unwrap_or("");
+        let f: Vec<u64> = after_comm
+            .split(' ')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // utime and stime: fields 14 and 15 of stat, 12th and 13th after "(comm) S".
+        f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu(n2);
+    std::thread::sleep(Duration::from_millis(3000));
+    let ticks = cpu(n2) - before;
+    eprintln!("n2's daemon: {ticks} ticks of CPU in 3 s of failing fences");
+    // Clock ticks are 1/100 s. Measured: 1 tick; 41 with the spin (a spinning loop between
+    // attempts, idle while the next one was not due).
+    assert!(
+        ticks < 15,
+        "n2's daemon used {ticks} ticks of CPU in 3 s while fencing failed"
+    );
     assert!(!c.has(1, VIP), "n2 took over without a successful fence");
     assert!(
         log_of(&c, 1).contains("fencing n1 failed"),

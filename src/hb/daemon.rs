@@ -879,6 +879,9 @@ impl Daemon {
                 }
             ),
         );
+        // The retry time is spent: left in the past it would wake the loop at once, again
+        // and again, while the fence runs (a spin at SCHED_RR).
+        self.next_fence_attempt = None;
         self.busy = true;
         self.worker
             .fence(ha.fence_command.clone(), node, ha.fence_timeout);
