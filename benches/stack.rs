@@ -14,7 +14,7 @@
 //! next failover goes the other way. Each stack runs at its defaults (2 s / 30 s) and at its
 //! fastest stable setting; the median, range and count, the ratios, and ferroha's downtime by
 //! phase (from the survivor's log) are printed, with milestones seen from outside the nodes
-//! for both stacks (DRBD Primary, mounted, mariadbd running, VIP, first commit).
+//! for both stacks (DRBD Primary, mounted, mariadbd's pid file, VIP, first commit).
 //!
 //! Run as root: `make bench`, or `cargo bench --bench stack`.
 //! - `BENCH_STACK_RUNS`: failovers per configuration (default 10).
@@ -289,7 +289,8 @@ impl Drop for Client {
 struct Failover {
     /// Client-visible downtime (ms).
     downtime: f64,
-    /// Seen from outside, on the survivor: DRBD Primary, mounted, mariadbd running, VIP.
+    /// Seen from outside, on the survivor: DRBD Primary, mounted, mariadbd's pid file naming
+    /// a live mariadbd (written late in its start-up, after InnoDB's recovery), VIP.
     primary: Option<f64>,
     mounted: Option<f64>,
     mysqld: Option<f64>,
@@ -368,6 +369,7 @@ fn ferroha_phases(
     let fenced = fenced.unwrap_or(dead);
     let agents: f64 = starts.iter().map(|x| x.2).sum();
     let mut phases = vec![
+        // Negative when the last commit was acknowledged while the kill ran.
         ("last commit → kill", -last_before),
         ("detection", dead),
         ("fencing", fenced - dead),
@@ -446,7 +448,12 @@ fn measure(config: Config, runs: usize) -> (Vec<Failover>, (usize, usize), Strin
         let (last, first) = client.outage(kill, vip_at);
         f.downtime = ms(first.duration_since(last));
         f.first_commit = ms(first.duration_since(kill));
-        let last_before = -ms(kill.saturating_duration_since(last));
+        // Negative when the dying node acknowledged a commit while the kill was running.
+        let last_before = if last <= kill {
+            -ms(kill.duration_since(last))
+        } else {
+            ms(last.duration_since(kill))
+        };
         if let Subject::Ferroha(s) = &subject {
             f.phases = ferroha_phases(s, survivor, wall_kill, last_before, f.first_commit);
         }
