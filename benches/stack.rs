@@ -156,6 +156,24 @@ impl Subject {
             let _ = std::fs::copy(from, dir.join(format!("n{}.log", i + 1)));
         }
     }
+    /// The last lines of both nodes' logs, on stderr (after a failover that did not complete).
+    fn print_log_tails(&self) {
+        for i in 0..2 {
+            let text = match self {
+                Subject::Ferroha(s) => s
+                    .node_log(i)
+                    .into_iter()
+                    .map(|(_, l)| l + "\n")
+                    .collect::<String>(),
+                Subject::Heartbeat(s) => s.log(i),
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("---- n{} log (last 40 lines) ----", i + 1);
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{l}");
+            }
+        }
+    }
     /// Every log line saying a peer is dead, and every late-heartbeat warning, both nodes.
     fn deaths_and_late(&self) -> (usize, usize) {
         let text: String = match self {
@@ -380,93 +398,52 @@ fn ferroha_phases(
     phases
 }
 
-/// `runs` failovers of one configuration on one stack.
-fn measure(config: Config, runs: usize) -> (Vec<Failover>, (usize, usize), String) {
+/// What one configuration measured.
+struct Measured {
+    failovers: Vec<Failover>,
+    /// Peers declared dead beyond one per crash.
+    false_deaths: usize,
+    /// Late-heartbeat warnings.
+    late: usize,
+    /// The machine's load before and after.
+    load: String,
+    /// Why the failover after the last measured one did not complete, if one did not.
+    failed: Option<String>,
+}
+
+/// `runs` failovers of one configuration on one stack; a failover that does not complete
+/// within [`BOUND`] ends the configuration and is reported.
+fn measure(config: Config, runs: usize) -> Measured {
     let load_before = loadavg();
     let mut subject = Subject::start(config);
-    let anchors = subject.anchors();
     let client = Client::start(subject.client_pid());
     client.wait_ack_after(Instant::now(), BOUND);
-    let mnt = subject.mnt().display().to_string();
-    let state = subject.sim_state();
     let mut seed = 0x9e37_79b9u64;
-    let mut results = vec![];
+    let mut failovers = vec![];
+    let mut failed = None;
     let (deaths_before, _) = subject.deaths_and_late();
     for run in 0..runs {
-        let active = (0..2)
-            .find(|&i| has_local_address(anchors[i], VIP))
-            .expect("a node holds the VIP");
-        let survivor = 1 - active;
-        // The client writing, then a random phase within one keepalive, so that kills do not
-        // always hit the same point of the heartbeat cycle.
-        client.wait_ack_after(Instant::now(), BOUND);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(seed % config.keepalive_ms().max(1)));
-        let wall_kill = SystemTime::now();
-        let kill = Instant::now();
-        subject.power_off(active);
-        // Milestones on the survivor, sampled from outside every 2 ms.
-        let mut f = Failover::default();
-        let letter = ["a", "b"][survivor];
-        let anchor = anchors[survivor];
-        let mut vip_at: Option<Instant> = None;
-        let vip_at = wait_for(
-            &format!("{VIP} on n{} and a commit (failover {run})", survivor + 1),
-            BOUND,
-            Duration::from_millis(2),
-            || {
-                let t = ms(kill.elapsed());
-                if f.primary.is_none()
-                    && std::fs::read_to_string(&state)
-                        .is_ok_and(|s| s.contains(&format!("{letter}.role=Primary")))
-                {
-                    f.primary = Some(t);
-                }
-                if f.mounted.is_none()
-                    && std::fs::read_to_string(format!("/proc/{anchor}/mounts"))
-                        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(&mnt)))
-                {
-                    f.mounted = Some(t);
-                }
-                if f.mysqld.is_none()
-                    && std::fs::read_to_string(format!("/proc/{anchor}/root/run/mysqld/mysqld.pid"))
-                        .is_ok_and(|p| is_mariadbd(&p))
-                {
-                    f.mysqld = Some(t);
-                }
-                if vip_at.is_none() && has_local_address(anchor, VIP) {
-                    vip_at = Some(Instant::now());
-                }
-                // Until a commit after the VIP moved (Heartbeat's group raises the VIP before
-                // MySQL, ferroha's after).
-                vip_at.filter(|v| client.last_ack().is_some_and(|t| t > *v))
-            },
-        );
-        f.vip = Some(ms(vip_at.duration_since(kill)));
-        let (last, first) = client.outage(kill, vip_at);
-        f.downtime = ms(first.duration_since(last));
-        f.first_commit = ms(first.duration_since(kill));
-        // Negative when the dying node acknowledged a commit while the kill was running.
-        let last_before = if last <= kill {
-            -ms(kill.duration_since(last))
-        } else {
-            ms(last.duration_since(kill))
-        };
-        if let Subject::Ferroha(s) = &subject {
-            f.phases = ferroha_phases(s, survivor, wall_kill, last_before, f.first_commit);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let (f, active) = failover(&subject, &client, config, run, seed);
+            subject.power_on(active);
+            f
+        }));
+        match result {
+            Ok(f) => failovers.push(f),
+            Err(e) => {
+                failed = Some(
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                );
+                subject.print_log_tails();
+                break;
+            }
         }
-        eprintln!(
-            "  {}: failover {} n{} → n{}: {:.0} ms",
-            config.name(),
-            run + 1,
-            active + 1,
-            survivor + 1,
-            f.downtime
-        );
-        results.push(f);
-        subject.power_on(active);
         std::thread::sleep(Duration::from_millis(500));
     }
     let (deaths, late) = subject.deaths_and_late();
@@ -474,14 +451,102 @@ fn measure(config: Config, runs: usize) -> (Vec<Failover>, (usize, usize), Strin
         subject.keep_logs(&Path::new(&dir).join(config.name().replace([' ', ',', '/'], "_")));
     }
     // Each crash is one "is dead" on the survivor; anything more is a false failover.
-    let false_deaths = (deaths - deaths_before).saturating_sub(runs);
+    let crashes = failovers.len() + usize::from(failed.is_some());
+    let false_deaths = (deaths - deaths_before).saturating_sub(crashes);
     drop(client);
     drop(subject);
-    (
-        results,
-        (false_deaths, late),
-        format!("load {load_before} → {}", loadavg()),
-    )
+    Measured {
+        failovers,
+        false_deaths,
+        late,
+        load: format!("{load_before} → {}", loadavg()),
+        failed,
+    }
+}
+
+/// One failover: the active node powered off at a random phase within one keepalive, until
+/// the client commits again through the VIP on the survivor; (what it measured, the node
+/// that was powered off).
+fn failover(
+    subject: &Subject,
+    client: &Client,
+    config: Config,
+    run: usize,
+    seed: u64,
+) -> (Failover, usize) {
+    let anchors = subject.anchors();
+    let mnt = subject.mnt().display().to_string();
+    let state = subject.sim_state();
+    let active = (0..2)
+        .find(|&i| has_local_address(anchors[i], VIP))
+        .expect("a node holds the VIP");
+    let survivor = 1 - active;
+    // The client writing, then a random phase within one keepalive, so that kills do not
+    // always hit the same point of the heartbeat cycle.
+    client.wait_ack_after(Instant::now(), BOUND);
+    std::thread::sleep(Duration::from_millis(seed % config.keepalive_ms().max(1)));
+    let wall_kill = SystemTime::now();
+    let kill = Instant::now();
+    subject.power_off(active);
+    // Milestones on the survivor, sampled from outside every 2 ms.
+    let mut f = Failover::default();
+    let letter = ["a", "b"][survivor];
+    let anchor = anchors[survivor];
+    let mut vip_at: Option<Instant> = None;
+    let vip_at = wait_for(
+        &format!("{VIP} on n{} and a commit (failover {run})", survivor + 1),
+        BOUND,
+        Duration::from_millis(2),
+        || {
+            let t = ms(kill.elapsed());
+            if f.primary.is_none()
+                && std::fs::read_to_string(&state)
+                    .is_ok_and(|s| s.contains(&format!("{letter}.role=Primary")))
+            {
+                f.primary = Some(t);
+            }
+            if f.mounted.is_none()
+                && std::fs::read_to_string(format!("/proc/{anchor}/mounts"))
+                    .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(&mnt)))
+            {
+                f.mounted = Some(t);
+            }
+            if f.mysqld.is_none()
+                && std::fs::read_to_string(format!("/proc/{anchor}/root/run/mysqld/mysqld.pid"))
+                    .is_ok_and(|p| is_mariadbd(&p))
+            {
+                f.mysqld = Some(t);
+            }
+            if vip_at.is_none() && has_local_address(anchor, VIP) {
+                vip_at = Some(Instant::now());
+            }
+            // Until a commit after the VIP moved (Heartbeat's group raises the VIP before
+            // MySQL, ferroha's after).
+            vip_at.filter(|v| client.last_ack().is_some_and(|t| t > *v))
+        },
+    );
+    f.vip = Some(ms(vip_at.duration_since(kill)));
+    let (last, first) = client.outage(kill, vip_at);
+    f.downtime = ms(first.duration_since(last));
+    f.first_commit = ms(first.duration_since(kill));
+    // Negative when the dying node acknowledged a commit while the kill was running.
+    let last_before = if last <= kill {
+        -ms(kill.duration_since(last))
+    } else {
+        ms(last.duration_since(kill))
+    };
+    if let Subject::Ferroha(s) = subject {
+        f.phases = ferroha_phases(s, survivor, wall_kill, last_before, f.first_commit);
+    }
+    eprintln!(
+        "  {}: failover {} n{} → n{}: {:.0} ms",
+        config.name(),
+        run + 1,
+        active + 1,
+        survivor + 1,
+        f.downtime
+    );
+    (f, active)
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -558,69 +623,99 @@ fn main() {
             Err(_) => println!("{}: FAILED (see stderr)", config.name()),
         }
     }
-    print_report(&rows, runs);
+    print_report(&rows);
 }
 
-type Row = (Config, (Vec<Failover>, (usize, usize), String));
+type Row = (Config, Measured);
 
-fn print_report(rows: &[Row], runs: usize) {
+fn print_report(rows: &[Row]) {
     println!(
-        "{:<34} {:>9} {:>17} {:>3} {:>6} {:>5}   machine load (1/5/15 min) before → after",
-        "configuration", "median", "min-max", "n", "false", "late"
+        "{:<34} {:>9} {:>17} {:>3} {:>6} {:>5} {:>7}   machine load (1/5/15 min) before → after",
+        "configuration", "median", "min-max", "n", "false", "late", "failed"
     );
     let mut medians: BTreeMap<String, f64> = BTreeMap::new();
-    for (config, (results, (false_deaths, late), load)) in rows {
-        let d: Vec<f64> = results.iter().map(|f| f.downtime).collect();
+    for (config, m) in rows {
+        let d: Vec<f64> = m.failovers.iter().map(|f| f.downtime).collect();
+        if d.is_empty() {
+            println!("{:<34} no failover completed", config.name());
+            continue;
+        }
         let (min, max) = range(&d);
         println!(
-            "{:<34} {:>6.0} ms {:>8.0}-{:<6.0}ms {:>3} {:>6} {:>5}   {load}",
+            "{:<34} {:>6.0} ms {:>8.0}-{:<6.0}ms {:>3} {:>6} {:>5} {:>7}   {}",
             config.name(),
             median(&d),
             min,
             max,
             d.len(),
-            false_deaths,
-            late
+            m.false_deaths,
+            m.late,
+            usize::from(m.failed.is_some()),
+            m.load
         );
         medians.insert(config.name(), median(&d));
     }
     println!(
-        "(false: peers declared dead beyond the {runs} crashes; late: late-heartbeat warnings in \
-         both nodes' logs)"
+        "(false: peers declared dead beyond one per crash; late: late-heartbeat warnings in both \
+         nodes' logs; failed: a failover that did not complete within {} s, which ends the \
+         configuration's series)",
+        BOUND.as_secs()
     );
-    let pick = |pred: &dyn Fn(&Config) -> bool| {
-        rows.iter()
-            .find(|(c, _)| pred(c))
-            .map(|(c, _)| (c.name(), medians[&c.name()]))
-    };
-    // The fastest hb-monitor setting without a false death in this run.
-    let fast_ours = rows
+    for (config, m) in rows {
+        if let Some(why) = &m.failed {
+            println!(
+                "{}: failover {} did not complete: {why}",
+                config.name(),
+                m.failovers.len() + 1
+            );
+        }
+    }
+    let median_of = |c: &Config| medians.get(&c.name()).copied();
+    let theirs_fast = rows
         .iter()
-        .filter(|(c, (_, (false_deaths, _), _))| {
-            matches!(c, Config::Ferroha(k, _) if *k < 2000) && *false_deaths == 0
-        })
-        .min_by_key(|(c, _)| match c {
-            Config::Ferroha(_, d) | Config::Heartbeat(_, d, _) => *d,
-        })
-        .map(|(c, _)| (c.name(), medians[&c.name()]));
-    let fast_theirs = pick(&|c| matches!(c, Config::Heartbeat(k, _, _) if *k < 2000));
-    let def_ours = pick(&|c| matches!(c, Config::Ferroha(2000, _)));
-    let def_theirs = pick(&|c| matches!(c, Config::Heartbeat(2000, _, _)));
+        .find(|(c, _)| matches!(c, Config::Heartbeat(k, _, _) if *k < 2000))
+        .and_then(|(c, _)| Some((c.name(), median_of(c)?)));
+    let theirs_def = rows
+        .iter()
+        .find(|(c, _)| matches!(c, Config::Heartbeat(2000, _, _)))
+        .and_then(|(c, _)| Some((c.name(), median_of(c)?)));
     println!();
-    if let (Some((o, a)), Some((t, b))) = (&fast_ours, &fast_theirs) {
-        println!("fastest stable: {t} / {o} = {:.2}x", b / a);
+    // Every fast hb-monitor setting against Heartbeat's fastest, and the defaults.
+    for (c, m) in rows {
+        let Config::Ferroha(k, _) = c else { continue };
+        let Some(ours) = median_of(c) else { continue };
+        let theirs = if *k < 2000 { &theirs_fast } else { &theirs_def };
+        if let Some((t, b)) = theirs {
+            println!(
+                "ratio {t} / {}: {:.2}x{}",
+                c.name(),
+                b / ours,
+                if m.false_deaths > 0 || m.failed.is_some() {
+                    " (not stable in this run)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
-    if let (Some((o, a)), Some((t, b))) = (&def_ours, &def_theirs) {
-        println!("defaults:       {t} / {o} = {:.2}x", b / a);
-    }
-    if let Some((_, a)) = &fast_ours {
+    // The targets, for the fast hb-monitor setting that did best without a false death.
+    let best = rows
+        .iter()
+        .filter(|(c, m)| {
+            matches!(c, Config::Ferroha(k, _) if *k < 2000)
+                && m.false_deaths == 0
+                && m.failed.is_none()
+        })
+        .filter_map(|(c, _)| Some((c.name(), median_of(c)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((name, a)) = &best {
         println!(
-            "target ferroha <= 500 ms median at its fastest stable setting: {} ({a:.0} ms)",
+            "target: ferroha <= 500 ms median at its fastest stable setting: {} ({name}: {a:.0} ms)",
             if *a <= 500.0 { "met" } else { "MISSED" }
         );
-        if let Some((_, b)) = &fast_theirs {
+        if let Some((_, b)) = &theirs_fast {
             println!(
-                "target >= 2x better than Heartbeat at its fastest stable setting: {} ({:.2}x)",
+                "target: >= 2x better than Heartbeat at its fastest stable setting: {} ({:.2}x)",
                 if b / a >= 2.0 { "met" } else { "MISSED" },
                 b / a
             );
@@ -632,7 +727,11 @@ fn print_report(rows: &[Row], runs: usize) {
          ferroha fences before it takes over, and that time is counted."
     );
 
-    for (config, (results, _, _)) in rows {
+    for (config, m) in rows {
+        let results = &m.failovers;
+        if results.is_empty() {
+            continue;
+        }
         println!(
             "\n{}: milestones on the survivor, ms after the kill, median (min-max)",
             config.name()
@@ -654,7 +753,7 @@ fn print_report(rows: &[Row], runs: usize) {
             results.iter().filter_map(|f| f.mounted).collect(),
         );
         show(
-            "mariadbd running",
+            "mariadbd pid file",
             results.iter().filter_map(|f| f.mysqld).collect(),
         );
         show("VIP up", results.iter().filter_map(|f| f.vip).collect());

@@ -257,7 +257,8 @@ impl HeartbeatStack {
     }
 
     /// Powers node `i` on: link and address back, DRBD up (resyncs from the peer), Heartbeat
-    /// started; returns once both daemons see each other and the node holds nothing.
+    /// started; returns once both daemons see each other, the node holds nothing and the
+    /// peer everything (`cl_status`).
     pub fn power_on(&self, i: usize) {
         self.hosts[i].sh_ok(&format!(
             "ip link set eth0 up; ip addr add 198.18.1.{}/24 dev eth0 2>/dev/null; true",
@@ -280,7 +281,9 @@ impl HeartbeatStack {
                 let mine = self.cl_status(i, &format!("nodestatus {peer}"));
                 let theirs = self.cl_status(1 - i, &format!("nodestatus {me}"));
                 let rsc = self.cl_status(i, "rscstatus");
-                (mine == "active" && theirs == "active" && rsc == "none").then_some(())
+                let holder = self.cl_status(1 - i, "rscstatus");
+                (mine == "active" && theirs == "active" && rsc == "none" && holder == "all")
+                    .then_some(())
             },
         );
     }
