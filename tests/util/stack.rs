@@ -92,7 +92,13 @@ pub struct Stack {
 
 impl Stack {
     /// Builds and starts the stack; returns once MySQL answers through the VIP on n1.
+    /// Heartbeats every 50 ms, deadtime 300 ms.
     pub fn new() -> Stack {
+        Stack::with_timing("50ms", "300ms", "5")
+    }
+
+    /// As [`Stack::new`] with these `keepalive`, `deadtime` and `initdead` (ha.cf syntax).
+    pub fn with_timing(keepalive: &str, deadtime: &str, initdead: &str) -> Stack {
         let dir = crate::util::agent::world_readable_tempdir();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
@@ -143,11 +149,13 @@ impl Stack {
             2,
             &haresources,
             &format!(
-                "auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\nlogfile {}/{{node}}.log\n",
+                // Later lines win: these replace the cluster's default keepalive and initdead.
+                "keepalive {keepalive}\ninitdead {initdead}\n\
+                 auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\nlogfile {}/{{node}}.log\n",
                 fence.display(),
                 dir.path().display()
             ),
-            "300ms",
+            deadtime,
             |_| {},
         );
         let map: String = cluster
@@ -460,8 +468,10 @@ impl Drop for Stack {
 
 /// The fence command (and the test's own "power off"): SIGKILL of every process in the node's
 /// network namespace but its anchor, its addresses flushed and link down, the filesystem
-/// unmounted in its mount namespace, its simulated DRBD crashed.
-fn write_fence_script(path: &Path, dir: &Path, mnt: &Path, sim: &DrbdSim) {
+/// unmounted in its mount namespace, its simulated DRBD crashed. `<dir>/map` lists each
+/// node's name and anchor pid (`n1 <pid>` lines); the node's letter is `a` for n1, `b` for n2.
+/// (`benches/stack.rs` kills Heartbeat's nodes with the same script.)
+pub fn write_fence_script(path: &Path, dir: &Path, mnt: &Path, sim: &DrbdSim) {
     let script = format!(
         r#"#!/bin/sh
 set -u
