@@ -255,6 +255,9 @@ struct Seen {
     samples: u64,
     /// (ms since the sampler started, what, nodes) at every sample where two nodes had it.
     doubles: Vec<(u128, &'static str, Vec<usize>)>,
+    /// Samples in which one node was DRBD Primary, mounted, running MySQL, holding the VIP
+    /// (each must be seen, or the sampler would prove nothing).
+    single: [u64; 4],
     /// Stretches with no node holding the VIP: (start, length).
     vip_gaps: Vec<(Instant, Duration)>,
     elapsed: Duration,
@@ -283,9 +286,12 @@ fn spawn_sampler(
             seen.samples += 1;
             for (k, name) in what.iter().enumerate() {
                 let nodes: Vec<usize> = (0..2).filter(|&i| states[i][k]).collect();
-                if nodes.len() > 1 {
-                    seen.doubles
-                        .push((start.elapsed().as_millis(), name, nodes.clone()));
+                match nodes.len() {
+                    0 => {}
+                    1 => seen.single[k] += 1,
+                    _ => seen
+                        .doubles
+                        .push((start.elapsed().as_millis(), name, nodes.clone())),
                 }
             }
             let vip_holders = states.iter().filter(|s| s[3]).count();
@@ -516,7 +522,7 @@ fn rolling_migration_of_the_mysql_on_drbd_group_loses_no_commit() {
     }
     eprintln!(
         "VIP gaps {:?} ms; {} samples in {} ms (one every {:.1} ms) of DRBD Primary, mounted, \
-         MySQL running, VIP: {} with two nodes; migration {} ms; commits acknowledged {}, \
+         MySQL running, VIP: {} with two nodes (on one node: {:?}); migration {} ms; commits acknowledged {}, \
          failed attempts {} (last: {}), rows {}, lost {}; wall {} ms",
         seen.vip_gaps
             .iter()
@@ -526,6 +532,7 @@ fn rolling_migration_of_the_mysql_on_drbd_group_loses_no_commit() {
         ms(seen.elapsed),
         seen.elapsed.as_secs_f64() * 1000.0 / seen.samples.max(1) as f64,
         seen.doubles.len(),
+        seen.single,
         ms(migration_took),
         log.acked.len(),
         log.errors,
@@ -535,6 +542,11 @@ fn rolling_migration_of_the_mysql_on_drbd_group_loses_no_commit() {
         ms(w.t0.elapsed()),
     );
 
+    assert!(
+        seen.single.iter().all(|n| *n > 0),
+        "the sampler never saw one of DRBD Primary, mounted, MySQL, VIP: {:?}",
+        seen.single
+    );
     assert!(
         seen.doubles.is_empty(),
         "two nodes at once: {:?}",
