@@ -76,7 +76,7 @@ soak: deps
 	$(CARGO) test --locked --features soak --release --test integration hb_soak -- --include-ignored --nocapture --test-threads=1
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack
 
 # The main job: MySQL on DRBD failing over under load on this machine (examples/demo.rs,
 # built on the test harness), with a readable timeline; leaves nothing behind.

@@ -9,6 +9,7 @@ mod fs_agent;
 mod harness;
 mod hb_check;
 mod hb_compat;
+mod hb_compat_stack;
 mod hb_group;
 mod hb_membership;
 mod hb_safety;

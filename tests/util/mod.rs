@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod drbd_sim;
 pub mod hb_cluster;
+pub mod hb_mixed;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;

@@ -39,8 +39,10 @@ pub struct Watch {
     pub doubles: Vec<(u128, &'static str, Vec<usize>)>,
 }
 
-/// One node's view from outside: (DRBD Primary, mounted, mysqld running, VIP).
-fn node_state(anchor: u32, mnt: &str, sim_state: &str, letter: &str) -> [bool; 4] {
+/// One node's view from outside: (DRBD Primary, mounted, mysqld running, VIP), for the node
+/// whose anchor is `anchor`, mount point `mnt`, simulated DRBD node `letter` in `sim_state`
+/// (the simulator's state file).
+pub fn node_state(anchor: u32, mnt: &str, sim_state: &str, letter: &str) -> [bool; 4] {
     let primary = sim_state.contains(&format!("{letter}.role=Primary"));
     let mounted = std::fs::read_to_string(format!("/proc/{anchor}/mounts"))
         .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(mnt)));
@@ -92,7 +94,13 @@ pub struct Stack {
 
 impl Stack {
     /// Builds and starts the stack; returns once MySQL answers through the VIP on n1.
+    /// Heartbeats every 50 ms, deadtime 300 ms.
     pub fn new() -> Stack {
+        Stack::with_timing("50ms", "300ms", "5")
+    }
+
+    /// As [`Stack::new`] with these `keepalive`, `deadtime` and `initdead` (ha.cf syntax).
+    pub fn with_timing(keepalive: &str, deadtime: &str, initdead: &str) -> Stack {
         let dir = crate::util::agent::world_readable_tempdir();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
@@ -143,11 +151,13 @@ impl Stack {
             2,
             &haresources,
             &format!(
-                "auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\nlogfile {}/{{node}}.log\n",
+                // Later lines win: these replace the cluster's default keepalive and initdead.
+                "keepalive {keepalive}\ninitdead {initdead}\n\
+                 auto_failback off\nfence_command {}\nfence_timeout 20\nmonitor_interval 1\nrestart_limit 5 600\nlogfile {}/{{node}}.log\n",
                 fence.display(),
                 dir.path().display()
             ),
-            "300ms",
+            deadtime,
             |_| {},
         );
         let map: String = cluster
@@ -220,61 +230,13 @@ impl Stack {
         self.cluster.wait_vip_on(i, within);
     }
 
-    /// Starts the client: inserts 1, 2, 3, … through the VIP from the client host, one
-    /// connection at a time, reconnecting after any error.
+    /// Starts the client ([`spawn_client`]).
     pub fn start_client(&mut self) {
-        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.client.pid())).unwrap();
-        let stop = self.client_stop.clone();
-        let log = self.client_log.clone();
-        self.client_thread = Some(std::thread::spawn(move || {
-            // This thread (only) joins the client host's network namespace.
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let opts: mysql::Opts = mysql::OptsBuilder::new()
-                .ip_or_hostname(Some(VIP))
-                .tcp_port(3306)
-                .user(Some("app"))
-                .pass(Some("app"))
-                .db_name(Some("ha"))
-                .tcp_connect_timeout(Some(Duration::from_millis(200)))
-                .read_timeout(Some(Duration::from_secs(2)))
-                .write_timeout(Some(Duration::from_secs(2)))
-                .prefer_socket(false)
-                .stmt_cache_size(0)
-                .into();
-            let mut next = 1u64;
-            let mut conn: Option<mysql::Conn> = None;
-            while !stop.load(Ordering::Relaxed) {
-                if conn.is_none() {
-                    match mysql::Conn::new(opts.clone()) {
-                        Ok(c) => conn = Some(c),
-                        Err(e) => {
-                            let mut l = log.lock().unwrap();
-                            l.errors += 1;
-                            l.last_error = e.to_string();
-                            drop(l);
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                    }
-                }
-                let c = conn.as_mut().unwrap();
-                match c.exec_drop("INSERT INTO t (id) VALUES (?)", (next,)) {
-                    Ok(()) => {
-                        log.lock().unwrap().acked.push((next, Instant::now()));
-                        next += 1;
-                    }
-                    Err(e) => {
-                        // Unknown outcome: the next attempt uses a new id, so a row that did
-                        // commit is never mistaken for one that did not.
-                        next += 1;
-                        let mut l = log.lock().unwrap();
-                        l.errors += 1;
-                        l.last_error = e.to_string();
-                        conn = None;
-                    }
-                }
-            }
-        }));
+        self.client_thread = Some(spawn_client(
+            &self.client,
+            self.client_stop.clone(),
+            self.client_log.clone(),
+        ));
     }
 
     /// Starts the sampler (every 10 ms).
@@ -458,10 +420,72 @@ impl Drop for Stack {
     }
 }
 
+/// The client: inserts 1, 2, 3, … into `ha.t` through the VIP from the client host (as
+/// `app`), one connection at a time, reconnecting after any error, until `stop`; every
+/// acknowledgement (and failure) goes to `log`.
+pub fn spawn_client(
+    client: &Host,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<ClientLog>>,
+) -> std::thread::JoinHandle<()> {
+    let netns = std::fs::File::open(format!("/proc/{}/ns/net", client.pid())).unwrap();
+    std::thread::spawn(move || {
+        // This thread (only) joins the client host's network namespace.
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let opts: mysql::Opts = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(VIP))
+            .tcp_port(3306)
+            .user(Some("app"))
+            .pass(Some("app"))
+            .db_name(Some("ha"))
+            .tcp_connect_timeout(Some(Duration::from_millis(200)))
+            .read_timeout(Some(Duration::from_secs(2)))
+            .write_timeout(Some(Duration::from_secs(2)))
+            .prefer_socket(false)
+            .stmt_cache_size(0)
+            .into();
+        let mut next = 1u64;
+        let mut conn: Option<mysql::Conn> = None;
+        while !stop.load(Ordering::Relaxed) {
+            if conn.is_none() {
+                match mysql::Conn::new(opts.clone()) {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        let mut l = log.lock().unwrap();
+                        l.errors += 1;
+                        l.last_error = e.to_string();
+                        drop(l);
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                }
+            }
+            let c = conn.as_mut().unwrap();
+            match c.exec_drop("INSERT INTO t (id) VALUES (?)", (next,)) {
+                Ok(()) => {
+                    log.lock().unwrap().acked.push((next, Instant::now()));
+                    next += 1;
+                }
+                Err(e) => {
+                    // Unknown outcome: the next attempt uses a new id, so a row that did
+                    // commit is never mistaken for one that did not.
+                    next += 1;
+                    let mut l = log.lock().unwrap();
+                    l.errors += 1;
+                    l.last_error = e.to_string();
+                    conn = None;
+                }
+            }
+        }
+    })
+}
+
 /// The fence command (and the test's own "power off"): SIGKILL of every process in the node's
 /// network namespace but its anchor, its addresses flushed and link down, the filesystem
-/// unmounted in its mount namespace, its simulated DRBD crashed.
-fn write_fence_script(path: &Path, dir: &Path, mnt: &Path, sim: &DrbdSim) {
+/// unmounted in its mount namespace, its simulated DRBD crashed. `<dir>/map` lists each
+/// node's name and anchor pid (`n1 <pid>` lines); the node's letter is `a` for n1, `b` for n2.
+/// (`benches/stack.rs` kills Heartbeat's nodes with the same script.)
+pub fn write_fence_script(path: &Path, dir: &Path, mnt: &Path, sim: &DrbdSim) {
     let script = format!(
         r#"#!/bin/sh
 set -u
