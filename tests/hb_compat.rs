@@ -428,16 +428,17 @@ fn an_orderly_hb_monitor_stop_hands_the_group_to_heartbeat_at_once() {
         gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
     );
     assert_eq!(doubles, 0);
-    assert!(
-        handed < Duration::from_millis(DEADTIME_MS),
-        "took {handed:?}: Heartbeat waited for deadtime"
-    );
+    // Heartbeat took over on hb-monitor's shutdown notice, not on its death (which it
+    // declares deadtime later, after hb-monitor has gone): the notice comes first in its log.
+    // (The time depends on Heartbeat's own takeover: 250-530 ms here, more under load.)
     let log = m.heartbeat_log(0);
-    assert!(
-        log[since..].contains("Received shutdown notice from 'n2'"),
-        "{}",
-        &log[since..]
-    );
+    let after = &log[since..];
+    let notice = after
+        .find("Received shutdown notice from 'n2'")
+        .unwrap_or_else(|| panic!("no shutdown notice received:\n{after}"));
+    let death = after.find("node n2: is dead").unwrap_or(usize::MAX);
+    assert!(notice < death, "Heartbeat waited for deadtime:\n{after}");
+    assert!(handed < Duration::from_secs(3), "took {handed:?}");
     let complaints = m.protocol_complaints(0, since);
     assert!(complaints.is_empty(), "{}", complaints.join("\n"));
 }
