@@ -22,7 +22,9 @@ script=$(readlink -f "$0")
 
 # The modules the guest loads (their dependencies are added below), in load order.
 MODULES="virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 drbd"
-PACKAGES="drbd-utils,iproute2,kmod,procps,e2fsprogs,util-linux,iputils-ping"
+# MariaDB's server and client cores only (no mariadb-server: its maintainer scripts would try to
+# start a server inside debootstrap's chroot); the mysql account is added below.
+PACKAGES="drbd-utils,iproute2,kmod,procps,e2fsprogs,util-linux,iputils-ping,mariadb-server-core,mariadb-client-core"
 
 if [ -z "${KERNEL_PKG:-}" ]; then
     KERNEL_PKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
@@ -98,6 +100,10 @@ cat >"$root/etc/drbd.d/global_common.conf" <<'EOF'
 global { usage-count no; }
 common { }
 EOF
+# The account MariaDB runs as (mariadb-server's postinst would have made it).
+grep -q '^mysql:' "$root/etc/group" || echo 'mysql:x:120:' >>"$root/etc/group"
+grep -q '^mysql:' "$root/etc/passwd" ||
+    echo 'mysql:x:120:120:MariaDB:/nonexistent:/usr/sbin/nologin' >>"$root/etc/passwd"
 cat >"$root/init" <<EOF
 #!/bin/sh
 # ferroha test guest: PID 1. Sets the machine up, then serves the control channel.
@@ -139,6 +145,13 @@ while [ -z "$port" ]; do
         [ "$(cat "$f" 2>/dev/null)" = ctl ] && port=/dev/${f#/sys/class/virtio-ports/} && port=${port%/name}
     done
     [ -n "$port" ] || sleep 0.1
+done
+# Every virtio-serial port by name, as udev would link it: /dev/virtio-ports/NAME.
+mkdir -p /dev/virtio-ports
+for f in /sys/class/virtio-ports/*/name; do
+    [ -e "$f" ] || continue
+    d=${f%/name}
+    ln -sf "/dev/${d##*/}" "/dev/virtio-ports/$(cat "$f")"
 done
 echo "init: ${node:-guest} ready, control channel $port"
 exec 3<>"$port"
