@@ -1228,10 +1228,14 @@ fn run_loop(
             return Ok(());
         }
         let mut wake = next_heartbeat.min(daemon.members.next_deadline(now));
-        for t in [daemon.next_monitor, daemon.next_fence_attempt]
-            .into_iter()
-            .flatten()
-        {
+        // A monitor only runs while the group is held and no job is under way: a due one
+        // must not wake the loop otherwise (after a standby it stayed due, and the loop spun
+        // at SCHED_RR, starving a one-CPU machine; the worker's pipe wakes the loop when its
+        // job ends).
+        let monitor = daemon
+            .next_monitor
+            .filter(|_| daemon.holding == Holding::Held && !daemon.busy);
+        for t in [monitor, daemon.next_fence_attempt].into_iter().flatten() {
             wake = wake.min(t.max(now));
         }
         let timeout = wake.saturating_duration_since(Instant::now());
