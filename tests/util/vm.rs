@@ -142,6 +142,8 @@ pub struct GuestConfig {
     pub ports: Vec<String>,
     /// Size of the sparse disk (`/dev/vda`) in MiB.
     pub disk_mib: u64,
+    /// What the disk holds at first (copied, then grown to `disk_mib`); zeros without.
+    pub disk_image: Option<PathBuf>,
     /// Host directory shared read-only as `/share`.
     pub share: PathBuf,
     /// Guest memory in MiB.
@@ -184,7 +186,21 @@ impl Guest {
             .prefix(&format!("ferroha-vm-{}-", config.name))
             .tempdir()
             .expect("temp dir for a guest");
-        fs::File::create(dir.path().join("disk.img"))
+        let disk = dir.path().join("disk.img");
+        if let Some(image) = &config.disk_image {
+            let out = Command::new("cp")
+                .arg("--sparse=always")
+                .arg(image)
+                .arg(&disk)
+                .output()
+                .expect("cp");
+            assert!(out.status.success(), "copying {}: {out:?}", image.display());
+        }
+        fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&disk)
             .and_then(|f| f.set_len(config.disk_mib << 20))
             .expect("sparse disk file");
         Guest {
@@ -278,9 +294,9 @@ impl Guest {
             .arg(format!("file={},format=raw,if=virtio", disk.display()))
             .arg("-netdev")
             .arg(match &c.link {
-                Link::Udp { port, peer_port } => format!(
-                    "socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{port}"
-                ),
+                Link::Udp { port, peer_port } => {
+                    format!("socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{port}")
+                }
                 Link::Tap { ifname, .. } => {
                     format!("tap,id=n0,ifname={ifname},script=no,downscript=no")
                 }
@@ -654,6 +670,8 @@ pub struct PairOptions {
     pub ports: Vec<String>,
     /// Disk size of each guest.
     pub disk_mib: u64,
+    /// Initial contents of both guests' disks (see [`GuestConfig::disk_image`]).
+    pub disk_image: Option<PathBuf>,
     /// The `net { }` options of `r0.res`.
     pub net_options: String,
     /// The `disk { }` options of `r0.res` (none by default).
@@ -668,6 +686,7 @@ impl Default for PairOptions {
             bridged: false,
             ports: vec![],
             disk_mib: DISK_MIB,
+            disk_image: None,
             net_options: "protocol C;\n    ping-int 2;\n    ping-timeout 10;".into(),
             disk_options: String::new(),
             files: vec![],
@@ -716,6 +735,7 @@ impl Pair {
             },
             ports: options.ports.clone(),
             disk_mib: options.disk_mib,
+            disk_image: options.disk_image.clone(),
             share: share.path().to_owned(),
             memory_mib: 768,
         };

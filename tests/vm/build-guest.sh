@@ -100,7 +100,8 @@ cat >"$root/etc/drbd.d/global_common.conf" <<'EOF'
 global { usage-count no; }
 common { }
 EOF
-# The account MariaDB runs as (mariadb-server's postinst would have made it).
+# The account MariaDB runs as (mariadb-server's postinst would have made it); tests that
+# prepare a datadir on the host give its files these ids (tests/stack_vm.rs, MYSQL_IDS).
 grep -q '^mysql:' "$root/etc/group" || echo 'mysql:x:120:' >>"$root/etc/group"
 grep -q '^mysql:' "$root/etc/passwd" ||
     echo 'mysql:x:120:120:MariaDB:/nonexistent:/usr/sbin/nologin' >>"$root/etc/passwd"
@@ -154,16 +155,28 @@ for f in /sys/class/virtio-ports/*/name; do
     ln -sf "/dev/${d##*/}" "/dev/virtio-ports/$(cat "$f")"
 done
 echo "init: ${node:-guest} ready, control channel $port"
-exec 3<>"$port"
-while :; do
-    # read fails at EOF, i.e. while no host end is connected: wait and read again.
-    while IFS=' ' read -r nonce secs b64 <&3; do
-        printf '%s' "$b64" | base64 -d >/tmp/.ctl-cmd 2>/dev/null
-        timeout -s KILL "$secs" sh /tmp/.ctl-cmd </dev/null >/tmp/.ctl-out 2>/tmp/.ctl-err
-        rc=$?
-        printf '%s %s %s %s\n' "$nonce" "$rc" "$(base64 -w0 </tmp/.ctl-out)" "$(base64 -w0 </tmp/.ctl-err)" >&3
+serve() {
+    exec 3<>"$port"
+    while :; do
+        # read fails at EOF, i.e. while no host end is connected: wait and read again.
+        while IFS=' ' read -r nonce secs b64 <&3; do
+            printf '%s' "$b64" | base64 -d >/tmp/.ctl-cmd 2>/dev/null
+            timeout -s KILL "$secs" sh /tmp/.ctl-cmd </dev/null >/tmp/.ctl-out 2>/tmp/.ctl-err
+            rc=$?
+            printf '%s %s %s %s\n' "$nonce" "$rc" "$(base64 -w0 </tmp/.ctl-out)" "$(base64 -w0 </tmp/.ctl-err)" >&3
+        done
+        sleep 0.2
     done
-    sleep 0.2
+}
+# PID 1 reaps orphans, as any init does: daemons started detached (a server an agent
+# launched, say) are re-parented here, and their zombies would otherwise stay until the
+# control channel happened to run a command (an agent's stop waits for its server's pid to
+# be gone). So the channel is served in the background and PID 1 waits, which reaps every
+# child that exits.
+serve &
+while :; do
+    wait
+    sleep 1
 done
 EOF
 chmod 0755 "$root/init"
