@@ -61,10 +61,11 @@ test: deps
 	$(CARGO) test --locked --features vm-tests -- --include-ignored
 
 # Only the real-DRBD tier: two QEMU guests from Debian's kernel (tests/vm/build-guest.sh
-# builds and caches the guest in target/vm; as root).
+# builds and caches the guest in target/vm; as root): DRBD and drbd-agent (drbd_vm), then the
+# whole stack's durability test on it (stack_vm).
 test-vm:
 	scripts/install-deps --vm
-	$(CARGO) test --locked --features vm-tests --test integration drbd_vm -- --include-ignored --test-threads=1
+	$(CARGO) test --locked --features vm-tests --test integration -- drbd_vm stack_vm --include-ignored --test-threads=1
 
 test-unit:
 	$(CARGO) test --locked

@@ -20,5 +20,7 @@ mod ocf_peers;
 mod pacemaker;
 mod readme;
 mod stack_durability;
+#[cfg(feature = "vm-tests")]
+mod stack_vm;
 mod util;
 mod vip_agent;

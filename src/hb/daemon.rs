@@ -1513,8 +1513,15 @@ fn run_loop(
             return Ok(());
         }
         let mut wake = next_heartbeat.min(daemon.members.next_deadline(now));
+        // A monitor only runs while the group is held and no job is under way: a due one
+        // must not wake the loop otherwise (after a standby it stayed due, and the loop spun
+        // at SCHED_RR, starving a one-CPU machine; the worker's pipe wakes the loop when its
+        // job ends).
+        let monitor = daemon
+            .next_monitor
+            .filter(|_| daemon.holding == Holding::Held && !daemon.busy);
         for t in [
-            daemon.next_monitor,
+            monitor,
             daemon.next_fence_attempt,
             daemon.compat.next_request(),
         ]

@@ -33,6 +33,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::host::Host;
+
 /// Default time limit of [`Guest::run`]: generous, TCG is slow and the host has two cores.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -104,7 +106,27 @@ fn check_host_tools() {
     );
 }
 
-/// How a guest is wired: its name (also hostname), address, and the UDP ports of its link.
+/// What a guest's one NIC is plugged into.
+#[derive(Debug, Clone)]
+pub enum Link {
+    /// Frames over UDP on 127.0.0.1 straight to the peer's QEMU (two guests, nobody else).
+    Udp {
+        /// UDP port on 127.0.0.1 this guest's QEMU receives link frames on.
+        port: u16,
+        /// UDP port on 127.0.0.1 of the peer's QEMU.
+        peer_port: u16,
+    },
+    /// A persistent tap device in the network namespace of the process `netns_pid` (QEMU is
+    /// started in that namespace): see [`VmLan`].
+    Tap {
+        /// A process of the namespace (the [`VmLan`]'s anchor).
+        netns_pid: u32,
+        /// The tap's name there.
+        ifname: String,
+    },
+}
+
+/// How a guest is wired: its name (also hostname), address, link, and extra serial ports.
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
     /// Hostname inside the guest (DRBD's `on <name>` sections match it).
@@ -113,10 +135,15 @@ pub struct GuestConfig {
     pub ipaddr: String,
     /// MAC of `eth0`.
     pub mac: String,
-    /// UDP port on 127.0.0.1 this guest's QEMU receives link frames on.
-    pub link_port: u16,
-    /// UDP port on 127.0.0.1 of the peer's QEMU.
-    pub peer_port: u16,
+    /// Where the NIC goes.
+    pub link: Link,
+    /// Extra virtio-serial ports besides `ctl`, by name: `/dev/virtio-ports/NAME` in the
+    /// guest, the socket [`Guest::port_path`] on the host (QEMU listens; connect to it).
+    pub ports: Vec<String>,
+    /// Size of the sparse disk (`/dev/vda`) in MiB.
+    pub disk_mib: u64,
+    /// What the disk holds at first (copied, then grown to `disk_mib`); zeros without.
+    pub disk_image: Option<PathBuf>,
     /// Host directory shared read-only as `/share`.
     pub share: PathBuf,
     /// Guest memory in MiB.
@@ -151,7 +178,7 @@ pub struct Guest {
 static NONCE: AtomicU64 = AtomicU64::new(1);
 
 impl Guest {
-    /// A guest with a fresh sparse disk of [`DISK_MIB`] MiB, not started yet: call
+    /// A guest with a fresh sparse disk of `config.disk_mib` MiB, not started yet: call
     /// [`Guest::spawn`] then [`Guest::wait_ready`], or [`Guest::boot`].
     pub fn new(config: GuestConfig) -> Guest {
         check_host_tools();
@@ -159,8 +186,22 @@ impl Guest {
             .prefix(&format!("ferroha-vm-{}-", config.name))
             .tempdir()
             .expect("temp dir for a guest");
-        fs::File::create(dir.path().join("disk.img"))
-            .and_then(|f| f.set_len(DISK_MIB << 20))
+        let disk = dir.path().join("disk.img");
+        if let Some(image) = &config.disk_image {
+            let out = Command::new("cp")
+                .arg("--sparse=always")
+                .arg(image)
+                .arg(&disk)
+                .output()
+                .expect("cp");
+            assert!(out.status.success(), "copying {}: {out:?}", image.display());
+        }
+        fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&disk)
+            .and_then(|f| f.set_len(config.disk_mib << 20))
             .expect("sparse disk file");
         Guest {
             config,
@@ -189,6 +230,19 @@ impl Guest {
         self.dir.path().join(file)
     }
 
+    /// The host end of the extra serial port `name` (a Unix socket QEMU listens on while the
+    /// guest runs; one client at a time).
+    pub fn port_path(&self, name: &str) -> PathBuf {
+        self.path(&format!("port-{name}.sock"))
+    }
+
+    /// The guest's console since its first boot (kernel messages, `/init`, and whatever
+    /// writes to `/dev/console`), every boot appended.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self.path("console.log")).unwrap_or_default())
+            .into_owned()
+    }
+
     /// Start QEMU (returns at once; the guest is usable after [`Guest::wait_ready`]).
     /// Panics if this guest is already running.
     pub fn spawn(&self) {
@@ -199,6 +253,9 @@ impl Guest {
         // Stale sockets of a previous run: QEMU would refuse to bind them.
         for file in ["ctl.sock", "mon.sock"] {
             let _ = fs::remove_file(self.path(file));
+        }
+        for port in &c.ports {
+            let _ = fs::remove_file(self.port_path(port));
         }
         let disk = self.path("disk.img");
         let console = self.path("console.log");
@@ -229,15 +286,21 @@ impl Guest {
                 "console=ttyS0 panic=-1 node={} ipaddr={}",
                 c.name, c.ipaddr
             ))
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
+            // Appended, so that the console of every boot is kept.
+            .arg("-chardev")
+            .arg(format!("file,id=con,path={},append=on", console.display()))
+            .args(["-serial", "chardev:con"])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", disk.display()))
             .arg("-netdev")
-            .arg(format!(
-                "socket,id=n0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
-                c.peer_port, c.link_port
-            ))
+            .arg(match &c.link {
+                Link::Udp { port, peer_port } => {
+                    format!("socket,id=n0,udp=127.0.0.1:{peer_port},localaddr=127.0.0.1:{port}")
+                }
+                Link::Tap { ifname, .. } => {
+                    format!("tap,id=n0,ifname={ifname},script=no,downscript=no")
+                }
+            })
             .arg("-device")
             .arg(format!("virtio-net-pci,netdev=n0,mac={}", c.mac))
             .args(["-device", "virtio-serial-pci", "-chardev"])
@@ -245,7 +308,17 @@ impl Guest {
                 "socket,id=ctl,path={},server=on,wait=off",
                 self.path("ctl.sock").display()
             ))
-            .args(["-device", "virtserialport,chardev=ctl,name=ctl", "-monitor"])
+            .args(["-device", "virtserialport,chardev=ctl,name=ctl"]);
+        for (n, port) in c.ports.iter().enumerate() {
+            cmd.arg("-chardev")
+                .arg(format!(
+                    "socket,id=p{n},path={},server=on,wait=off",
+                    self.port_path(port).display()
+                ))
+                .arg("-device")
+                .arg(format!("virtserialport,chardev=p{n},name={port}"));
+        }
+        cmd.arg("-monitor")
             .arg(format!(
                 "unix:{},server=on,wait=off",
                 self.path("mon.sock").display()
@@ -258,10 +331,25 @@ impl Guest {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(self.path("qemu.stderr")).expect("qemu stderr file"));
-        // SAFETY: prctl with integer arguments only, async-signal-safe.
+        // A tap lives in its namespace: QEMU is started there (opened now, entered in the
+        // child; the file is closed when this function returns).
+        let netns = match &c.link {
+            Link::Tap { netns_pid, .. } => Some(
+                fs::File::open(format!("/proc/{netns_pid}/ns/net"))
+                    .unwrap_or_else(|e| panic!("guest {}: netns of {netns_pid}: {e}", c.name)),
+            ),
+            Link::Udp { .. } => None,
+        };
+        let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        // SAFETY: prctl and setns with integer arguments only, async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(fd) = netns_fd
+                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
+                {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
@@ -307,12 +395,14 @@ impl Guest {
     /// A power failure: SIGKILL of the QEMU process (no shutdown, no FIN on the link), then
     /// reap it. The disk keeps what the guest had written.
     pub fn power_off(&self) {
-        *self.ctl.lock().unwrap() = None;
+        // QEMU first: a script running on the control channel then ends at once (EOF) and
+        // releases the channel, instead of delaying the power-off (a fence) until it returns.
         if let Some(mut child) = self.qemu.lock().unwrap().take() {
             // Our unreaped child: the pid cannot have been recycled.
             let _ = child.kill();
             let _ = child.wait();
         }
+        *self.ctl.lock().unwrap() = None;
     }
 
     /// Whether QEMU is running.
@@ -381,7 +471,9 @@ impl Guest {
         })
     }
 
-    fn try_exec(&self, script: &str, timeout: Duration) -> io::Result<Exec> {
+    /// Like [`Guest::exec`], but an error instead of a panic when the guest does not answer
+    /// (for guests that may be powered off meanwhile, by a fence say).
+    pub fn try_exec(&self, script: &str, timeout: Duration) -> io::Result<Exec> {
         let mut guard = self.ctl.lock().unwrap();
         if guard.is_none() {
             let stream = UnixStream::connect(self.path("ctl.sock"))?;
@@ -564,25 +656,86 @@ pub struct Pair {
     /// beta, 198.18.3.2.
     pub b: Guest,
     share: tempfile::TempDir,
+    /// The bridged link, when there is one (dropped after the guests).
+    lan: Option<VmLan>,
+}
+
+/// How [`Pair::with`] builds a pair.
+#[derive(Debug, Clone)]
+pub struct PairOptions {
+    /// Plug both NICs into a [`VmLan`] instead of the UDP link (the host can then join the
+    /// guests' network through the lan's namespace).
+    pub bridged: bool,
+    /// Extra serial ports of each guest (see [`GuestConfig::ports`]).
+    pub ports: Vec<String>,
+    /// Disk size of each guest.
+    pub disk_mib: u64,
+    /// Initial contents of both guests' disks (see [`GuestConfig::disk_image`]).
+    pub disk_image: Option<PathBuf>,
+    /// The `net { }` options of `r0.res`.
+    pub net_options: String,
+    /// The `disk { }` options of `r0.res` (none by default).
+    pub disk_options: String,
+    /// Files written into the share before the guests boot (name, contents, mode).
+    pub files: Vec<(String, Vec<u8>, u32)>,
+}
+
+impl Default for PairOptions {
+    fn default() -> PairOptions {
+        PairOptions {
+            bridged: false,
+            ports: vec![],
+            disk_mib: DISK_MIB,
+            disk_image: None,
+            net_options: "protocol C;\n    ping-int 2;\n    ping-timeout 10;".into(),
+            disk_options: String::new(),
+            files: vec![],
+        }
+    }
 }
 
 impl Pair {
     /// Build the guest image if needed and boot both guests in parallel.
     pub fn new() -> Pair {
+        Pair::with(PairOptions::default())
+    }
+
+    /// [`Pair::new`] as `options` say.
+    pub fn with(options: PairOptions) -> Pair {
+        use std::os::unix::fs::PermissionsExt;
         guest_image();
         let share = tempfile::Builder::new()
             .prefix("ferroha-vm-share-")
             .tempdir()
             .expect("share dir");
-        fs::write(share.path().join("r0.res"), resource_file()).expect("r0.res");
+        fs::write(
+            share.path().join("r0.res"),
+            resource_file(&options.net_options, &options.disk_options),
+        )
+        .expect("r0.res");
+        for (name, data, mode) in &options.files {
+            let path = share.path().join(name);
+            fs::create_dir_all(path.parent().unwrap()).expect("share subdir");
+            fs::write(&path, data).expect("share file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).expect("chmod");
+        }
         // QEMU (running as root with security_model=none) reads the share as it is.
+        let lan = options.bridged.then(VmLan::new);
         let (port_a, port_b) = (free_udp_port(), free_udp_port());
-        let config = |name: &str, n: u8, link_port, peer_port| GuestConfig {
+        let config = |name: &str, n: u8, port, peer_port| GuestConfig {
             name: name.to_owned(),
             ipaddr: format!("198.18.3.{n}/24"),
             mac: format!("52:54:00:18:03:{n:02x}"),
-            link_port,
-            peer_port,
+            link: match &lan {
+                Some(lan) => Link::Tap {
+                    netns_pid: lan.pid(),
+                    ifname: lan.add_tap(&format!("tap-{name}")),
+                },
+                None => Link::Udp { port, peer_port },
+            },
+            ports: options.ports.clone(),
+            disk_mib: options.disk_mib,
+            disk_image: options.disk_image.clone(),
             share: share.path().to_owned(),
             memory_mib: 768,
         };
@@ -590,6 +743,7 @@ impl Pair {
             a: Guest::new(config("alpha", 1, port_a, port_b)),
             b: Guest::new(config("beta", 2, port_b, port_a)),
             share,
+            lan,
         };
         // Spawned from this thread (PR_SET_PDEATHSIG), awaited in parallel.
         let start = Instant::now();
@@ -607,10 +761,68 @@ impl Pair {
     pub fn share(&self) -> &Path {
         self.share.path()
     }
+
+    /// The bridged link of a pair made with [`PairOptions::bridged`].
+    pub fn lan(&self) -> Option<&VmLan> {
+        self.lan.as_ref()
+    }
+
+    /// Both guests, alpha first.
+    pub fn guests(&self) -> [&Guest; 2] {
+        [&self.a, &self.b]
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // QEMU first: the taps (and the namespace) go when the lan's anchor does.
+        self.a.power_off();
+        self.b.power_off();
+    }
+}
+
+/// The guests' LAN when the host must reach them too: a network namespace of its own (a test
+/// [`Host`] called `vmlan`), a bridge `br0` in it holding [`VmLan::HOST_IP`], and one
+/// persistent tap per guest on that bridge. QEMU runs in that namespace (it opens its tap
+/// there); a test thread that enters it (`setns`) talks to the guests as a third machine on
+/// their link. Nothing is attached to the root namespace; the namespace, bridge and taps go
+/// with the anchor when this is dropped. Cutting a guest's link (`set_link n0 off`) cuts it
+/// from the host too.
+pub struct VmLan {
+    host: Host,
+}
+
+impl VmLan {
+    /// The host's address on the guests' link.
+    pub const HOST_IP: &'static str = "198.18.3.200";
+
+    fn new() -> VmLan {
+        let host = Host::new("vmlan");
+        host.sh_ok(&format!(
+            "ip link add br0 type bridge stp_state 0 forward_delay 0 && \
+             ip addr add {}/24 dev br0 && ip link set br0 up",
+            VmLan::HOST_IP
+        ));
+        VmLan { host }
+    }
+
+    /// A process of the namespace (the anchor), for `setns` through `/proc/PID/ns/net`.
+    pub fn pid(&self) -> u32 {
+        self.host.pid()
+    }
+
+    /// Create tap `name` on the bridge (persistent: it outlives QEMU restarts).
+    fn add_tap(&self, name: &str) -> String {
+        self.host.sh_ok(&format!(
+            "ip tuntap add dev {name} mode tap && ip link set {name} master br0 && \
+             ip link set {name} up"
+        ));
+        name.to_owned()
+    }
 }
 
 /// `r0.res` for [`Pair`].
-fn resource_file() -> String {
+fn resource_file(net: &str, disk: &str) -> String {
     let on = |name: &str, ip: &str| {
         format!(
             "  on {name} {{\n    device /dev/drbd0;\n    disk /dev/vda;\n    \
@@ -618,8 +830,7 @@ fn resource_file() -> String {
         )
     };
     format!(
-        "resource {RESOURCE} {{\n  net {{\n    protocol C;\n    ping-int 2;\n    \
-         ping-timeout 10;\n  }}\n{}{}}}\n",
+        "resource {RESOURCE} {{\n  net {{\n    {net}\n  }}\n  disk {{\n    {disk}\n  }}\n{}{}}}\n",
         on("alpha", "198.18.3.1"),
         on("beta", "198.18.3.2")
     )

@@ -22,7 +22,9 @@ script=$(readlink -f "$0")
 
 # The modules the guest loads (their dependencies are added below), in load order.
 MODULES="virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 drbd"
-PACKAGES="drbd-utils,iproute2,kmod,procps,e2fsprogs,util-linux,iputils-ping"
+# MariaDB's server and client cores only (no mariadb-server: its maintainer scripts would try to
+# start a server inside debootstrap's chroot); the mysql account is added below.
+PACKAGES="drbd-utils,iproute2,kmod,procps,e2fsprogs,util-linux,iputils-ping,mariadb-server-core,mariadb-client-core"
 
 if [ -z "${KERNEL_PKG:-}" ]; then
     KERNEL_PKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
@@ -98,6 +100,11 @@ cat >"$root/etc/drbd.d/global_common.conf" <<'EOF'
 global { usage-count no; }
 common { }
 EOF
+# The account MariaDB runs as (mariadb-server's postinst would have made it); tests that
+# prepare a datadir on the host give its files these ids (tests/stack_vm.rs, MYSQL_IDS).
+grep -q '^mysql:' "$root/etc/group" || echo 'mysql:x:120:' >>"$root/etc/group"
+grep -q '^mysql:' "$root/etc/passwd" ||
+    echo 'mysql:x:120:120:MariaDB:/nonexistent:/usr/sbin/nologin' >>"$root/etc/passwd"
 cat >"$root/init" <<EOF
 #!/bin/sh
 # ferroha test guest: PID 1. Sets the machine up, then serves the control channel.
@@ -140,17 +147,36 @@ while [ -z "$port" ]; do
     done
     [ -n "$port" ] || sleep 0.1
 done
+# Every virtio-serial port by name, as udev would link it: /dev/virtio-ports/NAME.
+mkdir -p /dev/virtio-ports
+for f in /sys/class/virtio-ports/*/name; do
+    [ -e "$f" ] || continue
+    d=${f%/name}
+    ln -sf "/dev/${d##*/}" "/dev/virtio-ports/$(cat "$f")"
+done
 echo "init: ${node:-guest} ready, control channel $port"
-exec 3<>"$port"
-while :; do
-    # read fails at EOF, i.e. while no host end is connected: wait and read again.
-    while IFS=' ' read -r nonce secs b64 <&3; do
-        printf '%s' "$b64" | base64 -d >/tmp/.ctl-cmd 2>/dev/null
-        timeout -s KILL "$secs" sh /tmp/.ctl-cmd </dev/null >/tmp/.ctl-out 2>/tmp/.ctl-err
-        rc=$?
-        printf '%s %s %s %s\n' "$nonce" "$rc" "$(base64 -w0 </tmp/.ctl-out)" "$(base64 -w0 </tmp/.ctl-err)" >&3
+serve() {
+    exec 3<>"$port"
+    while :; do
+        # read fails at EOF, i.e. while no host end is connected: wait and read again.
+        while IFS=' ' read -r nonce secs b64 <&3; do
+            printf '%s' "$b64" | base64 -d >/tmp/.ctl-cmd 2>/dev/null
+            timeout -s KILL "$secs" sh /tmp/.ctl-cmd </dev/null >/tmp/.ctl-out 2>/tmp/.ctl-err
+            rc=$?
+            printf '%s %s %s %s\n' "$nonce" "$rc" "$(base64 -w0 </tmp/.ctl-out)" "$(base64 -w0 </tmp/.ctl-err)" >&3
+        done
+        sleep 0.2
     done
-    sleep 0.2
+}
+# PID 1 reaps orphans, as any init does: daemons started detached (a server an agent
+# launched, say) are re-parented here, and their zombies would otherwise stay until the
+# control channel happened to run a command (an agent's stop waits for its server's pid to
+# be gone). So the channel is served in the background and PID 1 waits, which reaps every
+# child that exits.
+serve &
+while :; do
+    wait
+    sleep 1
 done
 EOF
 chmod 0755 "$root/init"
