@@ -268,11 +268,47 @@ fn primitive_start_makes_primary_and_stop_leaves_it_up() {
     sim.ctl(&["disk", "a", "UpToDate"]);
     sim.agent("a").run("start").rc(0);
     sim.agent("a").run("monitor").rc(0);
-    sim.agent("b").run("start").rc(1).reason_contains("Primary");
+    // A live Primary peer: refused, once the start has waited what its 3 s allow for DRBD to
+    // notice a peer that is gone (it is not).
+    let t = std::time::Instant::now();
+    sim.agent("b")
+        .env("OCF_RESKEY_CRM_meta_timeout", "3000")
+        .run("start")
+        .rc(1)
+        .reason_contains("Primary");
+    assert!(t.elapsed() < std::time::Duration::from_millis(2900));
     sim.agent("a").run("stop").rc(0);
     sim.agent("a").run("monitor").rc(7);
     // Replicating as Secondary, as Heartbeat's drbddisk leaves it.
     assert_events2(&sim, "a", "secondary-secondary-uptodate");
+}
+
+/// A plain start right after the Primary peer was powered off (fenced): real DRBD still
+/// shows it connected and Primary until its ping times out (seconds, DRBD-VM.md), and
+/// refuses `drbdadm primary` meanwhile; the start waits for DRBD to see it gone, as
+/// Heartbeat's drbddisk retries, instead of failing the takeover.
+#[test]
+fn primitive_start_waits_for_drbd_to_notice_a_fenced_primary_peer() {
+    let sim = DrbdSim::new();
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    sim.agent("a").run("start").rc(0);
+    let crash_after = std::time::Duration::from_millis(1000);
+    let t = std::time::Instant::now();
+    let run = std::thread::scope(|scope| {
+        let start = scope.spawn(|| {
+            sim.agent("b")
+                .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+                .run("start")
+        });
+        std::thread::sleep(crash_after);
+        // The fenced node's DRBD connection drops (the simulator's view of the ping
+        // timeout).
+        sim.ctl(&["crash", "a"]);
+        start.join().unwrap()
+    });
+    run.rc(0);
+    assert!(t.elapsed() >= crash_after, "promoted beside a Primary peer");
+    sim.agent("b").run("monitor").rc(0);
 }
 
 #[test]

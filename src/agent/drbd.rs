@@ -21,6 +21,9 @@ const META: &str = include_str!("../../ocf-meta/drbd.xml");
 /// The parameter table (LINBIT's names where they apply).
 /// Also the fallback where the configuration could not be parsed (stop/probe of a bad config).
 const DEFAULT_DRBDSETUP: &str = "/usr/sbin/drbdsetup";
+/// How long a plain start waits for DRBD to notice that a Primary peer is gone (a fenced
+/// node): DRBD's default `ping-int` 10 s + `ping-timeout` 0.5 s, with a margin.
+const PEER_GONE_WAIT: Duration = Duration::from_secs(15);
 
 pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::new("drbd_resource", "DRBD resource name")
@@ -275,6 +278,13 @@ impl DrbdAgent {
         if state.role == Role::Primary {
             return Ok(());
         }
+        let waited;
+        let state = if !promotable(ctx) && state.peer_primary() {
+            waited = self.wait_for_peer_primary_to_go(cfg, ctx, state)?;
+            &waited
+        } else {
+            state
+        };
         let forced = match state.promotion_refusal() {
             Some(why) if !cfg.force_promote => {
                 return Err(AgentError::Generic(format!("refusing to promote: {why}")));
@@ -300,6 +310,44 @@ impl DrbdAgent {
                 cfg.resource
             ))),
         }
+    }
+
+    /// A plain start (Heartbeat's drbddisk role) right after the peer was fenced: DRBD
+    /// notices a vanished peer only when its ping times out (up to `ping-int` + `ping-timeout`,
+    /// about 10.5 s with DRBD's defaults); until then it still shows the peer connected and
+    /// Primary, and `drbdadm primary` is refused. Wait for that, as drbddisk retries, for at
+    /// most [`PEER_GONE_WAIT`] and within the op's time; a peer that stays Primary (it is
+    /// alive) is then refused as before.
+    fn wait_for_peer_primary_to_go(
+        &self,
+        cfg: &DrbdConfig,
+        ctx: &Context,
+        state: &ResourceState,
+    ) -> AgentResult<ResourceState> {
+        let until = std::time::Instant::now()
+            + ctx
+                .deadline
+                .remaining()
+                .saturating_sub(Duration::from_secs(2))
+                .min(PEER_GONE_WAIT);
+        let mut state = state.clone();
+        if std::time::Instant::now() < until {
+            log::info!(
+                "the peer of {} is still Primary: waiting up to {} s for DRBD to see it gone",
+                cfg.resource,
+                until
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs()
+            );
+        }
+        while state.peer_primary() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            match self.state(cfg, ctx)? {
+                Some(s) => state = s,
+                None => break,
+            }
+        }
+        Ok(state)
     }
 
     fn become_secondary(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
