@@ -54,11 +54,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mysql::prelude::Queryable;
-
 use crate::util::agent::make_install;
 use crate::util::host::is_root;
 use crate::util::mariadb::{self, MariaDb};
+use crate::util::stack::{ClientLog, Patience, spawn_client_in};
 use crate::util::vm::{Exec, Guest, Pair, PairOptions, VmLan};
 
 /// The service address, on the guests' link.
@@ -569,14 +568,6 @@ impl Timeline {
     }
 }
 
-/// The client's record: every acknowledged insert, and when.
-#[derive(Debug, Default)]
-struct ClientLog {
-    acked: Vec<(u64, Instant)>,
-    errors: u64,
-    last_error: String,
-}
-
 /// The stack in the guests (see the module docs). Field order is drop order: the client and
 /// the hub stop before the guests go.
 struct VmStack {
@@ -859,58 +850,19 @@ impl VmStack {
     /// guests' link, one connection at a time, reconnecting after any error.
     fn start_client(&mut self) {
         let lan = self.pair.lan().expect("a bridged pair");
-        let netns = std::fs::File::open(format!("/proc/{}/ns/net", lan.pid())).unwrap();
-        let stop = self.client_stop.clone();
-        let log = self.client_log.clone();
-        self.client_thread = Some(thread::spawn(move || {
-            // This thread (only) joins the namespace of the guests' bridge.
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let opts: mysql::Opts = mysql::OptsBuilder::new()
-                .ip_or_hostname(Some(VIP))
-                .tcp_port(3306)
-                .user(Some("app"))
-                .pass(Some("app"))
-                .db_name(Some("ha"))
-                .tcp_connect_timeout(Some(Duration::from_secs(1)))
-                .read_timeout(Some(Duration::from_secs(10)))
-                .write_timeout(Some(Duration::from_secs(10)))
-                .prefer_socket(false)
-                .stmt_cache_size(0)
-                .into();
-            let mut next = 1u64;
-            let mut conn: Option<mysql::Conn> = None;
-            while !stop.load(Ordering::Relaxed) {
-                if conn.is_none() {
-                    match mysql::Conn::new(opts.clone()) {
-                        Ok(c) => conn = Some(c),
-                        Err(e) => {
-                            let mut l = log.lock().unwrap();
-                            l.errors += 1;
-                            l.last_error = e.to_string();
-                            drop(l);
-                            thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                    }
-                }
-                let c = conn.as_mut().unwrap();
-                match c.exec_drop("INSERT INTO t (id) VALUES (?)", (next,)) {
-                    Ok(()) => {
-                        log.lock().unwrap().acked.push((next, Instant::now()));
-                        next += 1;
-                    }
-                    Err(e) => {
-                        // Unknown outcome: the next attempt uses a new id, so a row that did
-                        // commit is never mistaken for one that did not.
-                        next += 1;
-                        let mut l = log.lock().unwrap();
-                        l.errors += 1;
-                        l.last_error = e.to_string();
-                        conn = None;
-                    }
-                }
-            }
-        }));
+        // The guests are slow (TCG): more patience than on the host.
+        let patience = Patience {
+            connect: Duration::from_secs(1),
+            io: Duration::from_secs(10),
+            retry: Duration::from_millis(50),
+        };
+        self.client_thread = Some(spawn_client_in(
+            lan.pid(),
+            VIP,
+            patience,
+            self.client_stop.clone(),
+            self.client_log.clone(),
+        ));
         self.note(&format!("client at {} on the guests' link", VmLan::HOST_IP));
     }
 

@@ -420,6 +420,24 @@ impl Drop for Stack {
     }
 }
 
+/// How long the client waits: to connect, for a statement, and before it tries again
+/// after a failed connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub connect: Duration,
+    pub io: Duration,
+    pub retry: Duration,
+}
+
+impl Patience {
+    /// For nodes in test hosts on this machine.
+    pub const LOCAL: Patience = Patience {
+        connect: Duration::from_millis(200),
+        io: Duration::from_secs(2),
+        retry: Duration::from_millis(20),
+    };
+}
+
 /// The client: inserts 1, 2, 3, … into `ha.t` through the VIP from the client host (as
 /// `app`), one connection at a time, reconnecting after any error, until `stop`; every
 /// acknowledgement (and failure) goes to `log`.
@@ -428,19 +446,30 @@ pub fn spawn_client(
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<ClientLog>>,
 ) -> std::thread::JoinHandle<()> {
-    let netns = std::fs::File::open(format!("/proc/{}/ns/net", client.pid())).unwrap();
+    spawn_client_in(client.pid(), VIP, Patience::LOCAL, stop, log)
+}
+
+/// [`spawn_client`] from the network namespace of process `netns_of`, to `vip`.
+pub fn spawn_client_in(
+    netns_of: u32,
+    vip: &'static str,
+    patience: Patience,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<ClientLog>>,
+) -> std::thread::JoinHandle<()> {
+    let netns = std::fs::File::open(format!("/proc/{netns_of}/ns/net")).unwrap();
     std::thread::spawn(move || {
-        // This thread (only) joins the client host's network namespace.
+        // This thread (only) joins the client's network namespace.
         nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         let opts: mysql::Opts = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(VIP))
+            .ip_or_hostname(Some(vip))
             .tcp_port(3306)
             .user(Some("app"))
             .pass(Some("app"))
             .db_name(Some("ha"))
-            .tcp_connect_timeout(Some(Duration::from_millis(200)))
-            .read_timeout(Some(Duration::from_secs(2)))
-            .write_timeout(Some(Duration::from_secs(2)))
+            .tcp_connect_timeout(Some(patience.connect))
+            .read_timeout(Some(patience.io))
+            .write_timeout(Some(patience.io))
             .prefer_socket(false)
             .stmt_cache_size(0)
             .into();
@@ -455,7 +484,7 @@ pub fn spawn_client(
                         l.errors += 1;
                         l.last_error = e.to_string();
                         drop(l);
-                        std::thread::sleep(Duration::from_millis(20));
+                        std::thread::sleep(patience.retry);
                         continue;
                     }
                 }
