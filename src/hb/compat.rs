@@ -201,13 +201,7 @@ impl Compat {
                 Holding::Starting
             });
         };
-        // `local` is what the sender's own haresources lines name: the group when the
-        // sender is its preferred node; for the other nodes, `foreign` is the group.
-        let wanted = if name == self.preferred {
-            LOCAL
-        } else {
-            FOREIGN
-        };
+        let wanted = self.group_bit(name);
         Some(match (bits & wanted != 0, stable) {
             (true, true) => Holding::Held,
             (true, false) => Holding::Starting,
@@ -215,6 +209,17 @@ impl Compat {
             (false, false) if peer.was_holding => Holding::Stopping,
             (false, false) => Holding::None,
         })
+    }
+
+    /// The `rsc_hold` bit that means the group in a message from `sender`: `local` is what the
+    /// sender's own haresources lines name, so the group when the sender is its preferred
+    /// node; for the other nodes, `foreign`.
+    fn group_bit(&self, sender: &str) -> u8 {
+        if sender == self.preferred {
+            LOCAL
+        } else {
+            FOREIGN
+        }
     }
 
     /// This node's `rsc_hold` bits for its holding, as Heartbeat would say them.
@@ -355,6 +360,7 @@ impl Compat {
                 self.handover = Handover::Idle;
             }
         }
+        let wanted = self.group_bit(src);
         let peer = self.peers.entry(src.to_string()).or_default();
         match t {
             "starting" => {
@@ -380,11 +386,6 @@ impl Compat {
                 // No isstable: the takeover script's message, which reports a finished
                 // takeover.
                 let stable = msg.get("isstable").is_none_or(|s| s == "1");
-                let wanted = if src == self.preferred {
-                    LOCAL
-                } else {
-                    FOREIGN
-                };
                 // Held before, or still in the transition that began while it held.
                 peer.was_holding = match peer.resources {
                     Some((before, before_stable)) => {
