@@ -145,6 +145,32 @@ impl Subject {
             Subject::Heartbeat(s) => s.power_on(i),
         }
     }
+    /// Waits until node `i` has finished taking the group over: hb-monitor says it holds the
+    /// group; Heartbeat has logged the end of a takeover more often than the `before` counted
+    /// before the kill ([`Subject::takeovers`]) and holds all resources.
+    fn wait_takeover_done(&self, i: usize, before: usize) {
+        match self {
+            Subject::Ferroha(s) => s.wait_group_on(i, BOUND),
+            Subject::Heartbeat(s) => {
+                wait_for(
+                    &format!("n{}'s takeover to complete", i + 1),
+                    BOUND,
+                    Duration::from_millis(20),
+                    || {
+                        (self.takeovers(i) > before && s.cl_status(i, "rscstatus") == "all")
+                            .then_some(())
+                    },
+                );
+            }
+        }
+    }
+    /// Heartbeat's takeovers completed by node `i` so far (0 for ferroha).
+    fn takeovers(&self, i: usize) -> usize {
+        match self {
+            Subject::Ferroha(_) => 0,
+            Subject::Heartbeat(s) => s.log(i).matches("mach_down takeover complete.").count(),
+        }
+    }
     /// Copies both nodes' logs into `dir`.
     fn keep_logs(&self, dir: &Path) {
         let _ = std::fs::create_dir_all(dir);
@@ -427,7 +453,12 @@ fn measure(config: Config, runs: usize) -> Measured {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let (f, active) = failover(&subject, &client, config, run, seed);
+            let (f, active, before) = failover(&subject, &client, config, run, seed);
+            // A crashed machine takes a while to boot: it rejoins only after the survivor
+            // has finished its takeover. (Heartbeat's clients get in before then, its VIP
+            // coming before MySQL; a node that rejoined while the takeover still ran was seen
+            // not to take the group over when the survivor then crashed.)
+            subject.wait_takeover_done(1 - active, before);
             subject.power_on(active);
             f
         }));
@@ -466,14 +497,14 @@ fn measure(config: Config, runs: usize) -> Measured {
 
 /// One failover: the active node powered off at a random phase within one keepalive, until
 /// the client commits again through the VIP on the survivor; (what it measured, the node
-/// that was powered off).
+/// that was powered off, the survivor's [`Subject::takeovers`] before the kill).
 fn failover(
     subject: &Subject,
     client: &Client,
     config: Config,
     run: usize,
     seed: u64,
-) -> (Failover, usize) {
+) -> (Failover, usize, usize) {
     let anchors = subject.anchors();
     let mnt = subject.mnt().display().to_string();
     let state = subject.sim_state();
@@ -485,6 +516,7 @@ fn failover(
     // always hit the same point of the heartbeat cycle.
     client.wait_ack_after(Instant::now(), BOUND);
     std::thread::sleep(Duration::from_millis(seed % config.keepalive_ms().max(1)));
+    let takeovers = subject.takeovers(survivor);
     let wall_kill = SystemTime::now();
     let kill = Instant::now();
     subject.power_off(active);
@@ -546,7 +578,7 @@ fn failover(
         survivor + 1,
         f.downtime
     );
-    (f, active)
+    (f, active, takeovers)
 }
 
 /// The 1, 5 and 15 minute load averages.
