@@ -433,7 +433,7 @@ struct Measured {
     late: usize,
     /// The machine's load before and after.
     load: String,
-    /// Why the failover after the last measured one did not complete, if one did not.
+    /// Why the series stopped early (a failover or a rejoin did not complete), if it did.
     failed: Option<String>,
 }
 
@@ -454,26 +454,23 @@ fn measure(config: Config, runs: usize) -> Measured {
         seed ^= seed << 17;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let (f, active, before) = failover(&subject, &client, config, run, seed);
+            failovers.push(f);
             // A crashed machine takes a while to boot: it rejoins only after the survivor
             // has finished its takeover. (Heartbeat's clients get in before then, its VIP
             // coming before MySQL; a node that rejoined while the takeover still ran was seen
             // not to take the group over when the survivor then crashed.)
             subject.wait_takeover_done(1 - active, before);
             subject.power_on(active);
-            f
         }));
-        match result {
-            Ok(f) => failovers.push(f),
-            Err(e) => {
-                failed = Some(
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default(),
-                );
-                subject.print_log_tails();
-                break;
-            }
+        if let Err(e) = result {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed = Some(format!("after {} failovers: {why}", failovers.len()));
+            subject.print_log_tails();
+            break;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -482,7 +479,13 @@ fn measure(config: Config, runs: usize) -> Measured {
         subject.keep_logs(&Path::new(&dir).join(config.name().replace([' ', ',', '/'], "_")));
     }
     // Each crash is one "is dead" on the survivor; anything more is a false failover.
-    let crashes = failovers.len() + usize::from(failed.is_some());
+    // One crash per measured failover, and one more when a failover itself did not complete.
+    let crashes = failovers.len()
+        + usize::from(
+            failed
+                .as_deref()
+                .is_some_and(|w| w.contains(" and a commit ")),
+        );
     let false_deaths = (deaths - deaths_before).saturating_sub(crashes);
     drop(client);
     drop(subject);
@@ -689,17 +692,13 @@ fn print_report(rows: &[Row]) {
     }
     println!(
         "(false: peers declared dead beyond one per crash; late: late-heartbeat warnings in both \
-         nodes' logs; failed: a failover that did not complete within {} s, which ends the \
-         configuration's series)",
+         nodes' logs; failed: a failover or rejoin that did not complete within {} s, which \
+         ends the configuration's series)",
         BOUND.as_secs()
     );
     for (config, m) in rows {
         if let Some(why) = &m.failed {
-            println!(
-                "{}: failover {} did not complete: {why}",
-                config.name(),
-                m.failovers.len() + 1
-            );
+            println!("{}: series stopped {why}", config.name());
         }
     }
     let median_of = |c: &Config| medians.get(&c.name()).copied();
