@@ -36,7 +36,7 @@ use super::util::hb_mixed::{Mixed, heartbeat_installed, peer};
 use super::util::host::{Host, wait_for};
 use super::util::loopdev::LoopDevice;
 use super::util::mariadb::{self, MariaDb};
-use super::util::stack::{CLIENT_IP, ClientLog, VIP, node_state, spawn_client};
+use super::util::stack::{CLIENT_IP, ClientLog, VIP, node_state, replicated_pair, spawn_client};
 
 /// Where the filesystem goes, and MySQL's datadir: Debian's.
 const DATADIR: &str = "/var/lib/mysql";
@@ -92,15 +92,8 @@ impl World {
         let t0 = Instant::now();
         let dir = world_readable_tempdir();
         let d = dir.path();
-        // DRBD: both nodes up, n1's data the newer, n2 in sync, both Secondary (as Stack).
-        let sim = DrbdSim::new();
-        sim.map_host("n1", "a");
-        sim.map_host("n2", "b");
-        for n in ["a", "b"] {
-            assert_eq!(sim.drbdadm(n, &["up", "r0"]).rc, 0);
-        }
-        assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
-        assert_eq!(sim.drbdadm("a", &["secondary", "r0"]).rc, 0);
+        // DRBD as in Stack.
+        let sim = replicated_pair();
         // ext4 whose root is the MariaDB datadir (mounted at /var/lib/mysql, as Debian's).
         let disk = LoopDevice::new(512);
         disk.mkfs("ext4", None);

@@ -23,8 +23,8 @@ use std::time::Duration;
 use crate::util::drbd_sim::DrbdSim;
 use crate::util::host::{Host, Lan, wait_for};
 use crate::util::loopdev::LoopDevice;
-use crate::util::mariadb::{self, MariaDb};
-use crate::util::stack::{CLIENT_IP, VIP, write_fence_script};
+use crate::util::mariadb;
+use crate::util::stack::{CLIENT_IP, VIP, disk_with_datadir, replicated_pair, write_fence_script};
 
 /// Heartbeat's daemon.
 pub const HEARTBEAT_BIN: &str = "/usr/libexec/heartbeat/heartbeat";
@@ -67,27 +67,8 @@ impl HeartbeatStack {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         // DRBD, disk and datadir exactly as Stack::new prepares them.
-        let sim = DrbdSim::new();
-        sim.map_host("n1", "a");
-        sim.map_host("n2", "b");
-        for n in ["a", "b"] {
-            assert_eq!(sim.drbdadm(n, &["up", "r0"]).rc, 0);
-        }
-        assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
-        assert_eq!(sim.drbdadm("a", &["secondary", "r0"]).rc, 0);
-        let disk = LoopDevice::new(512);
-        disk.mkfs("ext4", None);
-        let db = MariaDb::new();
-        {
-            let setup = Host::new("setup");
-            setup.sh_ok(&format!(
-                "mount {dev} {m} && cp -a {data} {m}/data && chown mysql:mysql {m} && umount {m}",
-                dev = disk.name(),
-                m = mnt.display(),
-                data = db.datadir().display()
-            ));
-        }
-        drop(db);
+        let sim = replicated_pair();
+        let disk = disk_with_datadir(&mnt);
         let config = dir.path().join("my.cnf");
         std::fs::write(
             &config,

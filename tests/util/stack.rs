@@ -104,28 +104,8 @@ impl Stack {
         let dir = crate::util::agent::world_readable_tempdir();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        // DRBD: both nodes up, n1's data the newer, n2 resynced from it, both Secondary.
-        let sim = DrbdSim::new();
-        sim.map_host("n1", "a");
-        sim.map_host("n2", "b");
-        for n in ["a", "b"] {
-            assert_eq!(sim.drbdadm(n, &["up", "r0"]).rc, 0);
-        }
-        assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
-        assert_eq!(sim.drbdadm("a", &["secondary", "r0"]).rc, 0);
-        // ext4 with a MariaDB datadir on it.
-        let disk = LoopDevice::new(512);
-        disk.mkfs("ext4", None);
-        let db = MariaDb::new();
-        {
-            let setup = Host::new("setup");
-            setup.sh_ok(&format!(
-                "mount {dev} {m} && cp -a {data} {m}/data && chown mysql:mysql {m} && umount {m}",
-                dev = disk.name(),
-                m = mnt.display(),
-                data = db.datadir().display()
-            ));
-        }
+        let sim = replicated_pair();
+        let disk = disk_with_datadir(&mnt);
         let config = dir.path().join("my.cnf");
         std::fs::write(
             &config,
@@ -192,7 +172,6 @@ impl Stack {
              CREATE DATABASE ha; CREATE TABLE ha.t (id BIGINT PRIMARY KEY) ENGINE=InnoDB; \
              CREATE USER 'app'@'%' IDENTIFIED BY 'app'; GRANT ALL ON ha.* TO 'app'@'%';\"",
         );
-        drop(db);
         stack.note("stack up on n1");
         stack
     }
@@ -418,6 +397,36 @@ impl Drop for Stack {
             );
         }
     }
+}
+
+/// DRBD resource `r0` on nodes n1 (`a`) and n2 (`b`): both up, n1's data the newer, n2
+/// resynced from it, both Secondary.
+pub fn replicated_pair() -> DrbdSim {
+    let sim = DrbdSim::new();
+    sim.map_host("n1", "a");
+    sim.map_host("n2", "b");
+    for n in ["a", "b"] {
+        assert_eq!(sim.drbdadm(n, &["up", "r0"]).rc, 0);
+    }
+    assert_eq!(sim.drbdadm("a", &["primary", "--force", "r0"]).rc, 0);
+    assert_eq!(sim.drbdadm("a", &["secondary", "r0"]).rc, 0);
+    sim
+}
+
+/// A loop device with ext4 holding a fresh MariaDB datadir in `data/` (owned by mysql),
+/// prepared through the empty directory `mnt` and left unmounted.
+pub fn disk_with_datadir(mnt: &Path) -> LoopDevice {
+    let disk = LoopDevice::new(512);
+    disk.mkfs("ext4", None);
+    let db = MariaDb::new();
+    let setup = Host::new("setup");
+    setup.sh_ok(&format!(
+        "mount {dev} {m} && cp -a {data} {m}/data && chown mysql:mysql {m} && umount {m}",
+        dev = disk.name(),
+        m = mnt.display(),
+        data = db.datadir().display()
+    ));
+    disk
 }
 
 /// How long the client waits: to connect, for a statement, and before it tries again
