@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use crate::util::agent::make_install;
 use crate::util::host::is_root;
 use crate::util::mariadb::{self, MariaDb};
-use crate::util::stack::{ClientLog, Patience, spawn_client_in};
+use crate::util::stack::{ClientLog, Patience, audit_ids, spawn_client_in};
 use crate::util::vm::{Exec, Guest, Pair, PairOptions, VmLan};
 
 /// The service address, on the guests' link.
@@ -893,40 +893,20 @@ impl VmStack {
                 .last()
                 .is_some_and(|(_, t)| *t > since)
         });
-        let log = self.client_log.lock().unwrap();
-        let acked = &log.acked;
-        let start = acked.iter().rposition(|(_, t)| *t <= from).unwrap_or(0);
-        acked[start..]
-            .windows(2)
-            .map(|w| w[1].1.duration_since(w[0].1))
-            .max()
-            .unwrap_or_default()
+        self.client_log.lock().unwrap().longest_gap_since(from)
     }
 
     /// Every commit acknowledged so far is in the table (read on the holder): panics
     /// otherwise; returns (acknowledged, rows, lost).
     fn audit(&self, holder: usize, when: &str) -> (usize, usize, Vec<u64>) {
-        let acked: Vec<u64> = self
-            .client_log
-            .lock()
-            .unwrap()
-            .acked
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
+        let acked_ids = self.client_log.lock().unwrap().acked_ids();
         let out = self
             .guest(holder)
             .run_ok(&format!("{SQL} -e 'SELECT id FROM ha.t'"));
         let present: BTreeSet<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        let lost: Vec<u64> = acked
-            .iter()
-            .filter(|id| !present.contains(id))
-            .copied()
-            .collect();
+        let (acked, rows, lost) = audit_ids(&acked_ids, &present);
         self.note(&format!(
-            "audit after {when}: {} acknowledged, {} rows, {} lost",
-            acked.len(),
-            present.len(),
+            "audit after {when}: {acked} acknowledged, {rows} rows, {} lost",
             lost.len()
         ));
         assert!(
@@ -934,7 +914,7 @@ impl VmStack {
             "after {when}: acknowledged commits missing on {}: {lost:?}",
             self.name(holder)
         );
-        (acked.len(), present.len(), lost)
+        (acked, rows, lost)
     }
 
     /// The nodes fenced so far, in order.

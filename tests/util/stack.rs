@@ -68,6 +68,40 @@ pub struct ClientLog {
     pub last_error: String,
 }
 
+impl ClientLog {
+    /// The client-visible downtime around `from`: the longest gap between two consecutive
+    /// acknowledgements from the last one before `from` on.
+    pub fn longest_gap_since(&self, from: Instant) -> Duration {
+        let start = self
+            .acked
+            .iter()
+            .rposition(|(_, t)| *t <= from)
+            .unwrap_or(0);
+        self.acked[start..]
+            .windows(2)
+            .map(|w| w[1].1.duration_since(w[0].1))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The acknowledged ids so far: take them *before* reading the table, or commits
+    /// acknowledged meanwhile would count as lost.
+    pub fn acked_ids(&self) -> Vec<u64> {
+        self.acked.iter().map(|(id, _)| *id).collect()
+    }
+}
+
+/// `acked` (taken before the table was read) against the ids `present` in the table:
+/// (acknowledged, rows, acknowledged but lost).
+pub fn audit_ids(acked: &[u64], present: &BTreeSet<u64>) -> (usize, usize, Vec<u64>) {
+    let lost = acked
+        .iter()
+        .filter(|id| !present.contains(id))
+        .copied()
+        .collect();
+    (acked.len(), present.len(), lost)
+}
+
 /// The whole stack (see the module docs). Field order is drop order: daemons and hosts go
 /// before the disk they mounted.
 pub struct Stack {
@@ -288,13 +322,7 @@ impl Stack {
                     .map(|_| ())
             },
         );
-        let acked = &log.lock().unwrap().acked;
-        let start = acked.iter().rposition(|(_, t)| *t <= from).unwrap_or(0);
-        acked[start..]
-            .windows(2)
-            .map(|w| w[1].1.duration_since(w[0].1))
-            .max()
-            .unwrap_or_default()
+        log.lock().unwrap().longest_gap_since(from)
     }
 
     /// The client's failed attempts so far.
@@ -358,21 +386,8 @@ impl Stack {
     /// The client's verdict: (acknowledged commits, rows in the table, acknowledged ids not
     /// in the table).
     pub fn audit(&self) -> (usize, usize, Vec<u64>) {
-        let acked: Vec<u64> = self
-            .client_log
-            .lock()
-            .unwrap()
-            .acked
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
-        let present = self.ids_in_table();
-        let lost = acked
-            .iter()
-            .filter(|id| !present.contains(id))
-            .copied()
-            .collect();
-        (acked.len(), present.len(), lost)
+        let acked = self.client_log.lock().unwrap().acked_ids();
+        audit_ids(&acked, &self.ids_in_table())
     }
 
     /// The fence log: one line per fence.
