@@ -57,8 +57,11 @@ uninstall:
 # resource-agents' tools, and boot two QEMU guests for real DRBD (the vm-tests feature; the
 # guest is built once into target/vm). Plain `cargo test` (no root) runs the unprivileged
 # tests and lists the rest as ignored.
+# hb_stalls takes a CPU away from the whole machine (a SCHED_FIFO spinner, up to 800 ms):
+# it runs after the rest, alone, so that no other test's daemons lose that CPU with it.
 test: deps
-	$(CARGO) test --locked --features vm-tests -- --include-ignored
+	$(CARGO) test --locked --features vm-tests -- --include-ignored --skip hb_stalls::
+	$(CARGO) test --locked --features vm-tests --test integration -- hb_stalls:: --include-ignored --test-threads=1
 
 # Only the real-DRBD tier: two QEMU guests from Debian's kernel (tests/vm/build-guest.sh
 # builds and caches the guest in target/vm; as root): DRBD and drbd-agent (drbd_vm), then the

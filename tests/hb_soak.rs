@@ -98,6 +98,24 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
         );
     }
     let (samples, doubles) = sampler.finish();
+    // What each node's daemon counted: its pauses (excused) and stand-in heartbeats.
+    let counted: Vec<String> = (0..2)
+        .map(|i| {
+            let out = c.hosts[i]
+                .command(crate::util::agent::built_bin("hb-monitor"))
+                .args(["status", "--json"])
+                .output()
+                .unwrap();
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            format!(
+                "n{}: {} pauses excused (longest {} ms), {} stand-in heartbeats",
+                i + 1,
+                s["pauses"]["count"],
+                s["pauses"]["longest_ms"],
+                s["stand_in_heartbeats"]
+            )
+        })
+        .collect();
     let logs: Vec<String> = (0..2)
         .map(|i| std::fs::read_to_string(c.dirs[i].path().join("daemon.log")).unwrap_or_default())
         .collect();
@@ -106,6 +124,19 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
         .flat_map(|l| l.lines())
         .filter_map(|l| l.split("late heartbeat from ").nth(1))
         .filter_map(|rest| rest.split(": ").nth(1)?.strip_suffix(" ms")?.parse().ok())
+        .collect();
+    // The nodes' own pauses (the machine not running them) long enough to be logged.
+    let pauses: Vec<u64> = logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter_map(|l| {
+            l.split("did not run for ")
+                .nth(1)?
+                .split(" ms")
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     let deaths = logs
         .iter()
@@ -120,14 +151,37 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
         .count();
     println!(
         "soak {secs} s at keepalive {keepalive} / deadtime {deadtime}, 2 CPU hogs + a disk writer, an 800 ms monitor every 1 s: \
-         {deaths} peer deaths, {takeovers} false takeovers, {} VIP samples with two holders of {samples}, {} late heartbeats{}",
+         {deaths} peer deaths, {takeovers} false takeovers, {} VIP samples with two holders of {samples}, {} late heartbeats{}, {} pauses of a node as long as warntime{}; {}",
         doubles.len(),
         late.len(),
         late.iter()
             .max()
             .map(|m| format!(", the latest {m} ms"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        pauses.len(),
+        pauses
+            .iter()
+            .max()
+            .map(|m| format!(", the longest {m} ms"))
+            .unwrap_or_default(),
+        counted.join("; ")
     );
+    if deaths > 0 || takeovers > 0 {
+        // What each node saw just before: its own pauses, the late heartbeats.
+        for (i, log) in logs.iter().enumerate() {
+            let lines: Vec<&str> = log.lines().collect();
+            for (at, _) in lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.contains("is dead") || l.contains("taking the resource group"))
+            {
+                println!("n{}, before line {at}:", i + 1);
+                for l in &lines[at.saturating_sub(8)..(at + 3).min(lines.len())] {
+                    println!("  {l}");
+                }
+            }
+        }
+    }
     assert_eq!(takeovers, 0, "the standby took the group under load");
     assert_eq!(deaths, 0, "a node was declared dead under load");
     assert!(doubles.is_empty());

@@ -15,6 +15,7 @@ mod hb_membership;
 mod hb_safety;
 #[cfg(feature = "soak")]
 mod hb_soak;
+mod hb_stalls;
 mod mysql_agent;
 mod ocf_peers;
 mod pacemaker;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use super::compat::{Compat, Effect};
 use super::config::{Config, ResourceEntry};
@@ -24,6 +24,7 @@ use super::media::MediaSet;
 use super::membership::{Dropped, Event, Membership, PeerState};
 use super::ping::PingNodes;
 use super::proto::{self, Message, ProtoError};
+use super::standin::{self, LoopCpu, Outgoing};
 
 /// Position of the first media socket in the poll set (signals, control, wake-up first).
 const MEDIA_FDS: usize = 3;
@@ -31,6 +32,11 @@ const MEDIA_FDS: usize = 3;
 /// Up to this keepalive the loop reads the media when it wakes anyway instead of waking for
 /// each heartbeat (see `run`).
 const LAZY_RECEIVE_MAX_KEEPALIVE: Duration = Duration::from_millis(50);
+
+/// A wake-up later than planned by more than this is a pause of this node (the machine or its
+/// hypervisor did not run it): peers' silence over it is excused ([`Membership::excuse`]).
+/// Smaller delays are the ordinary cost of waking up, and not worth a decision.
+const PAUSE_EXCUSED_OVER: Duration = Duration::from_millis(2);
 
 /// Where the daemon keeps what must survive restarts (the generation).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hb-monitor";
@@ -332,9 +338,6 @@ pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
 /// ran Heartbeat keeps its identity and its generation keeps rising.
 const HEARTBEAT_STATE: &str = "/var/lib/heartbeat";
 
-/// How many sent messages are kept for Heartbeat peers' retransmission requests.
-const HISTORY: usize = 200;
-
 /// This node's UUID (Heartbeat's `srcuuid`), kept in `state_dir`: Heartbeat's own when the
 /// node ran Heartbeat before, else a new random one.
 pub fn node_uuid(state_dir: &Path) -> io::Result<[u8; 16]> {
@@ -365,11 +368,17 @@ struct Daemon {
     cfg: Config,
     node: String,
     generation: u64,
-    seq: u64,
+    /// Where every message leaves (shared with the stand-in, [`standin`]).
+    out: Arc<Mutex<Outgoing>>,
+    /// The CPU the loop runs on, for the stand-in to keep off it.
+    loop_cpu: Arc<LoopCpu>,
     media: MediaSet,
     members: Membership,
     wire: WireCounters,
     started: Instant,
+    /// Pauses of this node that were excused ([`Daemon::paused`]), and the longest.
+    pauses: u64,
+    longest_pause: Duration,
     /// The group's preferred node and resources.
     preferred: String,
     resources: Vec<ResourceEntry>,
@@ -406,10 +415,6 @@ struct Daemon {
     outcomes: mpsc::Receiver<Outcome>,
     /// Heartbeat 3 peers: their resource messages, acks, hand-overs.
     compat: Compat,
-    /// `srcuuid`.
-    uuid: [u8; 16],
-    /// The last sequenced messages sent (seq, bytes), for retransmission requests.
-    history: std::collections::VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Daemon {
@@ -439,39 +444,14 @@ impl Daemon {
         }
         msg.push("dt", format!("{:x}", self.cfg.ha_cf.deadtime.as_millis()));
         msg.push("protocol", "1");
-        self.send(msg, true);
+        let errors = standin::lock(&self.out).heartbeat(msg, st == "dead", Instant::now());
+        log_send_errors(errors);
     }
 
-    /// Sends `msg` on every medium with Heartbeat's envelope (sender, UUID, sequence number
-    /// when `sequenced`, generation, time, hop count), in Heartbeat's field order.
-    fn send(&mut self, mut msg: Message, sequenced: bool) {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        msg.push("src", self.node.clone());
-        msg.push_binary("srcuuid", &self.uuid);
-        if sequenced {
-            self.seq += 1;
-            msg.push("seq", format!("{:x}", self.seq));
-        }
-        msg.push("hg", format!("{:x}", self.generation));
-        msg.push("ts", format!("{ts:x}"));
-        msg.push("ttl", "4");
-        match proto::encode(&msg, &self.cfg.auth) {
-            Ok(bytes) => {
-                for (medium, e) in self.media.send_all(&bytes) {
-                    log("WARN", &format!("sending on {medium}: {e}"));
-                }
-                if sequenced {
-                    if self.history.len() == HISTORY {
-                        self.history.pop_front();
-                    }
-                    self.history.push_back((self.seq, bytes));
-                }
-            }
-            Err(e) => log("ERROR", &format!("cannot encode a message: {e}")),
-        }
+    /// Sends `msg` on every medium (with the envelope, [`Outgoing::send`]).
+    fn send(&mut self, msg: Message, sequenced: bool) {
+        let errors = standin::lock(&self.out).send(msg, sequenced);
+        log_send_errors(errors);
     }
 
     /// Sends what the Heartbeat side queued.
@@ -490,13 +470,9 @@ impl Daemon {
     /// gone (`NS_nak_rexmit`).
     fn retransmit(&mut self, to: &str, seqs: Vec<u64>) {
         for seq in seqs {
-            match self.history.iter().find(|(s, _)| *s == seq) {
-                Some((_, bytes)) => {
-                    let bytes = bytes.clone();
-                    for (medium, e) in self.media.send_all(&bytes) {
-                        log("WARN", &format!("sending on {medium}: {e}"));
-                    }
-                }
+            let resent = standin::lock(&self.out).resend(seq);
+            match resent {
+                Some(errors) => log_send_errors(errors),
                 None => self.compat.cannot_retransmit(to, seq),
             }
         }
@@ -1040,8 +1016,13 @@ impl Daemon {
                         log(
                             "WARN",
                             &format!(
-                                "node {p} is dead while it advertised the group as {}: it is fenced before any takeover",
-                                holding.word()
+                                "node {p} is dead while it advertised the group as {}: {}",
+                                holding.word(),
+                                if self.cfg.ha_cf.fence_command.is_empty() {
+                                    "without a fence_command it may still run it"
+                                } else {
+                                    "it is fenced before any takeover"
+                                }
                             ),
                         );
                         self.fence_needed.insert(p);
@@ -1106,6 +1087,11 @@ impl Daemon {
                 "incomplete": c.incomplete,
             },
             "accepted": c.accepted,
+            "pauses": {
+                "count": self.pauses,
+                "longest_ms": self.longest_pause.as_millis() as u64,
+            },
+            "stand_in_heartbeats": standin::lock(&self.out).stood_in,
             "ping_nodes": self.ping.as_ref().map(|p| {
                 p.entries
                     .iter()
@@ -1128,6 +1114,31 @@ impl Daemon {
                 "fencing": !self.cfg.ha_cf.fence_command.is_empty(),
             },
         })
+    }
+
+    /// This node was not running for `pause` (found by the loop waking up that much later
+    /// than it planned): nothing could be sent or read in it, and a stall of the whole
+    /// machine (a VM's vCPUs descheduled by the host for up to 100 ms under disk load, seen on
+    /// this project's test VM) stops the peers' heartbeats too. Without this, the first tick
+    /// after the stall declares dead every peer that has not yet sent again: a false failover.
+    fn paused(&mut self, pause: Duration, now: Instant) {
+        self.members.excuse(pause, now);
+        if let Some(ping) = self.ping.as_mut() {
+            ping.excuse(pause, now);
+        }
+        self.pauses += 1;
+        self.longest_pause = self.longest_pause.max(pause);
+        // Pauses of a few keepalives are common on a loaded machine; the log says those a
+        // peer would call late.
+        if pause >= self.cfg.ha_cf.warntime {
+            log(
+                "WARN",
+                &format!(
+                    "this node did not run for {} ms (the machine stalled): the peers' silence over that time is not held against them",
+                    pause.as_millis()
+                ),
+            );
+        }
     }
 
     /// Answers one control request (read by the control thread).
@@ -1375,6 +1386,28 @@ fn run_loop(
                 .join(", ")
         ),
     );
+    let sending = media
+        .try_clone()
+        .map_err(|e| DaemonError::Failed(format!("opening the media for sending: {e}")))?;
+    let out = Arc::new(Mutex::new(Outgoing::new(
+        node,
+        uuid,
+        generation,
+        cfg.auth.clone(),
+        sending,
+        now,
+    )));
+    let loop_cpu = Arc::new(LoopCpu::default());
+    loop_cpu.record();
+    // After go_realtime: the stand-in runs at the loop's priority.
+    match standin::start(out.clone(), loop_cpu.clone(), ha.keepalive, log) {
+        Ok(true) => log(
+            "INFO",
+            "stand-in heartbeat ready: when the loop has not sent for two keepalives (its CPU stalled), another CPU sends for it, for at most 500 ms",
+        ),
+        Ok(false) => {}
+        Err(e) => log("WARN", &format!("no stand-in heartbeat thread: {e}")),
+    }
     let (wake_read, wake_write) = wake_pipe()?;
     let (outcome_sender, outcomes) = mpsc::channel();
     let (preferred, resources) = cfg
@@ -1415,16 +1448,17 @@ fn run_loop(
         last_error: None,
         outcomes,
         compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
-        uuid,
-        history: Default::default(),
+        out: out.clone(),
+        loop_cpu: loop_cpu.clone(),
         cfg,
         node: node.to_string(),
         generation,
-        seq: 0,
         media,
         members,
         wire: WireCounters::default(),
         started: now,
+        pauses: 0,
+        longest_pause: Duration::ZERO,
     };
     if !daemon.resources.is_empty() {
         // Whatever a previous run left running here (kill -9 leaves the VIP, mounts and
@@ -1465,8 +1499,16 @@ fn run_loop(
     };
     let mut last_read = now;
     let mut next_heartbeat = now;
+    // When the loop meant to run again at the latest, and when it last ran: the difference
+    // to when it does run is a pause of this node.
+    let mut planned_wake = now;
     loop {
+        daemon.loop_cpu.record();
         let now = Instant::now();
+        let pause = now.saturating_duration_since(planned_wake);
+        if pause > PAUSE_EXCUSED_OVER {
+            daemon.paused(pause, now);
+        }
         if lazy_receive {
             for i in 0..media_count {
                 daemon.receive(i, now, last_read);
@@ -1536,6 +1578,7 @@ fn run_loop(
         }
         // Round up so that a sub-millisecond wait does not spin.
         let timeout_ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        planned_wake = Instant::now() + Duration::from_millis(timeout_ms as u64);
         // SAFETY: `fds` is a live array of initialised pollfd of the given length.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), polled as libc::nfds_t, timeout_ms) };
         if ready < 0 {
@@ -1596,6 +1639,13 @@ pub fn query(control: &Path, request: &str) -> io::Result<String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+/// Logs what could not be sent, by medium.
+fn log_send_errors(errors: Vec<(String, String)>) {
+    for (medium, e) in errors {
+        log("WARN", &format!("sending on {medium}: {e}"));
+    }
 }
 
 /// Default paths, overridable on the command line.

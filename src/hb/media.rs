@@ -393,6 +393,32 @@ impl MediaSet {
         Ok(set)
     }
 
+    /// Another handle on every medium, for sending from another thread (the stand-in sends
+    /// while the loop reads).
+    pub fn try_clone(&self) -> io::Result<MediaSet> {
+        let sockets = self
+            .sockets
+            .iter()
+            .map(|m| {
+                let transport = match &m.transport {
+                    Transport::Udp { socket, targets } => Transport::Udp {
+                        socket: socket.try_clone()?,
+                        targets: targets.clone(),
+                    },
+                    Transport::Serial { port, .. } => Transport::Serial {
+                        port: port.try_clone()?,
+                        pending: vec![],
+                    },
+                };
+                Ok(MediumSocket {
+                    name: m.name.clone(),
+                    transport,
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(MediaSet { sockets })
+    }
+
     /// Sends `bytes` to every target of every medium; the errors, by medium.
     pub fn send_all(&self, bytes: &[u8]) -> Vec<(String, io::Error)> {
         let mut errors = vec![];

@@ -320,6 +320,24 @@ impl Membership {
         events
     }
 
+    /// This node did not run for `pause` (the machine, or its hypervisor, stalled it; detected
+    /// by the daemon as a wake-up that late): a peer's silence over that time is not evidence
+    /// against it, because a stall of the whole machine also stopped the peer's heartbeats
+    /// before they were sent (its sender is as late as our reader). Every silence clock is
+    /// moved forward by `pause` (never past `now`), so a peer gets what is left of its
+    /// deadtime again from the end of the pause. A peer that really died is still declared
+    /// dead, `pause` later; corosync does the same ("process pause detected").
+    pub fn excuse(&mut self, pause: Duration, now: Instant) {
+        let forward = |t: &mut Instant| *t = (*t + pause).min(now);
+        forward(&mut self.started);
+        for peer in self.peers.values_mut() {
+            if let Some(t) = peer.last_heard.as_mut() {
+                forward(t);
+            }
+            peer.media.values_mut().for_each(forward);
+        }
+    }
+
     /// When [`tick`](Self::tick) next has something to decide.
     pub fn next_deadline(&self, now: Instant) -> Instant {
         let mut next = now + self.deadtime;
@@ -506,6 +524,44 @@ mod tests {
             late,
             vec![Event::Late("n2".into(), Duration::from_millis(250))]
         );
+    }
+
+    #[test]
+    fn a_pause_of_this_node_is_not_held_against_its_peers() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0).unwrap();
+        // This node stalled for 200 ms and woke at t0 + 350: n2's silence is 150 ms, not 350.
+        m.excuse(ms(200), t0 + ms(350));
+        assert_eq!(m.tick(t0 + ms(350)), vec![]);
+        assert_eq!(m.next_deadline(t0 + ms(350)), t0 + ms(500));
+        // A peer that stays silent is still dead, the pause later; n3, never heard, gets its
+        // initdead from the pause's end too.
+        assert_eq!(m.tick(t0 + ms(499)), vec![]);
+        assert_eq!(
+            m.tick(t0 + ms(501)),
+            vec![
+                Event::PeerDead("n2".into()),
+                Event::MediumDown("n2".into(), "eth0".into())
+            ]
+        );
+        assert_eq!(m.tick(t0 + ms(1199)), vec![]);
+        assert_eq!(m.tick(t0 + ms(1201)), vec![Event::PeerDead("n3".into())]);
+    }
+
+    #[test]
+    fn an_excuse_never_moves_a_clock_past_now() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = table(t0);
+        m.receive(&fields("n2", 1, 1), "eth0", t0 + ms(100))
+            .unwrap();
+        // A pause longer than the silence: n2 counts as heard now, not in the future.
+        m.excuse(ms(500), t0 + ms(150));
+        assert_eq!(m.peers["n2"].last_heard, Some(t0 + ms(150)));
+        assert_eq!(m.tick(t0 + ms(450)), vec![]);
+        assert_eq!(m.tick(t0 + ms(451)).len(), 2);
     }
 
     #[test]

@@ -16,3 +16,4 @@ pub mod media;
 pub mod membership;
 pub mod ping;
 pub mod proto;
+pub mod standin;

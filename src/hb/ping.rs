@@ -176,6 +176,19 @@ impl PingNodes {
         }
     }
 
+    /// This node did not run for `pause`: replies could not be read, and the pings due in it
+    /// were not sent; as for heartbeats ([`Membership::excuse`](super::membership::Membership::excuse)),
+    /// that time does not count against the ping nodes.
+    pub fn excuse(&mut self, pause: Duration, now: Instant) {
+        let forward = |t: &mut Instant| *t = (*t + pause).min(now);
+        forward(&mut self.started);
+        for entry in &mut self.entries {
+            if let Some(t) = entry.last_reply.as_mut() {
+                forward(t);
+            }
+        }
+    }
+
     /// Whether an entry counts as reachable now.
     pub fn reachable(&self, entry: &Entry, now: Instant) -> bool {
         match entry.last_reply {
