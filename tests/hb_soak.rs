@@ -101,12 +101,7 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
     // What each node's daemon counted: its pauses (excused) and stand-in heartbeats.
     let counted: Vec<String> = (0..2)
         .map(|i| {
-            let out = c.hosts[i]
-                .command(crate::util::agent::built_bin("hb-monitor"))
-                .args(["status", "--json"])
-                .output()
-                .unwrap();
-            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let s = c.status(i);
             format!(
                 "n{}: {} pauses excused (longest {} ms), {} stand-in heartbeats",
                 i + 1,

@@ -56,15 +56,20 @@ fn pin(tid: i32, cpu: usize) {
     }
 }
 
-/// Takes `cpu` away for `how_long`: a thread at SCHED_FIFO 50 (above hb-monitor's SCHED_RR
-/// 10) spinning there, as a hypervisor that deschedules that vCPU would.
+/// Puts the calling thread above hb-monitor's SCHED_RR 10: SCHED_FIFO 50.
+fn above_the_daemons() {
+    let param = libc::sched_param { sched_priority: 50 };
+    // SAFETY: this thread, a valid sched_param.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    assert_eq!(rc, 0, "SCHED_FIFO: {}", std::io::Error::last_os_error());
+}
+
+/// Takes `cpu` away for `how_long`: a thread above the daemons spinning there, as a
+/// hypervisor that deschedules that vCPU would.
 fn take_cpu(cpu: usize, how_long: Duration) {
     std::thread::spawn(move || {
         pin(0, cpu);
-        let param = libc::sched_param { sched_priority: 50 };
-        // SAFETY: this thread, a valid sched_param.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-        assert_eq!(rc, 0, "SCHED_FIFO: {}", std::io::Error::last_os_error());
+        above_the_daemons();
         let start = Instant::now();
         while start.elapsed() < how_long {
             std::hint::spin_loop();
@@ -76,15 +81,6 @@ fn take_cpu(cpu: usize, how_long: Duration) {
 
 fn log(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(c.dirs[i].path().join("daemon.log")).unwrap_or_default()
-}
-
-fn status(c: &Cluster, i: usize) -> serde_json::Value {
-    let out = c.hosts[i]
-        .command(crate::util::agent::built_bin("hb-monitor"))
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn deaths(log: &str) -> Vec<&str> {
@@ -110,7 +106,7 @@ fn a_cpu_taken_from_the_holders_loop_is_no_failover() {
         "the loop was not held up (the test did not work):\n{n1}"
     );
     assert_eq!(deaths(&n2), Vec::<&str>::new(), "n2's log:\n{n2}");
-    let stood_in = status(&c, 0)["stand_in_heartbeats"].as_u64().unwrap();
+    let stood_in = c.status(0)["stand_in_heartbeats"].as_u64().unwrap();
     assert!(stood_in >= 5 * 10, "{stood_in} stand-in heartbeats");
     assert_eq!(c.holding(0), "held");
     assert_eq!(c.holding(1), "none");
@@ -126,10 +122,7 @@ fn both_nodes_frozen_together_is_no_failover() {
     // Signalled from a thread above the daemons' priority: the first one woken must not
     // delay the second one's SIGCONT (a machine that stalls resumes its nodes together).
     std::thread::spawn(move || {
-        let param = libc::sched_param { sched_priority: 50 };
-        // SAFETY: this thread, a valid sched_param.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-        assert_eq!(rc, 0, "SCHED_FIFO: {}", std::io::Error::last_os_error());
+        above_the_daemons();
         for _ in 0..5 {
             for pid in pids {
                 // SAFETY: signals to our own children.
@@ -148,7 +141,7 @@ fn both_nodes_frozen_together_is_no_failover() {
     for i in 0..2 {
         let l = log(&c, i);
         assert_eq!(deaths(&l), Vec::<&str>::new(), "n{}'s log:\n{l}", i + 1);
-        let pauses = status(&c, i)["pauses"]["count"].as_u64().unwrap();
+        let pauses = c.status(i)["pauses"]["count"].as_u64().unwrap();
         assert!(pauses >= 5, "n{}: {pauses} pauses seen", i + 1);
     }
     assert_eq!(c.holding(0), "held");

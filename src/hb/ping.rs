@@ -228,4 +228,29 @@ mod tests {
         let packet = [8u8, 0, 0, 0, 0, 1, 0, 1];
         assert_eq!(checksum(&packet), 0xf7fd);
     }
+
+    #[test]
+    fn a_pause_of_this_node_does_not_make_ping_nodes_unreachable() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut nodes = PingNodes {
+            socket: socket.into(),
+            ident: 1,
+            seq: 0,
+            entries: vec![Entry {
+                name: "198.18.0.254".into(),
+                addresses: vec![Ipv4Addr::new(198, 18, 0, 254)],
+                last_reply: Some(t0),
+            }],
+            started: t0,
+            deadping: ms(300),
+            initdead: ms(1000),
+        };
+        // Not run for 200 ms until t0 + 350: 150 ms without a reply, not 350.
+        nodes.excuse(ms(200), t0 + ms(350));
+        assert_eq!(nodes.count(t0 + ms(350)), 1);
+        assert_eq!(nodes.count(t0 + ms(500)), 1);
+        assert_eq!(nodes.count(t0 + ms(501)), 0);
+    }
 }

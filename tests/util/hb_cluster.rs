@@ -177,20 +177,22 @@ impl Cluster {
                 .contains(&format!(" {ip}/"))
     }
 
+    /// Node i's `hb-monitor status --json` (Null when it does not answer).
+    pub fn status(&self, i: usize) -> serde_json::Value {
+        let out = self.hosts[i]
+            .command(super::agent::built_bin("hb-monitor"))
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
     pub fn holding(&self, i: usize) -> String {
         // Asked again a few times: the daemon may still be opening its socket, or be
         // between two runs.
         for _ in 0..5 {
-            let out = self.hosts[i]
-                .command(super::agent::built_bin("hb-monitor"))
-                .args(["status", "--json"])
-                .output()
-                .unwrap();
-            if let Some(holding) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .ok()
-                .and_then(|s| s["group"]["holding"].as_str().map(str::to_string))
-            {
-                return holding;
+            if let Some(holding) = self.status(i)["group"]["holding"].as_str() {
+                return holding.to_string();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
