@@ -226,7 +226,8 @@ fn auto_failback_on_returns_the_group_and_off_keeps_it() {
 #[ignore = "needs root"]
 fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
     // The daemon blocks SIGTERM/SIGINT/SIGHUP for its signalfd; its agents must not inherit
-    // that (an agent that cannot be stopped by SIGTERM breaks every timeout).
+    // that (an agent that cannot be stopped by SIGTERM breaks every timeout). Nor the loop's
+    // single CPU (it keeps to one, beside its stand-in heartbeat's): MySQL would get one core.
     let out = tempfile::tempdir().unwrap();
     std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let report = out.path().join("sigblk");
@@ -241,7 +242,7 @@ fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
     let agent = agent_dir.join("sigdump");
     std::fs::write(
         &agent,
-        "#!/bin/sh\ncase \"$1\" in start) { grep -E '^Sig(Blk|Ign)' /proc/self/status; chrt -p $$; } > \"$OCF_RESKEY_out\";; esac\nexit 0\n",
+        "#!/bin/sh\ncase \"$1\" in start) { grep -E '^(Sig(Blk|Ign)|Cpus_allowed_list)' /proc/self/status; chrt -p $$; } > \"$OCF_RESKEY_out\";; esac\nexit 0\n",
     )
     .unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -272,4 +273,14 @@ fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
         .unwrap();
     let policy = String::from_utf8_lossy(&policy.stdout);
     assert!(policy.contains("SCHED_RR"), "{policy}");
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list"))
+            .map(str::to_string)
+    };
+    assert_eq!(cpus(&text), cpus(&own), "the agent's CPUs: {text}");
+    let loop_cpus = std::fs::read_to_string(format!("/proc/{daemon}/status")).unwrap();
+    assert_ne!(cpus(&loop_cpus), cpus(&own), "the loop keeps to one CPU");
 }

@@ -107,7 +107,7 @@ fn no_false_failover_at_the_fastest_setting_under_load() {
                 i + 1,
                 s["pauses"]["count"],
                 s["pauses"]["longest_ms"],
-                s["stand_in_heartbeats"]
+                s["stand_in"]["heartbeats"]
             )
         })
         .collect();

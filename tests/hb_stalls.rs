@@ -4,7 +4,7 @@
 //! SCHED_RR thread woke 100 ms late, on one vCPU while the other ran, and on both at once),
 //! produced here on purpose:
 //! - one CPU taken away: a SCHED_FIFO thread of the test spins on the CPU the holder's loop
-//!   is pinned to, above the loop's priority. The stand-in heartbeat sends from the other CPU.
+//!   keeps to, above the loop's priority. The stand-in heartbeat sends from its own CPU.
 //! - the whole node frozen, peer included: SIGSTOP to both daemons, SIGCONT together. Each
 //!   excuses the time it did not run.
 //!
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::hb_cluster::{Cluster, VIP};
 
-/// One of these tests at a time: each takes CPU 0 from the whole machine (`make test` also
+/// One of these tests at a time: each takes a CPU from the whole machine (`make test` also
 /// runs them after every other test, on their own).
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -37,11 +37,30 @@ fn cluster() -> Cluster {
     c
 }
 
+/// The CPU node i's loop keeps to (and that its stand-in heartbeat keeps off).
+fn loop_cpu(c: &Cluster, i: usize) -> usize {
+    let status = c.status(i);
+    let cpu = status["stand_in"]["loop_cpu"].as_u64();
+    assert!(
+        cpu.is_some_and(|l| status["stand_in"]["cpu"].as_u64() != Some(l)),
+        "n{} has no stand-in of its own CPU: {status}",
+        i + 1
+    );
+    cpu.unwrap() as usize
+}
+
+/// Moves the peer n2's loop off `cpu`, so that it watches n1 while n1's loop cannot run (a
+/// loop sharing the stalled CPU would pause too, and rightly excuse the silence).
+fn watch_from_another_cpu(c: &Cluster, cpu: usize) {
+    let other = if cpu == 0 { 1 } else { 0 };
+    pin(daemon_pid(c, 1), other);
+}
+
 fn daemon_pid(c: &Cluster, i: usize) -> i32 {
     c.daemons[i].as_ref().unwrap().pid() as i32
 }
 
-/// Keeps thread `tid` (a daemon's pid is its loop's thread) on `cpu`.
+/// Keeps thread `tid` (0: the calling one) on `cpu`.
 fn pin(tid: i32, cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it; sched_setaffinity reads it.
     unsafe {
@@ -92,12 +111,10 @@ fn deaths(log: &str) -> Vec<&str> {
 fn a_cpu_taken_from_the_holders_loop_is_no_failover() {
     let _alone = alone();
     let c = cluster();
-    // The holder's loop on CPU 0, the peer's on CPU 1: the holder's stand-in moves to CPU 1.
-    pin(daemon_pid(&c, 0), 0);
-    pin(daemon_pid(&c, 1), 1);
-    std::thread::sleep(Duration::from_millis(300));
+    let cpu = loop_cpu(&c, 0);
+    watch_from_another_cpu(&c, cpu);
     for _ in 0..5 {
-        take_cpu(0, Duration::from_millis(150));
+        take_cpu(cpu, Duration::from_millis(150));
         std::thread::sleep(Duration::from_millis(300));
     }
     let (n1, n2) = (log(&c, 0), log(&c, 1));
@@ -106,7 +123,7 @@ fn a_cpu_taken_from_the_holders_loop_is_no_failover() {
         "the loop was not held up (the test did not work):\n{n1}"
     );
     assert_eq!(deaths(&n2), Vec::<&str>::new(), "n2's log:\n{n2}");
-    let stood_in = c.status(0)["stand_in_heartbeats"].as_u64().unwrap();
+    let stood_in = c.status(0)["stand_in"]["heartbeats"].as_u64().unwrap();
     assert!(stood_in >= 5 * 10, "{stood_in} stand-in heartbeats");
     assert_eq!(c.holding(0), "held");
     assert_eq!(c.holding(1), "none");
@@ -153,15 +170,14 @@ fn both_nodes_frozen_together_is_no_failover() {
 fn a_loop_held_past_the_stand_ins_cover_is_dead() {
     let _alone = alone();
     let c = cluster();
-    pin(daemon_pid(&c, 0), 0);
-    pin(daemon_pid(&c, 1), 1);
-    std::thread::sleep(Duration::from_millis(300));
+    let cpu = loop_cpu(&c, 0);
+    watch_from_another_cpu(&c, cpu);
     // Shorter than the cover: covered. Longer (500 ms + deadtime): dead.
-    take_cpu(0, Duration::from_millis(400));
+    take_cpu(cpu, Duration::from_millis(400));
     std::thread::sleep(Duration::from_millis(200));
     let n2 = log(&c, 1);
     assert_eq!(deaths(&n2), Vec::<&str>::new(), "n2's log:\n{n2}");
-    take_cpu(0, Duration::from_millis(800));
+    take_cpu(cpu, Duration::from_millis(800));
     let n2 = log(&c, 1);
     assert!(
         deaths(&n2).iter().any(|l| l.contains("node n1 is dead")),

@@ -24,7 +24,7 @@ use super::media::MediaSet;
 use super::membership::{Dropped, Event, Membership, PeerState};
 use super::ping::PingNodes;
 use super::proto::{self, Message, ProtoError};
-use super::standin::{self, LoopCpu, Outgoing};
+use super::standin::{self, Outgoing};
 
 /// Position of the first media socket in the poll set (signals, control, wake-up first).
 const MEDIA_FDS: usize = 3;
@@ -370,8 +370,8 @@ struct Daemon {
     generation: u64,
     /// Where every message leaves (shared with the stand-in, [`standin`]).
     out: Arc<Mutex<Outgoing>>,
-    /// The CPU the loop runs on, for the stand-in to keep off it.
-    loop_cpu: Arc<LoopCpu>,
+    /// The loop's and the stand-in's CPUs, when there is a stand-in.
+    placement: Option<standin::Placement>,
     media: MediaSet,
     members: Membership,
     wire: WireCounters,
@@ -1091,7 +1091,11 @@ impl Daemon {
                 "count": self.pauses,
                 "longest_ms": self.longest_pause.as_millis() as u64,
             },
-            "stand_in_heartbeats": standin::lock(&self.out).stood_in,
+            "stand_in": self.placement.as_ref().map(|p| serde_json::json!({
+                "loop_cpu": p.loop_cpu,
+                "cpu": p.stand_in_cpu,
+                "heartbeats": standin::lock(&self.out).stood_in,
+            })),
             "ping_nodes": self.ping.as_ref().map(|p| {
                 p.entries
                     .iter()
@@ -1397,17 +1401,25 @@ fn run_loop(
         sending,
         now,
     )));
-    let loop_cpu = Arc::new(LoopCpu::default());
-    loop_cpu.record();
-    // After go_realtime: the stand-in runs at the loop's priority.
-    match standin::start(out.clone(), loop_cpu.clone(), ha.keepalive, log) {
-        Ok(true) => log(
-            "INFO",
-            "stand-in heartbeat ready: when the loop has not sent for two keepalives (its CPU stalled), another CPU sends for it, for at most 500 ms",
-        ),
-        Ok(false) => {}
-        Err(e) => log("WARN", &format!("no stand-in heartbeat thread: {e}")),
-    }
+    // After go_realtime (the stand-in runs at the loop's priority) and after the threads
+    // that must not share the loop's CPU (log, control).
+    let placement = match standin::start(out.clone(), ha.keepalive, log) {
+        Ok(Some(p)) => {
+            log(
+                "INFO",
+                &format!(
+                    "stand-in heartbeat on CPU {}, the loop on CPU {}: when the loop has not sent for two keepalives (its CPU stalled), the stand-in sends for it, for at most 500 ms",
+                    p.stand_in_cpu, p.loop_cpu
+                ),
+            );
+            Some(p)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log("WARN", &format!("no stand-in heartbeat: {e}"));
+            None
+        }
+    };
     let (wake_read, wake_write) = wake_pipe()?;
     let (outcome_sender, outcomes) = mpsc::channel();
     let (preferred, resources) = cfg
@@ -1421,6 +1433,10 @@ fn run_loop(
         timeout: op_timeout,
         done: outcome_sender,
         wake: wake_write.as_raw_fd(),
+        cpus: placement
+            .as_ref()
+            .map(|p| p.all.clone())
+            .unwrap_or_default(),
     };
     if cfg.ha_cf.fence_command.is_empty() && !resources.is_empty() {
         log(
@@ -1449,7 +1465,7 @@ fn run_loop(
         outcomes,
         compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
         out: out.clone(),
-        loop_cpu: loop_cpu.clone(),
+        placement,
         cfg,
         node: node.to_string(),
         generation,
@@ -1503,7 +1519,6 @@ fn run_loop(
     // to when it does run is a pause of this node.
     let mut planned_wake = now;
     loop {
-        daemon.loop_cpu.record();
         let now = Instant::now();
         let pause = now.saturating_duration_since(planned_wake);
         if pause > PAUSE_EXCUSED_OVER {

@@ -19,7 +19,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,23 +167,6 @@ pub fn lock(out: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
     out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The CPU the loop last ran on, written by the loop, read by the stand-in (-1: not known).
-#[derive(Debug, Default)]
-pub struct LoopCpu(AtomicI32);
-
-impl LoopCpu {
-    /// Records the calling thread's CPU.
-    pub fn record(&self) {
-        // SAFETY: sched_getcpu has no preconditions.
-        let cpu = unsafe { libc::sched_getcpu() };
-        self.0.store(cpu, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Option<usize> {
-        usize::try_from(self.0.load(Ordering::Relaxed)).ok()
-    }
-}
-
 /// The CPUs this thread may run on.
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
@@ -201,33 +183,63 @@ fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
-/// Keeps the calling thread off `avoid` (and on the rest of `cpus`).
-fn keep_off(cpus: &[usize], avoid: usize) {
+/// Lets the calling thread run on `cpus` only.
+pub fn run_on(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &c in cpus.iter().filter(|&&c| c != avoid) {
-        // SAFETY: c < CPU_SETSIZE (it came from CPU_ISSET's range).
+    for &c in cpus {
+        // SAFETY: c < CPU_SETSIZE (it came from allowed_cpus' range).
         unsafe { libc::CPU_SET(c, &mut set) };
     }
     // SAFETY: `set` is a live cpu_set_t of the size passed.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
-/// Starts the stand-in for a loop sending every `keepalive`, when it can help: on a machine
-/// with one CPU it would stall with the loop, and a keepalive whose two beats exceed
-/// [`COVER`] leaves it nothing to cover. `log` reports send failures. Runs for the
-/// process's life, at the scheduling policy of the thread that starts it (the loop's
-/// SCHED_RR, when the daemon runs realtime).
+/// Where the loop and the stand-in run, once [`start`]ed: each on a CPU of its own.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The CPUs the daemon was allowed at start: what its agents get back.
+    pub all: Vec<usize>,
+    /// The loop's CPU.
+    pub loop_cpu: usize,
+    /// The stand-in's CPU.
+    pub stand_in_cpu: usize,
+}
+
+/// Starts the stand-in for a loop (the calling thread) sending every `keepalive`, when it can
+/// help: with two CPUs or more, and a keepalive whose two beats stay under [`COVER`]. Then the
+/// loop stays on the CPU it runs on now and the stand-in on another one: a thread's timers
+/// fire on the CPU it went to sleep on, so a stand-in that could follow the loop (or the loop
+/// that could come to the stand-in's CPU) would stall with it. Threads the loop starts later
+/// inherit its CPU: they must go back to [`Placement::all`] (the worker does, before it runs
+/// an agent). The stand-in runs at the loop's scheduling (SCHED_RR when realtime); `log`
+/// reports its send failures.
 pub fn start(
     out: Arc<Mutex<Outgoing>>,
-    loop_cpu: Arc<LoopCpu>,
     keepalive: Duration,
     log: fn(&str, &str),
-) -> io::Result<bool> {
-    let cpus = allowed_cpus();
-    if cpus.len() < 2 || 2 * keepalive >= COVER {
-        return Ok(false);
+) -> io::Result<Option<Placement>> {
+    let all = allowed_cpus();
+    if all.len() < 2 || 2 * keepalive >= COVER {
+        return Ok(None);
     }
+    // SAFETY: sched_getcpu has no preconditions.
+    let now_on = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(all[0]);
+    let loop_cpu = if all.contains(&now_on) {
+        now_on
+    } else {
+        all[0]
+    };
+    let stand_in_cpu = all
+        .iter()
+        .copied()
+        .find(|&c| c > loop_cpu)
+        .unwrap_or(all[0]);
     // The loop's scheduling (SCHED_RR when realtime), set again in the thread: with
     // SCHED_RESET_ON_FORK a new thread starts at normal priority.
     // SAFETY: sched_getscheduler/sched_getparam on this thread, into a local sched_param.
@@ -242,15 +254,14 @@ pub fn start(
                 // SAFETY: the calling thread, with a sched_param read from the loop's.
                 unsafe { libc::sched_setscheduler(0, policy, &param) };
             }
-            let mut kept_off = None;
+            if let Err(e) = run_on(&[stand_in_cpu]) {
+                log(
+                    "WARN",
+                    &format!("stand-in heartbeat: staying on CPU {stand_in_cpu}: {e}"),
+                );
+            }
             loop {
-                if let Some(cpu) = loop_cpu.get()
-                    && kept_off != Some(cpu)
-                {
-                    keep_off(&cpus, cpu);
-                    kept_off = Some(cpu);
-                }
-                // Never wait on the loop: if it holds the lock and its vCPU stalls, waiting
+                // Never wait on the loop: if it holds the lock and its CPU stalls, waiting
                 // would stall the stand-in with it. Look again in a millisecond.
                 let (next, sent) = match out.try_lock() {
                     Ok(mut o) => o.stand_in(keepalive, Instant::now()),
@@ -269,7 +280,12 @@ pub fn start(
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
             }
         })?;
-    Ok(true)
+    run_on(&[loop_cpu])?;
+    Ok(Some(Placement {
+        all,
+        loop_cpu,
+        stand_in_cpu,
+    }))
 }
 
 #[cfg(test)]
