@@ -17,6 +17,9 @@ mod host;
 #[allow(dead_code)]
 mod agent;
 
+#[path = "../tests/util/heartbeat_node.rs"]
+mod heartbeat_node;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -118,41 +121,26 @@ struct Heartbeat {
     deadtime_ms: u64,
 }
 
-const HEARTBEAT_BIN: &str = "/usr/libexec/heartbeat/heartbeat";
-
 impl Heartbeat {
     fn new(keepalive_ms: u64, deadtime_ms: u64, warntime_ms: u64) -> Heartbeat {
         let dirs = (1..=2)
             .map(|n| {
                 let dir = tempfile::tempdir().unwrap();
-                let d = dir.path();
-                let status = std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(format!(
-                        "cp -a /etc/ha.d {d}/ha.d && cp -a /var/lib/heartbeat {d}/varlib && \
-                         rm -f {d}/varlib/hb_uuid {d}/varlib/hostcache {d}/varlib/hb_generation",
-                        d = d.display()
-                    ))
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "copying /etc/ha.d and /var/lib/heartbeat");
-                let peer = 3 - n;
-                let ha_cf = format!(
-                    "logfile {d}/ha-log\nlogfacility none\nuse_logd no\nkeepalive {keepalive_ms}ms\n\
-                     deadtime {deadtime_ms}ms\nwarntime {warntime_ms}ms\ninitdead {init}ms\nudpport 694\n\
-                     ucast eth0 198.18.1.{peer}\nauto_failback off\ncrm off\nnode n1\nnode n2\n",
-                    d = d.display(),
-                    init = (2 * deadtime_ms).max(1000),
+                let settings = heartbeat_node::Settings {
+                    keepalive_ms,
+                    deadtime_ms,
+                    warntime_ms,
+                    initdead_ms: (2 * deadtime_ms).max(1000),
+                    auto_failback: "off",
+                    debug: false,
+                };
+                heartbeat_node::write_files(
+                    dir.path(),
+                    n,
+                    &settings,
+                    &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+                    "bench",
                 );
-                std::fs::write(d.join("ha.d/ha.cf"), ha_cf).unwrap();
-                std::fs::write(
-                    d.join("ha.d/haresources"),
-                    format!("n1 IPaddr2::{VIP}/24/eth0\n"),
-                )
-                .unwrap();
-                let keys = d.join("ha.d/authkeys");
-                std::fs::write(&keys, "auth 1\n1 sha1 bench\n").unwrap();
-                std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
                 dir
             })
             .collect();
@@ -169,15 +157,12 @@ impl Daemon for Heartbeat {
         format!("heartbeat 3 {}/{} ms", self.keepalive_ms, self.deadtime_ms)
     }
     fn start(&self, host: &Host, node: usize) -> Guarded {
-        let d = self.dirs[node].path().display().to_string();
+        heartbeat_node::bind_files(host, self.dirs[node].path());
         // heartbeat daemonises: the shell's child returns at once, the daemon's processes
         // are found later by namespace membership and executable.
         let mut guard = host.spawn(host.command("sh").arg("-c").arg(format!(
-            "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat && \
-             mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
-                      /run/heartbeat/crm /run/heartbeat/dopd && \
-             chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd && \
-             exec {HEARTBEAT_BIN} >/dev/null 2>&1"
+            "exec {} >/dev/null 2>&1",
+            heartbeat_node::HEARTBEAT
         )));
         let _ = guard.child.wait();
         guard
@@ -235,7 +220,7 @@ fn daemon_pids(host: &Host) -> Vec<u32> {
     let ours = [
         PathBuf::from(env!("CARGO_BIN_EXE_hb-monitor")),
         PathBuf::from("/usr/sbin/keepalived"),
-        PathBuf::from(HEARTBEAT_BIN),
+        PathBuf::from(heartbeat_node::HEARTBEAT),
     ];
     host.pids()
         .into_iter()
@@ -376,7 +361,7 @@ fn main() {
     } else {
         println!("keepalived is not installed: apt-get install keepalived");
     }
-    if Path::new(HEARTBEAT_BIN).exists() {
+    if Path::new(heartbeat_node::HEARTBEAT).exists() {
         daemons.push(Box::new(Heartbeat::new(100, 300, 200)));
         daemons.push(Box::new(Heartbeat::new(2000, 30000, 10000)));
     } else {

@@ -45,8 +45,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mysql::prelude::Queryable;
 
-use heartbeat_stack::{HEARTBEAT_BIN, HeartbeatStack};
+use heartbeat_stack::HeartbeatStack;
 use util::hb_cluster::has_local_address;
+use util::heartbeat_node::HEARTBEAT;
 use util::host::wait_for;
 use util::stack::{Stack, VIP};
 
@@ -631,7 +632,7 @@ fn main() {
         std::process::exit(1);
     }
     for (path, package) in [
-        (HEARTBEAT_BIN, "heartbeat"),
+        (HEARTBEAT, "heartbeat"),
         ("/etc/ha.d/resource.d/drbddisk", "drbd-utils"),
         ("/usr/lib/ocf/resource.d/heartbeat/mysql", "resource-agents"),
         ("/usr/bin/mysqld_safe", "mariadb-server"),

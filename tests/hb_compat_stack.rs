@@ -119,19 +119,9 @@ impl World {
         )
         .unwrap();
         std::fs::set_permissions(&cnf, std::fs::Permissions::from_mode(0o644)).unwrap();
-        // drbd-utils' drbdadm has `role`, which drbddisk's status asks; the simulator answers
-        // `drbdsetup events2` instead, whose resource line carries the role. Both wrappers run
-        // the simulator under its own path, which is how it finds its state.
-        let drbdadm = format!(
-            "#!/bin/sh\n\
-             if [ \"$1\" = role ]; then\n\
-             \x20 {setup} events2 --now \"$2\" | sed -n 's/^exists resource .*role:\\([A-Za-z]*\\).*/\\1/p'\n\
-             \x20 exit 0\n\
-             fi\n\
-             exec {adm} \"$@\"\n",
-            setup = sim.bin("drbdsetup").display(),
-            adm = sim.bin("drbdadm").display(),
-        );
+        // drbddisk's drbdadm, and a drbdsetup that runs the simulator under its own path
+        // (how it finds its state).
+        let drbdadm = sim.drbdadm_for_drbddisk();
         let drbdsetup = format!(
             "#!/bin/sh\nexec {} \"$@\"\n",
             sim.bin("drbdsetup").display()

@@ -21,13 +21,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::util::drbd_sim::DrbdSim;
+use crate::util::heartbeat_node::{self, FRESH_RUN, HEARTBEAT};
 use crate::util::host::{Host, Lan, wait_for};
 use crate::util::loopdev::LoopDevice;
 use crate::util::mariadb;
 use crate::util::stack::{CLIENT_IP, VIP, disk_with_datadir, replicated_pair, write_fence_script};
 
-/// Heartbeat's daemon.
-pub const HEARTBEAT_BIN: &str = "/usr/libexec/heartbeat/heartbeat";
 /// What Heartbeat's drbddisk runs as `drbdadm`.
 const DRBDADM: &str = "/usr/sbin/drbdadm";
 
@@ -113,18 +112,7 @@ impl HeartbeatStack {
             user = mariadb::USER,
             group = mariadb::GROUP,
         );
-        // DRBD's drbdadm has `role`, which drbddisk's status asks; the simulator answers
-        // `drbdsetup events2` instead, whose resource line carries the role.
-        let drbdadm_wrapper = format!(
-            "#!/bin/sh\n\
-             if [ \"$1\" = role ]; then\n\
-             \x20 {setup} events2 --now \"$2\" | sed -n 's/^exists resource .*role:\\([A-Za-z]*\\).*/\\1/p'\n\
-             \x20 exit 0\n\
-             fi\n\
-             exec {adm} \"$@\"\n",
-            setup = sim.bin("drbdsetup").display(),
-            adm = sim.bin("drbdadm").display(),
-        );
+        let drbdadm_wrapper = sim.drbdadm_for_drbddisk();
         let lan = Lan::new(1);
         let hosts: Vec<Host> = (1..=2).map(|i| Host::new(&format!("n{i}"))).collect();
         let mut nodes = vec![];
@@ -132,29 +120,15 @@ impl HeartbeatStack {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             let node = crate::util::agent::world_readable_tempdir();
             let d = node.path();
-            let status = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "cp -a /etc/ha.d {d}/ha.d && cp -a /var/lib/heartbeat {d}/varlib && \
-                     rm -f {d}/varlib/hb_uuid {d}/varlib/hostcache {d}/varlib/hb_generation",
-                    d = d.display()
-                ))
-                .status()
-                .unwrap();
-            assert!(status.success(), "copying /etc/ha.d and /var/lib/heartbeat");
-            let peer = 2 - i;
-            let ha_cf = format!(
-                "logfile {d}/ha-log\nlogfacility none\nuse_logd no\nkeepalive {keepalive_ms}ms\n\
-                 deadtime {deadtime_ms}ms\nwarntime {warntime_ms}ms\ninitdead {init}ms\nudpport 694\n\
-                 ucast eth0 198.18.1.{peer}\nauto_failback off\ncrm off\nnode n1\nnode n2\n",
-                d = d.display(),
-                init = (2 * deadtime_ms).max(1000),
-            );
-            std::fs::write(d.join("ha.d/ha.cf"), ha_cf).unwrap();
-            std::fs::write(d.join("ha.d/haresources"), &haresources).unwrap();
-            let keys = d.join("ha.d/authkeys");
-            std::fs::write(&keys, "auth 1\n1 sha1 bench\n").unwrap();
-            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let settings = heartbeat_node::Settings {
+                keepalive_ms,
+                deadtime_ms,
+                warntime_ms,
+                initdead_ms: (2 * deadtime_ms).max(1000),
+                auto_failback: "off",
+                debug: false,
+            };
+            heartbeat_node::write_files(d, i + 1, &settings, &haresources, "bench");
             for (path, text) in [
                 (d.join("ha.d/resource.d/mysql"), &mysql_wrapper),
                 (d.join("drbdadm"), &drbdadm_wrapper),
@@ -163,11 +137,8 @@ impl HeartbeatStack {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
             // The node's private view, kept for its life (the anchor holds the namespace).
-            host.sh_ok(&format!(
-                "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat && \
-                 mount --bind {d}/drbdadm {DRBDADM}",
-                d = d.display()
-            ));
+            heartbeat_node::bind_files(host, d);
+            host.sh_ok(&format!("mount --bind {}/drbdadm {DRBDADM}", d.display()));
             nodes.push(node);
         }
         let map: String = hosts
@@ -214,17 +185,10 @@ impl HeartbeatStack {
         self.dir.path().join("mnt")
     }
 
-    /// Starts Heartbeat on node `i` (it daemonises; a stale pid file from a power-off is
-    /// removed first).
+    /// Starts Heartbeat on node `i` (it daemonises) with the `/run` of a booted node: a stale
+    /// pid file from a power-off would stop it.
     pub fn start(&self, i: usize) {
-        let host = &self.hosts[i];
-        host.sh_ok(&format!(
-            "rm -f /run/heartbeat.pid && \
-             mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
-                      /run/heartbeat/crm /run/heartbeat/dopd && \
-             chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd && \
-             {HEARTBEAT_BIN} >/dev/null 2>&1"
-        ));
+        self.hosts[i].sh_ok(&format!("{FRESH_RUN} && {HEARTBEAT} >/dev/null 2>&1"));
     }
 
     /// Powers node `i` off: the stack's own script (every process in the node SIGKILLed, its

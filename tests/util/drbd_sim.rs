@@ -88,6 +88,23 @@ impl DrbdSim {
         self.dir.path().join("bin").join(name)
     }
 
+    /// A `drbdadm` script for Heartbeat's `drbddisk` over the simulator: drbddisk's status
+    /// asks `drbdadm role`, which the simulator lacks (its `drbdsetup events2` resource line
+    /// carries the role); everything else goes to the simulator's drbdadm, run under its own
+    /// path, which is how it finds its state.
+    pub fn drbdadm_for_drbddisk(&self) -> String {
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = role ]; then\n\
+             \x20 {setup} events2 --now \"$2\" | sed -n 's/^exists resource .*role:\\([A-Za-z]*\\).*/\\1/p'\n\
+             \x20 exit 0\n\
+             fi\n\
+             exec {adm} \"$@\"\n",
+            setup = self.bin("drbdsetup").display(),
+            adm = self.bin("drbdadm").display(),
+        )
+    }
+
     /// Maps a hostname to simulated node `a` or `b`, for agents run by a cluster manager
     /// that scrubs the environment (see the simulator's header).
     pub fn map_host(&self, hostname: &str, node: &str) {

@@ -8,24 +8,16 @@
 //!
 //! Heartbeat's processes are found by namespace membership and executable, never by name.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::agent::{built_bin, make_install, world_readable_tempdir};
 use super::hb_cluster::{has_local_address, log_file};
+use super::heartbeat_node;
 use super::host::{Guarded, Host, Lan, wait_for};
 use super::stack::VIP;
 
-/// Heartbeat's daemon.
-pub const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
-
-/// A booted node's `/run` for Heartbeat (the host's `/run` is its own tmpfs): the pid file
-/// and API sockets of a previous run gone, the directories it expects there.
-pub const FRESH_RUN: &str = "rm -rf /run/heartbeat.pid /run/heartbeat /run/resource-agents && \
-     mkdir -p /run/lock /run/resource-agents /run/heartbeat/rsctmp /run/heartbeat/ccm \
-              /run/heartbeat/crm /run/heartbeat/dopd && \
-     chown -R hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd";
+pub use super::heartbeat_node::{FRESH_RUN, HEARTBEAT};
 
 /// Two nodes n1 (preferred) and n2 that run Heartbeat or hb-monitor from the same files.
 pub struct Mixed {
@@ -74,37 +66,24 @@ impl Mixed {
         for (i, host) in hosts.iter().enumerate() {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             let dir = tempfile::tempdir().unwrap();
-            let d = dir.path().display().to_string();
-            let copy = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "cp -a /etc/ha.d {d}/ha.d && cp -a /var/lib/heartbeat {d}/varlib && \
-                     rm -f {d}/varlib/hb_uuid {d}/varlib/hostcache {d}/varlib/hb_generation \
-                           {d}/varlib/delhostcache"
-                ))
-                .status()
-                .unwrap();
-            assert!(copy.success(), "copying /etc/ha.d and /var/lib/heartbeat");
-            let peer = 2 - i;
-            let ha_cf = format!(
-                "logfile {d}/ha-log\ndebugfile {d}/ha-debug\ndebug 1\nlogfacility none\nuse_logd no\n\
-                 keepalive {keepalive_ms}ms\ndeadtime {deadtime_ms}ms\nwarntime {warntime}ms\n\
-                 initdead {initdead}ms\nudpport 694\nucast eth0 198.18.1.{peer}\n\
-                 auto_failback {auto_failback}\ncrm off\nnode n1\nnode n2\n",
+            let settings = heartbeat_node::Settings {
+                keepalive_ms,
+                deadtime_ms,
                 // Between keepalive and deadtime (400 ms at deadtime 600 ms).
-                warntime = deadtime_ms * 2 / 3,
-                initdead = (2 * deadtime_ms).max(1500),
+                warntime_ms: deadtime_ms * 2 / 3,
+                initdead_ms: (2 * deadtime_ms).max(1500),
+                auto_failback,
+                debug: true,
+            };
+            heartbeat_node::write_files(
+                dir.path(),
+                i + 1,
+                &settings,
+                haresources,
+                "rolling-migration",
             );
-            std::fs::write(dir.path().join("ha.d/ha.cf"), ha_cf).unwrap();
-            std::fs::write(dir.path().join("ha.d/haresources"), haresources).unwrap();
-            let keys = dir.path().join("ha.d/authkeys");
-            std::fs::write(&keys, "auth 1\n1 sha1 rolling-migration\n").unwrap();
-            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
             // The node's own /etc/ha.d and /var/lib/heartbeat from now on, for both daemons.
-            host.sh_ok(&format!(
-                "mount --bind {d}/ha.d /etc/ha.d && mount --bind {d}/varlib /var/lib/heartbeat"
-            ));
-            host.sh_ok(FRESH_RUN);
+            heartbeat_node::bind_files(host, dir.path());
             setup(i, host, dir.path());
             dirs.push(dir);
         }

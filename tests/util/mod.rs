@@ -5,6 +5,7 @@ pub mod agent;
 pub mod drbd_sim;
 pub mod hb_cluster;
 pub mod hb_mixed;
+pub mod heartbeat_node;
 pub mod host;
 pub mod loopdev;
 pub mod mariadb;
