@@ -4,7 +4,7 @@
 //! SCHED_RR thread woke 100 ms late, on one vCPU while the other ran, and on both at once),
 //! produced here on purpose:
 //! - one CPU taken away: a SCHED_FIFO thread of the test spins on the CPU the holder's loop
-//!   keeps to, above the loop's priority. The stand-in heartbeat sends from its own CPU.
+//!   is pinned to, above the loop's priority. The stand-in heartbeat of the other CPU sends.
 //! - the whole node frozen, peer included: SIGSTOP to both daemons, SIGCONT together. Each
 //!   excuses the time it did not run.
 //!
@@ -37,23 +37,14 @@ fn cluster() -> Cluster {
     c
 }
 
-/// The CPU node i's loop keeps to (and that its stand-in heartbeat keeps off).
-fn loop_cpu(c: &Cluster, i: usize) -> usize {
-    let status = c.status(i);
-    let cpu = status["stand_in"]["loop_cpu"].as_u64();
-    assert!(
-        cpu.is_some_and(|l| status["stand_in"]["cpu"].as_u64() != Some(l)),
-        "n{} has no stand-in of its own CPU: {status}",
-        i + 1
-    );
-    cpu.unwrap() as usize
-}
-
-/// Moves the peer n2's loop off `cpu`, so that it watches n1 while n1's loop cannot run (a
-/// loop sharing the stalled CPU would pause too, and rightly excuse the silence).
-fn watch_from_another_cpu(c: &Cluster, cpu: usize) {
-    let other = if cpu == 0 { 1 } else { 0 };
-    pin(daemon_pid(c, 1), other);
+/// The holder n1's loop on CPU 0 (the one the tests take away), the watching peer n2's on
+/// CPU 1: a loop on the stalled CPU would pause too, and rightly excuse the silence. The
+/// stand-ins keep to one CPU each by themselves.
+fn place_loops(c: &Cluster) {
+    let stand_ins = c.status(0)["stand_in"]["cpus"].clone();
+    assert_eq!(stand_ins, serde_json::json!([0, 1]), "n1's stand-ins");
+    pin(daemon_pid(c, 0), 0);
+    pin(daemon_pid(c, 1), 1);
 }
 
 fn daemon_pid(c: &Cluster, i: usize) -> i32 {
@@ -111,10 +102,9 @@ fn deaths(log: &str) -> Vec<&str> {
 fn a_cpu_taken_from_the_holders_loop_is_no_failover() {
     let _alone = alone();
     let c = cluster();
-    let cpu = loop_cpu(&c, 0);
-    watch_from_another_cpu(&c, cpu);
+    place_loops(&c);
     for _ in 0..5 {
-        take_cpu(cpu, Duration::from_millis(150));
+        take_cpu(0, Duration::from_millis(150));
         std::thread::sleep(Duration::from_millis(300));
     }
     let (n1, n2) = (log(&c, 0), log(&c, 1));
@@ -170,14 +160,13 @@ fn both_nodes_frozen_together_is_no_failover() {
 fn a_loop_held_past_the_stand_ins_cover_is_dead() {
     let _alone = alone();
     let c = cluster();
-    let cpu = loop_cpu(&c, 0);
-    watch_from_another_cpu(&c, cpu);
+    place_loops(&c);
     // Shorter than the cover: covered. Longer (500 ms + deadtime): dead.
-    take_cpu(cpu, Duration::from_millis(400));
+    take_cpu(0, Duration::from_millis(400));
     std::thread::sleep(Duration::from_millis(200));
     let n2 = log(&c, 1);
     assert_eq!(deaths(&n2), Vec::<&str>::new(), "n2's log:\n{n2}");
-    take_cpu(cpu, Duration::from_millis(800));
+    take_cpu(0, Duration::from_millis(800));
     let n2 = log(&c, 1);
     assert!(
         deaths(&n2).iter().any(|l| l.contains("node n1 is dead")),

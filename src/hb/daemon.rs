@@ -370,8 +370,8 @@ struct Daemon {
     generation: u64,
     /// Where every message leaves (shared with the stand-in, [`standin`]).
     out: Arc<Mutex<Outgoing>>,
-    /// The loop's and the stand-in's CPUs, when there is a stand-in.
-    placement: Option<standin::Placement>,
+    /// The stand-ins' CPUs (none: no stand-in).
+    stand_in_cpus: Vec<usize>,
     media: MediaSet,
     members: Membership,
     wire: WireCounters,
@@ -1091,11 +1091,10 @@ impl Daemon {
                 "count": self.pauses,
                 "longest_ms": self.longest_pause.as_millis() as u64,
             },
-            "stand_in": self.placement.as_ref().map(|p| serde_json::json!({
-                "loop_cpu": p.loop_cpu,
-                "cpu": p.stand_in_cpu,
+            "stand_in": {
+                "cpus": self.stand_in_cpus,
                 "heartbeats": standin::lock(&self.out).stood_in,
-            })),
+            },
             "ping_nodes": self.ping.as_ref().map(|p| {
                 p.entries
                     .iter()
@@ -1401,23 +1400,22 @@ fn run_loop(
         sending,
         now,
     )));
-    // After go_realtime (the stand-in runs at the loop's priority) and after the threads
-    // that must not share the loop's CPU (log, control).
-    let placement = match standin::start(out.clone(), ha.keepalive, log) {
-        Ok(Some(p)) => {
-            log(
-                "INFO",
-                &format!(
-                    "stand-in heartbeat on CPU {}, the loop on CPU {}: when the loop has not sent for two keepalives (its CPU stalled), the stand-in sends for it, for at most 500 ms",
-                    p.stand_in_cpu, p.loop_cpu
-                ),
-            );
-            Some(p)
+    // After go_realtime: the stand-ins run at the loop's priority.
+    let stand_in_cpus = match standin::start(out.clone(), ha.keepalive, log) {
+        Ok(cpus) => {
+            if !cpus.is_empty() {
+                log(
+                    "INFO",
+                    &format!(
+                        "stand-in heartbeats on CPUs {cpus:?}: when the loop has not sent for two keepalives (its CPU stalled), one of them sends for it, for at most 500 ms"
+                    ),
+                );
+            }
+            cpus
         }
-        Ok(None) => None,
         Err(e) => {
             log("WARN", &format!("no stand-in heartbeat: {e}"));
-            None
+            vec![]
         }
     };
     let (wake_read, wake_write) = wake_pipe()?;
@@ -1433,10 +1431,6 @@ fn run_loop(
         timeout: op_timeout,
         done: outcome_sender,
         wake: wake_write.as_raw_fd(),
-        cpus: placement
-            .as_ref()
-            .map(|p| p.all.clone())
-            .unwrap_or_default(),
     };
     if cfg.ha_cf.fence_command.is_empty() && !resources.is_empty() {
         log(
@@ -1465,7 +1459,7 @@ fn run_loop(
         outcomes,
         compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
         out: out.clone(),
-        placement,
+        stand_in_cpus,
         cfg,
         node: node.to_string(),
         generation,

@@ -273,9 +273,6 @@ pub struct Worker {
     pub done: mpsc::Sender<Outcome>,
     /// The loop's wake-up pipe.
     pub wake: std::os::fd::RawFd,
-    /// The CPUs agents may run on (empty: the worker's, unchanged). The loop that starts the
-    /// worker's threads is pinned to one CPU; its agents (MySQL among them) must not be.
-    pub cpus: Vec<usize>,
 }
 
 impl Worker {
@@ -338,9 +335,6 @@ impl Worker {
     fn spawn(&self, job: impl FnOnce(&Worker) -> Outcome + Send + 'static) {
         let worker = self.clone();
         std::thread::spawn(move || {
-            if !worker.cpus.is_empty() {
-                let _ = super::standin::run_on(&worker.cpus);
-            }
             let outcome = job(&worker);
             let _ = worker.done.send(outcome);
             wake_loop(worker.wake);

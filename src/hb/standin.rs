@@ -6,14 +6,15 @@
 //! Why a stand-in: on a virtual machine the hypervisor deschedules one vCPU at a time, for up
 //! to 100 ms on this project's 2-vCPU test VM under disk load (a SCHED_RR thread's wake-up
 //! measured 100.2 ms late while the other vCPU ran on). The loop's timer is queued on the vCPU
-//! the loop last ran on, so a stall of that one vCPU silences the node although the node, its
+//! the loop sleeps on, so a stall of that one vCPU silences the node although the node, its
 //! other vCPU and the group it runs are fine, and a peer at a deadtime of tens of
-//! milliseconds takes over: a false failover. The stand-in sleeps on another CPU and, when the
-//! loop has not sent for two keepalives, sends the loop's last heartbeat again (with a new
-//! sequence number, so that it counts), for at most [`COVER`] after the loop's own last one: a
-//! loop that is stuck for longer (a bug; the process lives on) stops being covered and its
-//! node is seen dead `COVER` + deadtime after it stuck. A stall of the whole machine stops
-//! the stand-in too; that one the peers excuse ([`Membership::excuse`]).
+//! milliseconds takes over: a false failover. A stand-in keeps to each CPU ([`start`]); when
+//! the loop has not sent for two keepalives, the first to notice sends the
+//! loop's last heartbeat again (with a new sequence number, so that it counts), for at most
+//! [`COVER`] after the loop's own last one: a loop that is stuck for longer (a bug; the
+//! process lives on) stops being covered and its node is seen dead `COVER` + deadtime after
+//! it stuck. A stall of the whole machine stops the stand-in too; that one the peers excuse
+//! ([`Membership::excuse`]).
 //!
 //! [`Membership::excuse`]: super::membership::Membership::excuse
 
@@ -184,7 +185,7 @@ fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Lets the calling thread run on `cpus` only.
-pub fn run_on(cpus: &[usize]) -> io::Result<()> {
+fn run_on(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &c in cpus {
@@ -200,92 +201,73 @@ pub fn run_on(cpus: &[usize]) -> io::Result<()> {
     }
 }
 
-/// Where the loop and the stand-in run, once [`start`]ed: each on a CPU of its own.
-#[derive(Debug, Clone)]
-pub struct Placement {
-    /// The CPUs the daemon was allowed at start: what its agents get back.
-    pub all: Vec<usize>,
-    /// The loop's CPU.
-    pub loop_cpu: usize,
-    /// The stand-in's CPU.
-    pub stand_in_cpu: usize,
-}
+/// At most this many stand-ins, one per CPU: enough that one runs whichever CPU stalls.
+const MAX_STAND_INS: usize = 4;
 
-/// Starts the stand-in for a loop (the calling thread) sending every `keepalive`, when it can
-/// help: with two CPUs or more, and a keepalive whose two beats stay under [`COVER`]. Then the
-/// loop stays on the CPU it runs on now and the stand-in on another one: a thread's timers
-/// fire on the CPU it went to sleep on, so a stand-in that could follow the loop (or the loop
-/// that could come to the stand-in's CPU) would stall with it. Threads the loop starts later
-/// inherit its CPU: they must go back to [`Placement::all`] (the worker does, before it runs
-/// an agent). The stand-in runs at the loop's scheduling (SCHED_RR when realtime); `log`
-/// reports its send failures.
+/// Starts the stand-ins for a loop (the calling thread) sending every `keepalive`, when they
+/// can help: with two CPUs or more, and a keepalive whose two beats stay under [`COVER`]. One
+/// stand-in keeps to each CPU (the first [`MAX_STAND_INS`] the daemon may use), the loop goes
+/// where the scheduler puts it: a thread's timers fire on the CPU it went to sleep on, so
+/// whichever CPU stalls, the stand-ins of the others still wake. (Two earlier placements lost
+/// a soak each: one stand-in that kept off the loop's last CPU, re-checked when it woke, and
+/// so at times slept on the loop's CPU; and the loop pinned to one CPU, which then stalled it
+/// far more often, 12-39 ms dozens of times in 5 minutes.) The first stand-in to find the loop
+/// silent sends; the others find it done. They run at the loop's scheduling (SCHED_RR when
+/// realtime); `log` reports their send failures. Returns their CPUs.
 pub fn start(
     out: Arc<Mutex<Outgoing>>,
     keepalive: Duration,
     log: fn(&str, &str),
-) -> io::Result<Option<Placement>> {
-    let all = allowed_cpus();
-    if all.len() < 2 || 2 * keepalive >= COVER {
-        return Ok(None);
+) -> io::Result<Vec<usize>> {
+    let cpus = allowed_cpus();
+    if cpus.len() < 2 || 2 * keepalive >= COVER {
+        return Ok(vec![]);
     }
-    // SAFETY: sched_getcpu has no preconditions.
-    let now_on = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(all[0]);
-    let loop_cpu = if all.contains(&now_on) {
-        now_on
-    } else {
-        all[0]
-    };
-    let stand_in_cpu = all
-        .iter()
-        .copied()
-        .find(|&c| c > loop_cpu)
-        .unwrap_or(all[0]);
-    // The loop's scheduling (SCHED_RR when realtime), set again in the thread: with
+    // The loop's scheduling (SCHED_RR when realtime), set again in each thread: with
     // SCHED_RESET_ON_FORK a new thread starts at normal priority.
     // SAFETY: sched_getscheduler/sched_getparam on this thread, into a local sched_param.
     let policy = unsafe { libc::sched_getscheduler(0) };
     let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let have_param = unsafe { libc::sched_getparam(0, &mut param) } == 0;
-    std::thread::Builder::new()
-        .name("hb-stand-in".into())
-        .spawn(move || {
-            if policy > 0 && have_param {
-                // SAFETY: the calling thread, with a sched_param read from the loop's.
-                unsafe { libc::sched_setscheduler(0, policy, &param) };
-            }
-            if let Err(e) = run_on(&[stand_in_cpu]) {
-                log(
-                    "WARN",
-                    &format!("stand-in heartbeat: staying on CPU {stand_in_cpu}: {e}"),
-                );
-            }
-            loop {
-                // Never wait on the loop: if it holds the lock and its CPU stalls, waiting
-                // would stall the stand-in with it. Look again in a millisecond.
-                let (next, sent) = match out.try_lock() {
-                    Ok(mut o) => o.stand_in(keepalive, Instant::now()),
-                    Err(TryLockError::Poisoned(p)) => {
-                        p.into_inner().stand_in(keepalive, Instant::now())
-                    }
-                    Err(TryLockError::WouldBlock) => {
-                        (Instant::now() + Duration::from_millis(1), None)
-                    }
-                };
-                if let Some(errors) = sent {
-                    for (medium, e) in errors {
-                        log("WARN", &format!("stand-in heartbeat on {medium}: {e}"));
-                    }
+    let cpus: Vec<usize> = cpus.into_iter().take(MAX_STAND_INS).collect();
+    for &cpu in &cpus {
+        let out = out.clone();
+        std::thread::Builder::new()
+            .name(format!("hb-stand-in-{cpu}"))
+            .spawn(move || {
+                if policy > 0 && have_param {
+                    // SAFETY: the calling thread, with a sched_param read from the loop's.
+                    unsafe { libc::sched_setscheduler(0, policy, &param) };
                 }
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                if let Err(e) = run_on(&[cpu]) {
+                    log(
+                        "WARN",
+                        &format!("stand-in heartbeat: keeping to CPU {cpu}: {e}"),
+                    );
+                }
+                stand_in_loop(&out, keepalive, log);
+            })?;
+    }
+    Ok(cpus)
+}
+
+fn stand_in_loop(out: &Mutex<Outgoing>, keepalive: Duration, log: fn(&str, &str)) -> ! {
+    loop {
+        // Never wait on the loop: if it holds the lock and its CPU stalls, waiting would
+        // stall the stand-in with it. Look again in a millisecond.
+        let (next, sent) = match out.try_lock() {
+            Ok(mut o) => o.stand_in(keepalive, Instant::now()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().stand_in(keepalive, Instant::now()),
+            Err(TryLockError::WouldBlock) => (Instant::now() + Duration::from_millis(1), None),
+        };
+        if let Some(errors) = sent {
+            for (medium, e) in errors {
+                log("WARN", &format!("stand-in heartbeat on {medium}: {e}"));
             }
-        })?;
-    run_on(&[loop_cpu])?;
-    Ok(Some(Placement {
-        all,
-        loop_cpu,
-        stand_in_cpu,
-    }))
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
 }
 
 #[cfg(test)]
