@@ -1,7 +1,7 @@
 //! What this node sends, and the stand-in that sends its heartbeat when the loop cannot.
 //!
 //! Every message leaves through one [`Outgoing`] (sequence number, retransmission history,
-//! the media's sending ends), shared under a lock by the daemon's loop and the stand-in thread.
+//! the media's sending ends), shared under a lock by the daemon's loop and the stand-ins.
 //!
 //! Why a stand-in: on a virtual machine the hypervisor deschedules one vCPU at a time, for up
 //! to 100 ms on this project's 2-vCPU test VM under disk load (a SCHED_RR thread's wake-up
@@ -9,11 +9,11 @@
 //! the loop sleeps on, so a stall of that one vCPU silences the node although the node, its
 //! other vCPU and the group it runs are fine, and a peer at a deadtime of tens of
 //! milliseconds takes over: a false failover. A stand-in keeps to each CPU ([`start`]); when
-//! the loop has not sent for two keepalives, the first to notice sends the
-//! loop's last heartbeat again (with a new sequence number, so that it counts), for at most
-//! [`COVER`] after the loop's own last one: a loop that is stuck for longer (a bug; the
-//! process lives on) stops being covered and its node is seen dead `COVER` + deadtime after
-//! it stuck. A stall of the whole machine stops the stand-in too; that one the peers excuse
+//! the loop has not sent for two keepalives, the first to notice sends the loop's last
+//! heartbeat again (with a new sequence number, so that it counts), for at most [`COVER`]
+//! after the loop's own last one: a loop that is stuck for longer (a bug; the process lives
+//! on) stops being covered and its node is seen dead `COVER` + deadtime after it stuck. A
+//! stall of the whole machine stops the stand-ins too; that one the peers excuse
 //! ([`Membership::excuse`]).
 //!
 //! [`Membership::excuse`]: super::membership::Membership::excuse
