@@ -42,7 +42,12 @@ fn cluster() -> Cluster {
 /// stand-ins keep to one CPU each by themselves.
 fn place_loops(c: &Cluster) {
     let stand_ins = c.status(0)["stand_in"]["cpus"].clone();
-    assert_eq!(stand_ins, serde_json::json!([0, 1]), "n1's stand-ins");
+    let on = |cpu: u64| {
+        stand_ins
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c.as_u64() == Some(cpu)))
+    };
+    assert!(on(0) && on(1), "n1's stand-ins: {stand_ins}");
     pin(daemon_pid(c, 0), 0);
     pin(daemon_pid(c, 1), 1);
 }
