@@ -126,14 +126,8 @@ impl Heartbeat {
         let dirs = (1..=2)
             .map(|n| {
                 let dir = tempfile::tempdir().unwrap();
-                let settings = heartbeat_node::Settings {
-                    keepalive_ms,
-                    deadtime_ms,
-                    warntime_ms,
-                    initdead_ms: (2 * deadtime_ms).max(1000),
-                    auto_failback: "off",
-                    debug: false,
-                };
+                let settings =
+                    heartbeat_node::Settings::timed(keepalive_ms, deadtime_ms, warntime_ms);
                 heartbeat_node::write_files(
                     dir.path(),
                     n,

@@ -120,14 +120,7 @@ impl HeartbeatStack {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             let node = crate::util::agent::world_readable_tempdir();
             let d = node.path();
-            let settings = heartbeat_node::Settings {
-                keepalive_ms,
-                deadtime_ms,
-                warntime_ms,
-                initdead_ms: (2 * deadtime_ms).max(1000),
-                auto_failback: "off",
-                debug: false,
-            };
+            let settings = heartbeat_node::Settings::timed(keepalive_ms, deadtime_ms, warntime_ms);
             heartbeat_node::write_files(d, i + 1, &settings, &haresources, "bench");
             for (path, text) in [
                 (d.join("ha.d/resource.d/mysql"), &mysql_wrapper),

@@ -449,7 +449,7 @@ impl Daemon {
     }
 
     /// Sends `msg` on every medium (with the envelope, [`Outgoing::send`]).
-    fn send(&mut self, msg: Message, sequenced: bool) {
+    fn send(&self, msg: Message, sequenced: bool) {
         let errors = standin::lock(&self.out).send(msg, sequenced);
         log_send_errors(errors);
     }
@@ -1407,7 +1407,8 @@ fn run_loop(
                 log(
                     "INFO",
                     &format!(
-                        "stand-in heartbeats on CPUs {cpus:?}: when the loop has not sent for two keepalives (its CPU stalled), one of them sends for it, for at most 500 ms"
+                        "stand-in heartbeats on CPUs {cpus:?}: when the loop has not sent for two keepalives (its CPU stalled), one of them sends for it, for at most {} ms",
+                        standin::COVER.as_millis()
                     ),
                 );
             }
@@ -1509,8 +1510,8 @@ fn run_loop(
     };
     let mut last_read = now;
     let mut next_heartbeat = now;
-    // When the loop meant to run again at the latest, and when it last ran: the difference
-    // to when it does run is a pause of this node.
+    // When the loop meant to run again at the latest: running later than that is a pause of
+    // this node.
     let mut planned_wake = now;
     loop {
         let now = Instant::now();

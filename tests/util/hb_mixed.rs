@@ -67,13 +67,11 @@ impl Mixed {
             lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
             let dir = tempfile::tempdir().unwrap();
             let settings = heartbeat_node::Settings {
-                keepalive_ms,
-                deadtime_ms,
-                // Between keepalive and deadtime (400 ms at deadtime 600 ms).
-                warntime_ms: deadtime_ms * 2 / 3,
                 initdead_ms: (2 * deadtime_ms).max(1500),
                 auto_failback,
                 debug: true,
+                // warntime between keepalive and deadtime (400 ms at deadtime 600 ms).
+                ..heartbeat_node::Settings::timed(keepalive_ms, deadtime_ms, deadtime_ms * 2 / 3)
             };
             heartbeat_node::write_files(
                 dir.path(),

@@ -34,6 +34,21 @@ pub struct Settings<'a> {
     pub debug: bool,
 }
 
+impl Settings<'_> {
+    /// These timings, with the benchmarks' rest: initdead twice deadtime (at least 1 s),
+    /// `auto_failback off`, no debug log.
+    pub fn timed(keepalive_ms: u64, deadtime_ms: u64, warntime_ms: u64) -> Settings<'static> {
+        Settings {
+            keepalive_ms,
+            deadtime_ms,
+            warntime_ms,
+            initdead_ms: (2 * deadtime_ms).max(1000),
+            auto_failback: "off",
+            debug: false,
+        }
+    }
+}
+
 /// Writes node `n` (1 or 2)'s files into `dir`: `dir/ha.d`, `dir/varlib` (without the
 /// identity a Heartbeat run on this machine left there: each node gets its own), its log
 /// `dir/ha-log`; `key` is the sha1 secret of `authkeys`.
