@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use super::compat::{Compat, Effect};
 use super::config::{Config, ResourceEntry};
@@ -368,8 +368,10 @@ struct Daemon {
     cfg: Config,
     node: String,
     generation: u64,
-    /// Where every message leaves (shared with the stand-in, [`standin`]).
-    out: Arc<Mutex<Outgoing>>,
+    /// Where every message leaves (shared with the stand-ins, [`standin`]).
+    out: Arc<Outgoing>,
+    /// The loop's own handles on the media's sockets, for sending.
+    sending: MediaSet,
     /// The stand-ins' CPUs (none: no stand-in).
     stand_in_cpus: Vec<usize>,
     media: MediaSet,
@@ -444,13 +446,15 @@ impl Daemon {
         }
         msg.push("dt", format!("{:x}", self.cfg.ha_cf.deadtime.as_millis()));
         msg.push("protocol", "1");
-        let errors = standin::lock(&self.out).heartbeat(msg, st == "dead", Instant::now());
+        let errors = self
+            .out
+            .heartbeat(&self.sending, msg, st == "dead", Instant::now());
         log_send_errors(errors);
     }
 
     /// Sends `msg` on every medium (with the envelope, [`Outgoing::send`]).
     fn send(&self, msg: Message, sequenced: bool) {
-        let errors = standin::lock(&self.out).send(msg, sequenced);
+        let errors = self.out.send(&self.sending, msg, sequenced);
         log_send_errors(errors);
     }
 
@@ -470,7 +474,7 @@ impl Daemon {
     /// gone (`NS_nak_rexmit`).
     fn retransmit(&mut self, to: &str, seqs: Vec<u64>) {
         for seq in seqs {
-            let resent = standin::lock(&self.out).resend(seq);
+            let resent = self.out.resend(&self.sending, seq);
             match resent {
                 Some(errors) => log_send_errors(errors),
                 None => self.compat.cannot_retransmit(to, seq),
@@ -1069,6 +1073,7 @@ impl Daemon {
             })
             .collect();
         let c = &self.members.counters;
+        let (stood_in, stood_in_late) = self.out.stood_in();
         serde_json::json!({
             "node": self.node,
             "generation": self.generation,
@@ -1093,7 +1098,8 @@ impl Daemon {
             },
             "stand_in": {
                 "cpus": self.stand_in_cpus,
-                "heartbeats": standin::lock(&self.out).stood_in,
+                "heartbeats": stood_in,
+                "longest_late_ms": stood_in_late.as_millis() as u64,
             },
             "ping_nodes": self.ping.as_ref().map(|p| {
                 p.entries
@@ -1392,16 +1398,9 @@ fn run_loop(
     let sending = media
         .try_clone()
         .map_err(|e| DaemonError::Failed(format!("opening the media for sending: {e}")))?;
-    let out = Arc::new(Mutex::new(Outgoing::new(
-        node,
-        uuid,
-        generation,
-        cfg.auth.clone(),
-        sending,
-        now,
-    )));
+    let out = Arc::new(Outgoing::new(node, uuid, generation, cfg.auth.clone(), now));
     // After go_realtime: the stand-ins run at the loop's priority.
-    let stand_in_cpus = match standin::start(out.clone(), ha.keepalive, log) {
+    let stand_in_cpus = match standin::start(out.clone(), &sending, ha.keepalive, log) {
         Ok(cpus) => {
             if !cpus.is_empty() {
                 log(
@@ -1459,7 +1458,8 @@ fn run_loop(
         last_error: None,
         outcomes,
         compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
-        out: out.clone(),
+        out,
+        sending,
         stand_in_cpus,
         cfg,
         node: node.to_string(),

@@ -1,7 +1,8 @@
 //! What this node sends, and the stand-in that sends its heartbeat when the loop cannot.
 //!
 //! Every message leaves through one [`Outgoing`] (sequence number, retransmission history,
-//! the media's sending ends), shared under a lock by the daemon's loop and the stand-ins.
+//! the last heartbeat), shared by the daemon's loop and the stand-ins; each sender has its
+//! own handles on the media's sockets.
 //!
 //! Why a stand-in: on a virtual machine the hypervisor deschedules one vCPU at a time, for up
 //! to 100 ms on this project's 2-vCPU test VM under disk load (a SCHED_RR thread's wake-up
@@ -16,10 +17,19 @@
 //! stall of the whole machine stops the stand-ins too; that one the peers excuse
 //! ([`Membership::excuse`]).
 //!
+//! The stand-ins never wait for the loop. A loop whose vCPU stalls while it holds a lock
+//! the stand-ins need would silence them with it, so the loop holds the one lock they take,
+//! the heartbeat's, only to swap the message and draw its sequence number (well under a
+//! microsecond), and encodes, signs and sends outside it. (An earlier version sent under one
+//! lock for everything, tens of microseconds of every keepalive; a soak failed once with
+//! a false takeover that a stall inside that window explains.) The stand-ins take no lock
+//! at all while the loop sends on time.
+//!
 //! [`Membership::excuse`]: super::membership::Membership::excuse
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,36 +43,52 @@ pub const HISTORY: usize = 200;
 /// How long after the loop's own last heartbeat the stand-in goes on sending for it.
 pub const COVER: Duration = Duration::from_millis(500);
 
-/// This node's sending side: the envelope it puts on every message, the media's sending
-/// ends, and what the stand-in needs to know.
+/// This node's sending side: the envelope it puts on every message, the sequence, the
+/// history, and what the stand-ins need to know. Shared (`Arc`) by the loop and the
+/// stand-ins; every method takes `&self`.
 #[derive(Debug)]
 pub struct Outgoing {
     node: String,
     uuid: [u8; 16],
     generation: u64,
     auth: AuthKeys,
-    media: MediaSet,
-    seq: u64,
+    /// The last sequence number drawn.
+    seq: AtomicU64,
     /// The last sequenced messages sent (seq, bytes), for retransmission requests.
-    history: VecDeque<(u64, Vec<u8>)>,
+    history: Mutex<VecDeque<(u64, Vec<u8>)>>,
     /// The loop's last heartbeat, without its envelope: what the stand-in repeats. `None`:
-    /// nothing to stand in for (not sent yet, or the node has said it is leaving).
-    heartbeat: Option<Message>,
-    /// When the loop last sent a heartbeat, and when anyone did.
-    loop_sent: Instant,
-    last_sent: Instant,
-    /// Heartbeats the stand-in sent.
-    pub stood_in: u64,
+    /// nothing to stand in for (not sent yet, or the node has said it is leaving). Whoever
+    /// sends a heartbeat draws its sequence number under this lock, so a stand-in's copy of
+    /// an older heartbeat always has a lower number than the loop's newer one (a peer drops
+    /// it if it comes second).
+    heartbeat: Mutex<Option<Message>>,
+    /// Times as nanoseconds after `epoch`: when the loop last sent a heartbeat, and when
+    /// anyone did.
+    epoch: Instant,
+    loop_sent: AtomicU64,
+    last_sent: AtomicU64,
+    /// Heartbeats the stand-ins sent.
+    stood_in: AtomicU64,
+    /// The most a stand-in's heartbeat left after it was due, in microseconds: how late the
+    /// stand-ins themselves ran (their CPU stalled too, or they waited on the loop's lock).
+    stood_in_late_us: AtomicU64,
+}
+
+/// Who is sending: the loop records every sequenced message for retransmission; a stand-in
+/// records its own only when that takes no waiting.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sender {
+    Loop,
+    StandIn,
 }
 
 impl Outgoing {
-    /// The sending side of node `node`, sending on `media` (its own handles on the sockets).
+    /// The sending side of node `node`.
     pub fn new(
         node: &str,
         uuid: [u8; 16],
         generation: u64,
         auth: AuthKeys,
-        media: MediaSet,
         now: Instant,
     ) -> Outgoing {
         Outgoing {
@@ -70,41 +96,78 @@ impl Outgoing {
             uuid,
             generation,
             auth,
-            media,
-            seq: 0,
-            history: VecDeque::new(),
-            heartbeat: None,
-            loop_sent: now,
-            last_sent: now,
-            stood_in: 0,
+            seq: AtomicU64::new(0),
+            history: Mutex::new(VecDeque::new()),
+            heartbeat: Mutex::new(None),
+            epoch: now,
+            loop_sent: AtomicU64::new(0),
+            last_sent: AtomicU64::new(0),
+            stood_in: AtomicU64::new(0),
+            stood_in_late_us: AtomicU64::new(0),
         }
     }
 
-    /// Sends `msg` on every medium with Heartbeat's envelope (sender, UUID, sequence number
-    /// when `sequenced`, generation, time, hop count), in Heartbeat's field order. Returns
-    /// the failures to log, by medium (or the encoding's).
-    pub fn send(&mut self, mut msg: Message, sequenced: bool) -> Vec<(String, String)> {
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    fn instant(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// Heartbeats the stand-ins sent, and the most one of them left after it was due.
+    pub fn stood_in(&self) -> (u64, Duration) {
+        (
+            self.stood_in.load(Ordering::Relaxed),
+            Duration::from_micros(self.stood_in_late_us.load(Ordering::Relaxed)),
+        )
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Sends `msg` on every medium of `media` with Heartbeat's envelope (sender, UUID,
+    /// sequence number when `sequenced`, generation, time, hop count), in Heartbeat's field
+    /// order. Returns the failures to log, by medium (or the encoding's).
+    pub fn send(&self, media: &MediaSet, msg: Message, sequenced: bool) -> Vec<(String, String)> {
+        let seq = sequenced.then(|| self.next_seq());
+        self.send_numbered(media, msg, seq, Sender::Loop)
+    }
+
+    fn send_numbered(
+        &self,
+        media: &MediaSet,
+        mut msg: Message,
+        seq: Option<u64>,
+        sender: Sender,
+    ) -> Vec<(String, String)> {
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         msg.push("src", self.node.clone());
         msg.push_binary("srcuuid", &self.uuid);
-        if sequenced {
-            self.seq += 1;
-            msg.push("seq", format!("{:x}", self.seq));
+        if let Some(seq) = seq {
+            msg.push("seq", format!("{seq:x}"));
         }
         msg.push("hg", format!("{:x}", self.generation));
         msg.push("ts", format!("{ts:x}"));
         msg.push("ttl", "4");
         match proto::encode(&msg, &self.auth) {
             Ok(bytes) => {
-                let errors = errors(self.media.send_all(&bytes));
-                if sequenced {
-                    if self.history.len() == HISTORY {
-                        self.history.pop_front();
+                let errors = errors(media.send_all(&bytes));
+                if let Some(seq) = seq {
+                    let history = match sender {
+                        Sender::Loop => Some(lock(&self.history)),
+                        Sender::StandIn => self.history.try_lock().ok(),
+                    };
+                    if let Some(mut history) = history {
+                        if history.len() == HISTORY {
+                            history.pop_front();
+                        }
+                        history.push_back((seq, bytes));
                     }
-                    self.history.push_back((self.seq, bytes));
                 }
                 errors
             }
@@ -112,48 +175,75 @@ impl Outgoing {
         }
     }
 
-    /// The loop's heartbeat: sent, and kept for the stand-in (`leaving`: the last one, not
-    /// to be repeated).
+    /// The loop's heartbeat: sent on `media`, and kept for the stand-ins (`leaving`: the
+    /// last one, not to be repeated).
     pub fn heartbeat(
-        &mut self,
+        &self,
+        media: &MediaSet,
         msg: Message,
         leaving: bool,
         now: Instant,
     ) -> Vec<(String, String)> {
-        self.heartbeat = (!leaving).then(|| msg.clone());
-        self.loop_sent = now;
-        self.last_sent = now;
-        self.send(msg, true)
+        let seq = {
+            let mut heartbeat = lock(&self.heartbeat);
+            *heartbeat = (!leaving).then(|| msg.clone());
+            self.loop_sent.store(self.nanos(now), Ordering::Relaxed);
+            self.last_sent.store(self.nanos(now), Ordering::Relaxed);
+            self.next_seq()
+        };
+        self.send_numbered(media, msg, Some(seq), Sender::Loop)
     }
 
     /// Sends sequenced message `seq` again as it was (the failures); `None` when it is no
     /// longer kept.
-    pub fn resend(&self, seq: u64) -> Option<Vec<(String, String)>> {
-        let (_, bytes) = self.history.iter().find(|(s, _)| *s == seq)?;
-        Some(errors(self.media.send_all(bytes)))
+    pub fn resend(&self, media: &MediaSet, seq: u64) -> Option<Vec<(String, String)>> {
+        let bytes = lock(&self.history)
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, bytes)| bytes.clone())?;
+        Some(errors(media.send_all(&bytes)))
     }
 
-    /// The stand-in's decision at `now`: when to look again, and whether it sent (the
-    /// failures to log).
+    /// A stand-in's decision at `now`, sending on `media`: when to look again, and whether
+    /// it sent (the failures to log).
     fn stand_in(
-        &mut self,
+        &self,
+        media: &MediaSet,
         keepalive: Duration,
         now: Instant,
     ) -> (Instant, Option<Vec<(String, String)>>) {
-        let due = self.last_sent + 2 * keepalive;
+        let due = self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
         if now < due {
             return (due, None);
         }
-        if now.saturating_duration_since(self.loop_sent) > COVER {
+        let loop_sent = self.instant(self.loop_sent.load(Ordering::Relaxed));
+        if now.saturating_duration_since(loop_sent) > COVER {
             // The loop is stuck, not stalled: let the node look as dead as it is.
             return (now + keepalive.max(Duration::from_millis(10)), None);
         }
-        let Some(msg) = self.heartbeat.clone() else {
-            return (now + keepalive, None);
+        let (msg, seq) = {
+            let heartbeat = match self.heartbeat.try_lock() {
+                Ok(h) => h,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                // The loop is swapping its heartbeat (or another stand-in is sending): look
+                // again in a millisecond.
+                Err(TryLockError::WouldBlock) => return (now + Duration::from_millis(1), None),
+            };
+            // Another stand-in may have sent since the look above.
+            let due = self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
+            if now < due {
+                return (due, None);
+            }
+            let Some(msg) = heartbeat.clone() else {
+                return (now + keepalive, None);
+            };
+            self.last_sent.store(self.nanos(now), Ordering::Relaxed);
+            self.stood_in.fetch_add(1, Ordering::Relaxed);
+            let late = now.saturating_duration_since(due).as_micros() as u64;
+            self.stood_in_late_us.fetch_max(late, Ordering::Relaxed);
+            (msg, self.next_seq())
         };
-        self.stood_in += 1;
-        self.last_sent = now;
-        let errors = self.send(msg, true);
+        let errors = self.send_numbered(media, msg, Some(seq), Sender::StandIn);
         (now + 2 * keepalive, Some(errors))
     }
 }
@@ -162,10 +252,10 @@ fn errors(list: Vec<(String, io::Error)>) -> Vec<(String, String)> {
     list.into_iter().map(|(m, e)| (m, e.to_string())).collect()
 }
 
-/// Locks `out`, whatever a panicking holder left (the state stays consistent: every field
+/// Locks `m`, whatever a panicking holder left (the state stays consistent: every field
 /// is written whole).
-pub fn lock(out: &Mutex<Outgoing>) -> MutexGuard<'_, Outgoing> {
-    out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The CPUs this thread may run on.
@@ -213,9 +303,11 @@ const MAX_STAND_INS: usize = 4;
 /// so at times slept on the loop's CPU; and the loop pinned to one CPU, which then stalled it
 /// far more often, 12-39 ms dozens of times in 5 minutes.) The first stand-in to find the loop
 /// silent sends; the others find it done. They run at the loop's scheduling (SCHED_RR when
-/// realtime); `log` reports their send failures. Returns their CPUs.
+/// realtime), each with its own handles on `media`; `log` reports their send failures.
+/// Returns their CPUs.
 pub fn start(
-    out: Arc<Mutex<Outgoing>>,
+    out: Arc<Outgoing>,
+    media: &MediaSet,
     keepalive: Duration,
     log: fn(&str, &str),
 ) -> io::Result<Vec<usize>> {
@@ -233,6 +325,7 @@ pub fn start(
     let cpus: Vec<usize> = cpus.into_iter().take(MAX_STAND_INS).collect();
     for &cpu in &cpus {
         let out = out.clone();
+        let media = media.try_clone()?;
         std::thread::Builder::new()
             .name(format!("hb-stand-in-{cpu}"))
             .spawn(move || {
@@ -246,21 +339,15 @@ pub fn start(
                         &format!("stand-in heartbeat: keeping to CPU {cpu}: {e}"),
                     );
                 }
-                stand_in_loop(&out, keepalive, log);
+                stand_in_loop(&out, &media, keepalive, log);
             })?;
     }
     Ok(cpus)
 }
 
-fn stand_in_loop(out: &Mutex<Outgoing>, keepalive: Duration, log: fn(&str, &str)) -> ! {
+fn stand_in_loop(out: &Outgoing, media: &MediaSet, keepalive: Duration, log: fn(&str, &str)) -> ! {
     loop {
-        // Never wait on the loop: if it holds the lock and its CPU stalls, waiting would
-        // stall the stand-in with it. Look again in a millisecond.
-        let (next, sent) = match out.try_lock() {
-            Ok(mut o) => o.stand_in(keepalive, Instant::now()),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().stand_in(keepalive, Instant::now()),
-            Err(TryLockError::WouldBlock) => (Instant::now() + Duration::from_millis(1), None),
-        };
+        let (next, sent) = out.stand_in(media, keepalive, Instant::now());
         if let Some(errors) = sent {
             for (medium, e) in errors {
                 log("WARN", &format!("stand-in heartbeat on {medium}: {e}"));
