@@ -33,9 +33,10 @@ const MEDIA_FDS: usize = 3;
 /// each heartbeat (see `run`).
 const LAZY_RECEIVE_MAX_KEEPALIVE: Duration = Duration::from_millis(50);
 
-/// A wake-up later than planned by more than this is a pause of this node (the machine or its
-/// hypervisor did not run it): peers' silence over it is excused ([`Membership::excuse`]).
-/// Smaller delays are the ordinary cost of waking up, and not worth a decision.
+/// A wake-up later than planned by more than this, or a pass of the loop that takes longer,
+/// is a pause of this node (the machine or its hypervisor did not run it): peers' silence
+/// over it is excused ([`Membership::excuse`]). Smaller delays are the ordinary cost of
+/// waking up and of a pass (tens of microseconds), and not worth a decision.
 const PAUSE_EXCUSED_OVER: Duration = Duration::from_millis(2);
 
 /// Where the daemon keeps what must survive restarts (the generation).
@@ -1126,11 +1127,14 @@ impl Daemon {
     }
 
     /// This node was not running for `pause` (found by the loop waking up that much later
-    /// than it planned): nothing could be sent or read in it, and a stall of the whole
-    /// machine (a VM's vCPUs descheduled by the host for up to 100 ms under disk load, seen on
-    /// this project's test VM) stops the peers' heartbeats too. Without this, the first tick
-    /// after the stall declares dead every peer that has not yet sent again: a false failover.
-    fn paused(&mut self, pause: Duration, now: Instant) {
+    /// than it planned, or by a pass of the loop taking that long, `while_running`): nothing
+    /// could be sent or read in it, and a stall of the whole machine (a VM's vCPUs
+    /// descheduled by the host for up to 100 ms under disk load, seen on this project's test
+    /// VM) stops the peers' heartbeats too. Without this, the first tick after the stall
+    /// declares dead every peer that has not yet sent again: a false failover. A pass that
+    /// took long because the loop waited (a log write held up by the disk) is excused too: it
+    /// could not read the peers either.
+    fn paused(&mut self, pause: Duration, now: Instant, while_running: bool) {
         self.members.excuse(pause, now);
         if let Some(ping) = self.ping.as_mut() {
             ping.excuse(pause, now);
@@ -1140,10 +1144,15 @@ impl Daemon {
         // Pauses of a few keepalives are common on a loaded machine; the log says those a
         // peer would call late.
         if pause >= self.cfg.ha_cf.warntime {
+            let what = if while_running {
+                "a pass of the loop took"
+            } else {
+                "this node did not run for"
+            };
             log(
                 "WARN",
                 &format!(
-                    "this node did not run for {} ms (the machine stalled): the peers' silence over that time is not held against them",
+                    "{what} {} ms (the machine stalled): the peers' silence over that time is not held against them",
                     pause.as_millis()
                 ),
             );
@@ -1513,11 +1522,15 @@ fn run_loop(
     // When the loop meant to run again at the latest: running later than that is a pause of
     // this node.
     let mut planned_wake = now;
+    // When poll returned.
+    let mut woke = now;
     loop {
         let now = Instant::now();
-        let pause = now.saturating_duration_since(planned_wake);
+        // Late past the planned wake-up, or held up since an early one (a signal, a request,
+        // a job's end woke the loop).
+        let pause = now.saturating_duration_since(planned_wake.min(woke));
         if pause > PAUSE_EXCUSED_OVER {
-            daemon.paused(pause, now);
+            daemon.paused(pause, now, false);
         }
         if lazy_receive {
             for i in 0..media_count {
@@ -1564,6 +1577,14 @@ fn run_loop(
             flush_log();
             return Ok(());
         }
+        // A stall while the loop ran this pass (after its tick above, which used the time it
+        // woke) is a pause too: excused before the next tick, or that tick would hold the
+        // whole stall against the peers.
+        let passed = Instant::now();
+        let ran = passed.saturating_duration_since(now);
+        if ran > PAUSE_EXCUSED_OVER {
+            daemon.paused(ran, passed, true);
+        }
         let mut wake = next_heartbeat.min(daemon.members.next_deadline(now));
         // A monitor only runs while the group is held and no job is under way: a due one
         // must not wake the loop otherwise (after a standby it stayed due, and the loop spun
@@ -1599,6 +1620,7 @@ fn run_loop(
             return Err(DaemonError::Failed(format!("poll: {e}")));
         }
         let now = Instant::now();
+        woke = now;
         if fds[0].revents & libc::POLLIN != 0
             && let Ok(Some(info)) = signal_fd.read_signal()
         {
