@@ -114,7 +114,7 @@ fn a_cpu_taken_from_the_holders_loop_is_no_failover() {
     }
     let (n1, n2) = (log(&c, 0), log(&c, 1));
     assert!(
-        n1.contains("this node did not run for"),
+        n1.contains("this node did not run for") || n1.contains("a pass of the loop took"),
         "the loop was not held up (the test did not work):\n{n1}"
     );
     assert_eq!(deaths(&n2), Vec::<&str>::new(), "n2's log:\n{n2}");

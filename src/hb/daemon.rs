@@ -1144,17 +1144,15 @@ impl Daemon {
         // Pauses of a few keepalives are common on a loaded machine; the log says those a
         // peer would call late.
         if pause >= self.cfg.ha_cf.warntime {
+            let ms = pause.as_millis();
             let what = if while_running {
-                "a pass of the loop took"
+                format!("a pass of the loop took {ms} ms (the machine stalled, or the loop waited)")
             } else {
-                "this node did not run for"
+                format!("this node did not run for {ms} ms (the machine stalled)")
             };
             log(
                 "WARN",
-                &format!(
-                    "{what} {} ms (the machine stalled): the peers' silence over that time is not held against them",
-                    pause.as_millis()
-                ),
+                &format!("{what}: the peers' silence over that time is not held against them"),
             );
         }
     }
@@ -1612,6 +1610,7 @@ fn run_loop(
         planned_wake = Instant::now() + Duration::from_millis(timeout_ms as u64);
         // SAFETY: `fds` is a live array of initialised pollfd of the given length.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), polled as libc::nfds_t, timeout_ms) };
+        woke = Instant::now();
         if ready < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -1619,8 +1618,7 @@ fn run_loop(
             }
             return Err(DaemonError::Failed(format!("poll: {e}")));
         }
-        let now = Instant::now();
-        woke = now;
+        let now = woke;
         if fds[0].revents & libc::POLLIN != 0
             && let Ok(Some(info)) = signal_fd.read_signal()
         {
