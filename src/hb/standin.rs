@@ -212,9 +212,10 @@ impl Outgoing {
         keepalive: Duration,
         now: Instant,
     ) -> (Instant, Option<Vec<(String, String)>>) {
-        let due = self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
-        if now < due {
-            return (due, None);
+        let due = || self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
+        let first_look = due();
+        if now < first_look {
+            return (first_look, None);
         }
         let loop_sent = self.instant(self.loop_sent.load(Ordering::Relaxed));
         if now.saturating_duration_since(loop_sent) > COVER {
@@ -230,7 +231,7 @@ impl Outgoing {
                 Err(TryLockError::WouldBlock) => return (now + Duration::from_millis(1), None),
             };
             // Another stand-in may have sent since the look above.
-            let due = self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
+            let due = due();
             if now < due {
                 return (due, None);
             }
