@@ -70,13 +70,14 @@ pub struct Outgoing {
     /// Heartbeats the stand-ins sent.
     stood_in: AtomicU64,
     /// The most a stand-in's heartbeat left after it was due, in microseconds: how late the
-    /// stand-ins themselves ran (their CPU stalled too, or they waited on the loop's lock).
+    /// stand-ins themselves ran (their CPU stalled too, or they found the heartbeat lock taken
+    /// and looked again).
     stood_in_late_us: AtomicU64,
 }
 
 /// Who is sending: the loop records every sequenced message for retransmission; a stand-in
 /// records its own only when that takes no waiting.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy)]
 enum Sender {
     Loop,
     StandIn,
