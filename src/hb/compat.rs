@@ -131,7 +131,8 @@ pub struct Compat {
     me: String,
     /// Every node of `ha.cf`, in its order (Heartbeat's node list).
     nodes: Vec<String>,
-    preferred: String,
+    /// Each group's preferred node, in `haresources` order.
+    preferred: Vec<String>,
     /// Every configured peer, by name, with whether it is a Heartbeat peer (`None`: not
     /// heard from yet).
     kinds: BTreeMap<String, Option<bool>>,
@@ -151,12 +152,12 @@ pub struct Compat {
 }
 
 impl Compat {
-    /// For node `me` among `nodes`, with the group preferred by `preferred`.
-    pub fn new(me: &str, nodes: &[String], preferred: &str) -> Compat {
+    /// For node `me` among `nodes`, with groups preferred by `preferred` (one per group).
+    pub fn new(me: &str, nodes: &[String], preferred: &[String]) -> Compat {
         Compat {
             me: me.to_string(),
             nodes: nodes.to_vec(),
-            preferred: preferred.to_string(),
+            preferred: preferred.to_vec(),
             kinds: nodes
                 .iter()
                 .filter(|n| *n != me)
@@ -181,12 +182,13 @@ impl Compat {
         self.kinds.values().any(|k| *k == Some(true))
     }
 
-    /// The group as a Heartbeat peer holds it, in hb-monitor's terms; `None` for other peers.
+    /// Group `group` as a Heartbeat peer holds it, in hb-monitor's terms; `None` for other
+    /// peers.
     ///
     /// Until its first `t=resource` the peer may hold anything: it counts as starting, so
     /// that nothing is started beside it (it answers our `t=starting` at once) — unless this
     /// node holds the group (`i_hold`): then our answer tells it so, and it does not start.
-    pub fn holding_of(&self, name: &str, i_hold: bool) -> Option<Holding> {
+    pub fn holding_of(&self, name: &str, group: usize, i_hold: bool) -> Option<Holding> {
         if !self.is_heartbeat(name) {
             return None;
         }
@@ -201,7 +203,7 @@ impl Compat {
                 Holding::Starting
             });
         };
-        let wanted = self.group_bit(name);
+        let wanted = self.group_bit(name, group);
         Some(match (bits & wanted != 0, stable) {
             (true, true) => Holding::Held,
             (true, false) => Holding::Starting,
@@ -211,34 +213,48 @@ impl Compat {
         })
     }
 
-    /// The `rsc_hold` bit that means the group in a message from `sender`: `local` is what the
-    /// sender's own haresources lines name, so the group when the sender is its preferred
-    /// node; for the other nodes, `foreign`.
-    fn group_bit(&self, sender: &str) -> u8 {
-        if sender == self.preferred {
+    /// The `rsc_hold` bit that means group `group` in a message from `sender`: `local` is
+    /// what the sender's own haresources lines name, so the group when the sender is its
+    /// preferred node; for the other nodes, `foreign`.
+    fn group_bit(&self, sender: &str, group: usize) -> u8 {
+        if self.preferred.get(group).is_some_and(|p| p == sender) {
             LOCAL
         } else {
             FOREIGN
         }
     }
 
-    /// This node's `rsc_hold` bits for its holding, as Heartbeat would say them.
-    fn bits_for(&self, mine: Holding) -> (u8, bool) {
-        let held = matches!(mine, Holding::Held | Holding::Starting | Holding::Unclean);
-        let bits = match (held, self.me == self.preferred) {
-            (true, true) => LOCAL,
-            // Holding another node's group: Heartbeat says `all` after a takeover.
-            (true, false) => LOCAL | FOREIGN,
-            (false, _) => 0,
-        };
-        let stable = matches!(
-            mine,
-            Holding::None | Holding::Held | Holding::Standby | Holding::Failed
-        );
+    /// The bits of every group in a message from `sender`.
+    fn all_group_bits(&self, sender: &str) -> u8 {
+        (0..self.preferred.len()).fold(0, |bits, g| bits | self.group_bit(sender, g))
+    }
+
+    /// This node's `rsc_hold` bits for its holdings (one per group), as Heartbeat would say
+    /// them: `local` while it holds a group it prefers, `foreign` while it holds another's.
+    /// Heartbeat's classes are all-or-nothing; hb-monitor's groups move one by one, so a class
+    /// counts as held while any of its groups is.
+    fn bits_for(&self, mine: &[Holding]) -> (u8, bool) {
+        let mut bits = 0;
+        for (g, holding) in mine.iter().enumerate() {
+            if matches!(holding, Holding::Held | Holding::Starting | Holding::Unclean) {
+                bits |= self.group_bit(&self.me, g);
+            }
+        }
+        // Holding another node's group with none of its own to hold: Heartbeat says `all`
+        // after a takeover.
+        if bits == FOREIGN && !self.preferred.contains(&self.me) {
+            bits |= LOCAL;
+        }
+        let stable = mine.iter().all(|h| {
+            matches!(
+                h,
+                Holding::None | Holding::Held | Holding::Standby | Holding::Failed
+            )
+        });
         (bits, stable)
     }
 
-    fn resource_message(&self, mine: Holding, info: Option<&str>) -> Message {
+    fn resource_message(&self, mine: &[Holding], info: Option<&str>) -> Message {
         let (bits, stable) = self.bits_for(mine);
         let mut m = Message::default();
         m.push("t", "resource");
@@ -261,8 +277,8 @@ impl Compat {
 
     /// Announces this node's state to Heartbeat peers when it changed (and `t=starting`
     /// once, when the first Heartbeat peer is known). Called after every change of holding.
-    pub fn advertise(&mut self, mine: Holding) {
-        if !self.any_heartbeat() || mine == Holding::Cleaning || self.leaving {
+    pub fn advertise(&mut self, mine: &[Holding]) {
+        if !self.any_heartbeat() || mine.contains(&Holding::Cleaning) || self.leaving {
             return;
         }
         if !self.starting_sent {
@@ -317,7 +333,7 @@ impl Compat {
         msg: &Message,
         seq: u64,
         restarted: bool,
-        mine: Holding,
+        mine: &[Holding],
         able: bool,
     ) -> Effect {
         let Some(kind) = self.kinds.get_mut(src) else {
@@ -360,7 +376,7 @@ impl Compat {
                 self.handover = Handover::Idle;
             }
         }
-        let wanted = self.group_bit(src);
+        let wanted = self.all_group_bits(src);
         let peer = self.peers.entry(src.to_string()).or_default();
         match t {
             "starting" => {
@@ -622,16 +638,16 @@ impl Compat {
             _ => Effect::None,
         }
     }
+}
 
-    /// `NS_nak_rexmit` for a sequence number no longer in the history.
-    pub fn cannot_retransmit(&mut self, to: &str, seq: u64) {
-        let mut m = Message::default();
-        m.push("t", "NS_nak_rexmit");
-        m.push("firstseq", format!("{seq:x}"));
-        m.push("dest", to);
-        m.push("info", "seqno not found");
-        self.outbox.push((m, false));
-    }
+/// `NS_nak_rexmit` to `to` for its request of `seq`, no longer in this node's history.
+pub fn nak_rexmit(to: &str, seq: u64) -> Message {
+    let mut m = Message::default();
+    m.push("t", "NS_nak_rexmit");
+    m.push("firstseq", format!("{seq:x}"));
+    m.push("dest", to);
+    m.push("info", "seqno not found");
+    m
 }
 
 /// `t=NS_rexmit` for `first..=last` of node `to` (decimal, as Heartbeat writes them).

@@ -429,7 +429,7 @@ impl Daemon {
         };
         // Heartbeat peers learn of a change in holding from a message of its own, sent
         // before the heartbeat that carries it for hb-monitor peers.
-        self.compat.advertise(self.holding);
+        self.compat.advertise(&[self.holding]);
         self.flush_compat();
         self.send_status(st);
     }
@@ -478,7 +478,7 @@ impl Daemon {
             let resent = self.out.resend(&self.sending, seq);
             match resent {
                 Some(errors) => log_send_errors(errors),
-                None => self.compat.cannot_retransmit(to, seq),
+                None => self.send(super::compat::nak_rexmit(to, seq), false),
             }
         }
         self.flush_compat();
@@ -553,7 +553,7 @@ impl Daemon {
             {
                 let able = self.able_to_take();
                 self.compat
-                    .observe(&src, &msg, seq, false, self.holding, able);
+                    .observe(&src, &msg, seq, false, &[self.holding], able);
                 self.flush_compat();
                 continue;
             }
@@ -576,7 +576,7 @@ impl Daemon {
                         self.compat.acknowledge(&src, seq);
                         let able = self.able_to_take();
                         self.compat
-                            .observe(&src, &msg, seq, restarted, self.holding, able);
+                            .observe(&src, &msg, seq, restarted, &[self.holding], able);
                         self.flush_compat();
                     }
                     self.report(events);
@@ -605,7 +605,7 @@ impl Daemon {
     /// messages (Heartbeat 3).
     fn peer_holding(&self, name: &str) -> Holding {
         let i_hold = matches!(self.holding, Holding::Held | Holding::Stopping);
-        if let Some(h) = self.compat.holding_of(name, i_hold) {
+        if let Some(h) = self.compat.holding_of(name, 0, i_hold) {
             return h;
         }
         let Some(peer) = self.members.peers.get(name) else {
@@ -1382,12 +1382,19 @@ fn run_loop(
     spawn_control_thread(listener, control_sender, control_write)
         .map_err(|e| DaemonError::Failed(format!("control thread: {e}")))?;
     let now = Instant::now();
+    let resources_empty = cfg.groups.iter().all(|g| g.resources.is_empty());
     let ha = &cfg.ha_cf;
     let members = Membership::new(node, &ha.nodes, ha.deadtime, ha.warntime, ha.initdead, now);
     for note in &ha.notes {
         log("INFO", &format!("ha.cf {note}"));
     }
     go_realtime(ha);
+    if ha.auto_failback == super::config::AutoFailback::Legacy && !resources_empty {
+        log(
+            "INFO",
+            "auto_failback legacy (Heartbeat 3's default when ha.cf has no auto_failback line): a group goes back to its preferred node when that node returns, as with `on`",
+        );
+    }
     log(
         "INFO",
         &format!(
@@ -1464,7 +1471,7 @@ fn run_loop(
         exiting: false,
         last_error: None,
         outcomes,
-        compat: Compat::new(node, &cfg.ha_cf.nodes, &preferred),
+        compat: Compat::new(node, &cfg.ha_cf.nodes, std::slice::from_ref(&preferred)),
         out,
         sending,
         stand_in_cpus,

@@ -6,8 +6,9 @@
 //!   it, and to another live node when the preferred node is dead, failed or in standby;
 //! - at start-up nobody acquires until every peer is known (heard from, or dead after
 //!   initdead), so that two nodes booting together do not both start the group;
-//! - `auto_failback on`: a holder that is not the preferred node gives the group back when
-//!   the preferred node is up and available; `off`/`legacy`: it keeps it;
+//! - `auto_failback on`, and `legacy` (Heartbeat 3's default, also when the line is absent):
+//!   a holder that is not the preferred node gives the group back when the preferred node is
+//!   up and available; `off`: it keeps it;
 //! - if two nodes hold it (a healed partition), the one that is not preferred releases.
 //!
 //! Agents run on a worker thread, one action at a time, so that heartbeats keep flowing
@@ -132,7 +133,7 @@ pub fn decide(
             let preferred_ready = live
                 .iter()
                 .any(|p| p.name == preferred && p.holding == Holding::None);
-            if failback == AutoFailback::On && !preferred_is_me && preferred_ready {
+            if failback != AutoFailback::Off && !preferred_is_me && preferred_ready {
                 return Decision::Release;
             }
             Decision::Wait
@@ -509,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_failback_gives_the_group_back_only_when_on() {
+    fn auto_failback_gives_the_group_back_when_on_or_legacy() {
         let back = [peer("n1", true, Holding::None)];
         assert_eq!(
             decide("n2", "n1", Holding::Held, false, &back, AutoFailback::On),
@@ -528,7 +529,7 @@ mod tests {
                 &back,
                 AutoFailback::Legacy
             ),
-            Decision::Wait
+            Decision::Release
         );
         // The preferred node holding it keeps it.
         assert_eq!(

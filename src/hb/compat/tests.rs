@@ -32,9 +32,9 @@ fn types(c: &Compat) -> Vec<String> {
 
 #[test]
 fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    assert_eq!(c.holding_of("n1", false), None);
-    let e = c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    assert_eq!(c.holding_of("n1", 0, false), None);
+    let e = c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     assert_eq!(e, Effect::Reevaluate);
     assert!(c.is_heartbeat("n1"));
     assert_eq!(
@@ -43,17 +43,17 @@ fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
         "first contact: starting, then our state"
     );
     // Until it answers, it may hold anything.
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Starting));
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Starting));
     // Unless we hold it: our answer says so, it will not start it.
-    assert_eq!(c.holding_of("n1", true), Some(Holding::None));
+    assert_eq!(c.holding_of("n1", 0, true), Some(Holding::None));
     // An hb-monitor peer is not one.
-    let mut d = Compat::new("n2", &nodes(), "n1");
+    let mut d = Compat::new("n2", &nodes(), &["n1".to_string()]);
     d.observe(
         "n1",
         &msg(&[("t", "status"), ("rsc", "none")]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
     assert!(!d.is_heartbeat("n1") && d.outbox.is_empty());
@@ -61,8 +61,8 @@ fn a_peer_without_rsc_is_heartbeat_and_is_told_who_we_are() {
 
 #[test]
 fn rsc_hold_means_the_group_relative_to_the_sender() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     let res = |hold: &str, stable: &str| {
         msg(&[
             ("t", "resource"),
@@ -72,47 +72,47 @@ fn rsc_hold_means_the_group_relative_to_the_sender() {
         ])
     };
     // n1 is the preferred node: "local" is the group.
-    c.observe("n1", &res("local", "1"), SEQ, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
-    c.observe("n1", &res("foreign", "1"), SEQ, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
-    c.observe("n1", &res("none", "0"), SEQ, false, Holding::None, true);
+    c.observe("n1", &res("local", "1"), SEQ, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Held));
+    c.observe("n1", &res("foreign", "1"), SEQ, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::None));
+    c.observe("n1", &res("none", "0"), SEQ, false, &[Holding::None], true);
     assert_eq!(
-        c.holding_of("n1", false),
+        c.holding_of("n1", 0, false),
         Some(Holding::None),
         "never held: nothing to stop"
     );
-    c.observe("n1", &res("local", "1"), SEQ, false, Holding::None, true);
-    c.observe("n1", &res("none", "0"), SEQ, false, Holding::None, true);
+    c.observe("n1", &res("local", "1"), SEQ, false, &[Holding::None], true);
+    c.observe("n1", &res("none", "0"), SEQ, false, &[Holding::None], true);
     assert_eq!(
-        c.holding_of("n1", false),
+        c.holding_of("n1", 0, false),
         Some(Holding::Stopping),
         "held: stopping"
     );
-    c.observe("n1", &res("none", "1"), SEQ, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
+    c.observe("n1", &res("none", "1"), SEQ, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::None));
     // Seen from n1 (preferred), n2's group is "foreign".
-    let mut p = Compat::new("n1", &nodes(), "n1");
-    p.observe("n2", &hb_status(), SEQ, false, Holding::None, true);
-    p.observe("n2", &res("local", "1"), SEQ, false, Holding::None, true);
+    let mut p = Compat::new("n1", &nodes(), &["n1".to_string()]);
+    p.observe("n2", &hb_status(), SEQ, false, &[Holding::None], true);
+    p.observe("n2", &res("local", "1"), SEQ, false, &[Holding::None], true);
     assert_eq!(
-        p.holding_of("n2", false),
+        p.holding_of("n2", 0, false),
         Some(Holding::None),
         "vacuous local"
     );
-    p.observe("n2", &res("all", "1"), SEQ, false, Holding::None, true);
-    assert_eq!(p.holding_of("n2", false), Some(Holding::Held));
+    p.observe("n2", &res("all", "1"), SEQ, false, &[Holding::None], true);
+    assert_eq!(p.holding_of("n2", 0, false), Some(Holding::Held));
 }
 
 #[test]
 fn we_advertise_like_heartbeat_and_only_on_change() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     c.outbox.clear();
-    c.advertise(Holding::None);
+    c.advertise(&[Holding::None]);
     assert!(c.outbox.is_empty());
-    c.advertise(Holding::Starting);
-    c.advertise(Holding::Held);
+    c.advertise(&[Holding::Starting]);
+    c.advertise(&[Holding::Held]);
     assert_eq!(
         types(&c),
         [
@@ -127,7 +127,7 @@ fn we_advertise_like_heartbeat_and_only_on_change() {
         &msg(&[("t", "starting")]),
         SEQ,
         false,
-        Holding::Held,
+        &[Holding::Held],
         false,
     );
     assert_eq!(types(&c), ["resource rsc_hold=all isstable=1"]);
@@ -135,18 +135,18 @@ fn we_advertise_like_heartbeat_and_only_on_change() {
 
 #[test]
 fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     let res = msg(&[
         ("t", "resource"),
         ("rsc_hold", "local"),
         ("rtype", "full"),
         ("isstable", "1"),
     ]);
-    c.observe("n1", &res, SEQ, false, Holding::None, true);
+    c.observe("n1", &res, SEQ, false, &[Holding::None], true);
     c.outbox.clear();
     let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
-    c.observe("n1", &ask("me"), SEQ, false, Holding::None, true);
+    c.observe("n1", &ask("me"), SEQ, false, &[Holding::None], true);
     assert_eq!(types(&c), ["ask_resources rsc_hold=all info=other"]);
     let standby = msg(&[
         ("t", "resource"),
@@ -155,15 +155,15 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
         ("isstable", "0"),
         ("info", "standby"),
     ]);
-    c.observe("n1", &standby, SEQ, false, Holding::None, true);
+    c.observe("n1", &standby, SEQ, false, &[Holding::None], true);
     assert_eq!(
-        c.holding_of("n1", false),
+        c.holding_of("n1", 0, false),
         Some(Holding::Stopping),
         "still stopping"
     );
-    c.observe("n1", &ask("done"), SEQ, false, Holding::None, true);
+    c.observe("n1", &ask("done"), SEQ, false, &[Holding::None], true);
     assert_eq!(
-        c.holding_of("n1", false),
+        c.holding_of("n1", 0, false),
         Some(Holding::Standby),
         "ours to take"
     );
@@ -182,22 +182,22 @@ fn hb_standby_on_the_heartbeat_node_gives_us_the_group() {
         ]),
         SEQ,
         false,
-        Holding::Standby,
+        &[Holding::Standby],
         false,
     );
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Held));
     // A node that cannot take the group does not answer (Heartbeat gives up after 10 s).
-    let mut busy = Compat::new("n2", &nodes(), "n1");
-    busy.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut busy = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    busy.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     busy.outbox.clear();
-    busy.observe("n1", &ask("me"), SEQ, false, Holding::Standby, false);
+    busy.observe("n1", &ask("me"), SEQ, false, &[Holding::Standby], false);
     assert!(busy.outbox.is_empty());
 }
 
 #[test]
 fn our_standby_asks_the_heartbeat_peer_first() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::Held], false);
     c.outbox.clear();
     let t0 = Instant::now();
     assert!(!c.may_release(t0, true), "ask first");
@@ -205,31 +205,31 @@ fn our_standby_asks_the_heartbeat_peer_first() {
     assert!(!c.may_release(t0, true), "asked once");
     assert_eq!(c.outbox.len(), 1);
     let ask = |info: &str| msg(&[("t", "ask_resources"), ("rsc_hold", "all"), ("info", info)]);
-    c.observe("n1", &ask("other"), SEQ, false, Holding::Held, false);
+    c.observe("n1", &ask("other"), SEQ, false, &[Holding::Held], false);
     assert!(c.may_release(t0, true));
     c.outbox.clear();
     c.stopped();
     assert_eq!(types(&c), ["ask_resources rsc_hold=all info=done"]);
-    c.observe("n1", &ask("done"), SEQ, false, Holding::Standby, false);
+    c.observe("n1", &ask("done"), SEQ, false, &[Holding::Standby], false);
     assert_eq!(c.handover, Handover::Idle);
     // Unanswered: given up after Heartbeat's 10 s, and asked again later.
-    let mut d = Compat::new("n2", &nodes(), "n1");
-    d.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
+    let mut d = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    d.observe("n1", &hb_status(), SEQ, false, &[Holding::Held], false);
     assert!(!d.may_release(t0, true));
     let late = t0 + STANDBY_ANSWER + Duration::from_millis(1);
     assert!(d.giving_expired(late));
     assert!(!d.may_release(late, true));
     assert_eq!(d.handover, Handover::Idle);
     // Without a Heartbeat peer nothing is asked.
-    let mut e = Compat::new("n2", &nodes(), "n1");
+    let mut e = Compat::new("n2", &nodes(), &["n1".to_string()]);
     assert!(e.may_release(t0, false));
     assert!(e.outbox.is_empty());
 }
 
 #[test]
 fn shutdone_steps_aside_and_a_restart_forgets() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     c.observe(
         "n1",
         &msg(&[
@@ -240,7 +240,7 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
         ]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
     c.observe(
@@ -254,22 +254,22 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
         ]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Stopping));
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Stopping));
     c.observe(
         "n1",
         &msg(&[("t", "shutdone"), ("st", "dead")]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Standby));
-    c.observe("n1", &hb_status(), SEQ, true, Holding::Held, false);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Standby));
+    c.observe("n1", &hb_status(), SEQ, true, &[Holding::Held], false);
     assert_eq!(
-        c.holding_of("n1", false),
+        c.holding_of("n1", 0, false),
         Some(Holding::Starting),
         "restarted: unknown again"
     );
@@ -277,8 +277,8 @@ fn shutdone_steps_aside_and_a_restart_forgets() {
 
 #[test]
 fn acks_and_retransmission_requests() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     c.outbox.clear();
     c.acknowledge("n1", 0x1f);
     assert!(c.outbox.is_empty());
@@ -308,13 +308,13 @@ fn acks_and_retransmission_requests() {
 
 #[test]
 fn a_starting_heartbeat_node_gets_the_node_list() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
     c.observe(
         "n1",
         &msg(&[("t", "reqnodes"), ("dest", "n2")]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
     let (m, sequenced) = &c.outbox[0];
@@ -329,7 +329,7 @@ fn a_starting_heartbeat_node_gets_the_node_list() {
         &msg(&[("t", "reqnodes"), ("dest", "n3")]),
         SEQ,
         false,
-        Holding::None,
+        &[Holding::None],
         true,
     );
     assert!(c.outbox.is_empty(), "not for us");
@@ -337,8 +337,8 @@ fn a_starting_heartbeat_node_gets_the_node_list() {
 
 #[test]
 fn lost_messages_are_asked_for_and_taken_when_resent() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     c.outbox.clear();
     let t0 = Instant::now();
     c.gap("n1", 10, 14, t0);
@@ -383,20 +383,20 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
             ("isstable", "1"),
         ])
     };
-    c.observe("n1", &res("local"), 20, false, Holding::None, true);
-    c.observe("n1", &res("none"), 18, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    c.observe("n1", &res("local"), 20, false, &[Holding::None], true);
+    c.observe("n1", &res("none"), 18, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Held));
 }
 
 #[test]
 fn an_exiting_node_says_so_once_and_then_only_shutdone() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::Held, false);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::Held], false);
     c.outbox.clear();
     c.shutting_down();
-    c.advertise(Holding::Held);
-    c.advertise(Holding::Stopping);
-    c.advertise(Holding::None);
+    c.advertise(&[Holding::Held]);
+    c.advertise(&[Holding::Stopping]);
+    c.advertise(&[Holding::None]);
     c.shut_down();
     assert_eq!(
         types(&c),
@@ -409,8 +409,8 @@ fn an_exiting_node_says_so_once_and_then_only_shutdone() {
 
 #[test]
 fn no_acknowledgement_past_a_gap() {
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     c.gap("n1", 17, 19, Instant::now());
     c.outbox.clear();
     c.acknowledge("n1", 20);
@@ -424,28 +424,28 @@ fn no_acknowledgement_past_a_gap() {
 fn a_partial_resource_update_adds_to_what_was_held() {
     // n1 is preferred: "local" is the group; the takeover script's partial "foreign" after
     // a full "local" means both, not "foreign only".
-    let mut c = Compat::new("n2", &nodes(), "n1");
-    c.observe("n1", &hb_status(), SEQ, false, Holding::None, true);
+    let mut c = Compat::new("n2", &nodes(), &["n1".to_string()]);
+    c.observe("n1", &hb_status(), SEQ, false, &[Holding::None], true);
     let full = msg(&[
         ("t", "resource"),
         ("rsc_hold", "local"),
         ("rtype", "full"),
         ("isstable", "1"),
     ]);
-    c.observe("n1", &full, 2, false, Holding::None, true);
+    c.observe("n1", &full, 2, false, &[Holding::None], true);
     let partial = msg(&[
         ("t", "resource"),
         ("rsc_hold", "foreign"),
         ("info", "mach_down"),
     ]);
-    c.observe("n1", &partial, 3, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::Held));
+    c.observe("n1", &partial, 3, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Held));
     let full_none = msg(&[
         ("t", "resource"),
         ("rsc_hold", "none"),
         ("rtype", "full"),
         ("isstable", "1"),
     ]);
-    c.observe("n1", &full_none, 4, false, Holding::None, true);
-    assert_eq!(c.holding_of("n1", false), Some(Holding::None));
+    c.observe("n1", &full_none, 4, false, &[Holding::None], true);
+    assert_eq!(c.holding_of("n1", 0, false), Some(Holding::None));
 }
