@@ -104,7 +104,7 @@ fn heartbeat_and_hb_monitor_see_each_other_hand_over_both_ways_and_detect_death(
         "n2 to say it holds the group",
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || (m.status(1)["group"]["holding"] == "held").then_some(()),
+        || (m.status(1)["groups"][0]["holding"] == "held").then_some(()),
     );
 
     // hb-monitor standby: back to the Heartbeat node.
@@ -234,7 +234,8 @@ fn rolling_migration_from_heartbeat_to_hb_monitor_keeps_the_vip_up() {
         Duration::from_millis(20),
         || {
             let s = m.status(1);
-            (peer(&s, "n1")["holding"] == "held" && s["group"]["holding"] == "none").then_some(())
+            (peer(&s, "n1")["holding"] == "held" && s["groups"][0]["holding"] == "none")
+                .then_some(())
         },
     );
     steps.push(("n2: heartbeat -> hb-monitor", t0.elapsed()));
@@ -255,7 +256,7 @@ fn rolling_migration_from_heartbeat_to_hb_monitor_keeps_the_vip_up() {
             let s = m.status(0);
             (peer(&s, "n2")["holding"] == "held"
                 && peer(&s, "n2")["kind"] == "hb-monitor"
-                && s["group"]["holding"] == "none")
+                && s["groups"][0]["holding"] == "none")
                 .then_some(())
         },
     );

@@ -397,7 +397,8 @@ fn rolling_migration_of_the_mysql_on_drbd_group_loses_no_commit() {
         Duration::from_millis(20),
         || {
             let s = w.m.status(1);
-            (peer(&s, "n1")["holding"] == "held" && s["group"]["holding"] == "none").then_some(())
+            (peer(&s, "n1")["holding"] == "held" && s["groups"][0]["holding"] == "none")
+                .then_some(())
         },
     );
     w.note("n2: hb-monitor runs, sees n1 holding");
@@ -427,7 +428,7 @@ fn rolling_migration_of_the_mysql_on_drbd_group_loses_no_commit() {
             let s = w.m.status(0);
             (peer(&s, "n2")["holding"] == "held"
                 && peer(&s, "n2")["kind"] == "hb-monitor"
-                && s["group"]["holding"] == "none")
+                && s["groups"][0]["holding"] == "none")
                 .then_some(())
         },
     );

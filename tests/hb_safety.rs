@@ -256,6 +256,8 @@ fn a_failed_stop_is_fenced_by_the_peer_and_without_fencing_nobody_takes_over() {
         if with_fencing {
             c.wait_vip_on(1, Duration::from_secs(10));
             assert_eq!(fence.calls(), ["n1 n1"]);
+            // The hand-over can finish within a few samples; watch the new holder a while.
+            std::thread::sleep(Duration::from_millis(200));
         } else {
             std::thread::sleep(Duration::from_millis(2000));
             assert_eq!(c.holding(0), "unclean");

@@ -765,7 +765,7 @@ impl Nodes {
             ),
         )
         .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.stdout).ok())
-        .and_then(|v| v["group"]["holding"].as_str().map(str::to_owned))
+        .and_then(|v| v["groups"][0]["holding"].as_str().map(str::to_owned))
         .unwrap_or_default()
     }
 

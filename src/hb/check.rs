@@ -2,11 +2,10 @@
 //! parameters (`validate-all`) on this node, with each problem named by file and line.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use super::agent_worker;
 use super::config::{self, Config};
-use crate::sys::cmd::{self, CmdError};
 
 /// What a check found.
 #[derive(Debug, Default)]
@@ -77,11 +76,15 @@ pub fn check(dir: &Path, ocf_root: &Path, node: &str) -> Report {
         );
     }
     let haresources = dir.join("haresources");
-    for (index, res) in cfg.groups.iter().flat_map(|g| &g.resources).enumerate() {
-        let agent = ocf_root
-            .join("resource.d")
-            .join(&res.provider)
-            .join(&res.agent);
+    let groups = cfg.groups.iter().filter(|g| !g.resources.is_empty());
+    for (group, index, res) in groups.enumerate().flat_map(|(g, group)| {
+        group
+            .resources
+            .iter()
+            .enumerate()
+            .map(move |(i, r)| (g, i, r))
+    }) {
+        let agent = agent_worker::agent_path(ocf_root, res);
         let here = format!("{}:{}: {}", haresources.display(), res.line, res.written);
         if !agent.is_file() {
             report.errors.push(format!(
@@ -92,42 +95,24 @@ pub fn check(dir: &Path, ocf_root: &Path, node: &str) -> Report {
             ));
             continue;
         }
-        let mut command = Command::new(&agent);
-        command
-            .arg("validate-all")
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("OCF_ROOT", ocf_root)
-            .env("OCF_RA_VERSION_MAJOR", "1")
-            .env("OCF_RA_VERSION_MINOR", "1")
-            .env("OCF_RESOURCE_INSTANCE", format!("{}_{index}", res.agent))
-            .env("OCF_RESOURCE_PROVIDER", &res.provider)
-            .env("OCF_RESOURCE_TYPE", &res.agent)
-            .env(
-                "OCF_RESKEY_CRM_meta_timeout",
-                VALIDATE_TIMEOUT.as_millis().to_string(),
-            );
-        for (name, value) in &res.params {
-            command.env(format!("OCF_RESKEY_{name}"), value);
-        }
-        match cmd::run(&mut command, VALIDATE_TIMEOUT) {
-            Ok(_) => {}
-            Err(CmdError::Failed { status, stderr, .. }) => {
-                let reason = stderr
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("ocf-exit-reason:"))
-                    .next_back()
-                    .unwrap_or(stderr.lines().last().unwrap_or(""))
-                    .to_string();
-                report.errors.push(format!(
-                    "{here}: {} validate-all failed ({}): {reason}",
-                    res.agent,
-                    status
-                        .code()
-                        .map_or("killed".to_string(), |c| format!("exit {c}"))
-                ));
-            }
-            Err(e) => report.errors.push(format!("{here}: {e}")),
+        match agent_worker::run_agent(
+            ocf_root,
+            res,
+            &agent_worker::instance_name(res, group, index),
+            "validate-all",
+            VALIDATE_TIMEOUT,
+        ) {
+            Ok(()) => {}
+            Err(failure) => report.errors.push(match failure.code {
+                Some(code) => format!(
+                    "{here}: {} validate-all failed (exit {code}): {}",
+                    res.agent, failure.reason
+                ),
+                None => format!(
+                    "{here}: {} validate-all failed: {}",
+                    res.agent, failure.reason
+                ),
+            }),
         }
     }
     report.config = Some(cfg);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, config, daemon};
+use super::{check, config, control, event_loop, state};
 
 /// LSB "program is not configured".
 const EXIT_NOT_CONFIGURED: u8 = 6;
@@ -37,10 +37,10 @@ enum Command {
         #[arg(short = 'c', long = "config-dir", default_value = "/etc/ha.d")]
         dir: PathBuf,
         /// Where the generation number is kept across restarts.
-        #[arg(long, default_value = daemon::DEFAULT_STATE_DIR)]
+        #[arg(long, default_value = state::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// The control socket (status, standby, takeover).
-        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
@@ -49,16 +49,23 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         op_timeout: u64,
     },
-    /// Give the resource group to the peers and stay out until `takeover` (hb_standby).
+    /// Give resource groups to the peers and stay out of them until `takeover` (hb_standby).
     Standby {
+        /// Which groups: `all`, `local` (those this node is preferred for), `foreign` (the
+        /// others) or one group by the name of its first resource.
+        #[arg(default_value = "all")]
+        scope: String,
         /// The control socket.
-        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
-    /// Take the resource group to this node (hb_takeover).
+    /// Take resource groups to this node (hb_takeover).
     Takeover {
+        /// Which groups: `all`, `local`, `foreign` or one group by name.
+        #[arg(default_value = "all")]
+        scope: String,
         /// The control socket.
-        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
     /// Show the running daemon's view: nodes, media, last heartbeats, dropped packets.
@@ -67,7 +74,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The control socket.
-        #[arg(long, default_value = daemon::DEFAULT_CONTROL)]
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
 }
@@ -89,13 +96,22 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Standby { ref control } | Command::Takeover { ref control } => {
-            let request = if matches!(cli.command, Command::Standby { .. }) {
+        Command::Standby {
+            ref scope,
+            ref control,
+        }
+        | Command::Takeover {
+            ref scope,
+            ref control,
+        } => {
+            let verb = if matches!(cli.command, Command::Standby { .. }) {
                 "standby"
             } else {
                 "takeover"
             };
-            match daemon::query(control, request) {
+            let request = format!("{verb} {scope}");
+            let request = request.as_str();
+            match control::query(control, request) {
                 Ok(reply) => match refusal(&reply) {
                     Some(code) => code,
                     None => {
@@ -131,7 +147,7 @@ pub fn main() -> ExitCode {
                 }
             };
             let op_timeout = std::time::Duration::from_secs(op_timeout.max(1));
-            match daemon::run(
+            match event_loop::run(
                 cfg,
                 &node_name(),
                 &state_dir,
@@ -146,7 +162,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status { json, control } => match daemon::query(&control, "status") {
+        Command::Status { json, control } => match control::query(&control, "status") {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("status"),
             Ok(reply) => match refusal(&reply) {
                 Some(code) => code,
@@ -225,6 +241,26 @@ fn print_status(reply: &str) -> ExitCode {
                     "  {}: {} (last heartbeat {} ms ago)",
                     peer["name"], peer["state"], peer["last_heartbeat_ms_ago"]
                 );
+            }
+            for group in status["groups"].as_array().into_iter().flatten() {
+                println!(
+                    "  group {} (preferred {}): held by {}, here {}{}",
+                    group["name"],
+                    group["preferred"],
+                    group["holder"],
+                    group["holding"],
+                    if group["standby"] == true {
+                        ", in standby"
+                    } else {
+                        ""
+                    }
+                );
+                for resource in group["resources"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {}: last {} {}",
+                        resource["name"], resource["last_op"], resource["last_result"]
+                    );
+                }
             }
             println!("  dropped: {}", status["dropped"]);
             ExitCode::SUCCESS

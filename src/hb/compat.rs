@@ -236,7 +236,10 @@ impl Compat {
     fn bits_for(&self, mine: &[Holding]) -> (u8, bool) {
         let mut bits = 0;
         for (g, holding) in mine.iter().enumerate() {
-            if matches!(holding, Holding::Held | Holding::Starting | Holding::Unclean) {
+            if matches!(
+                holding,
+                Holding::Held | Holding::Starting | Holding::Unclean
+            ) {
                 bits |= self.group_bit(&self.me, g);
             }
         }

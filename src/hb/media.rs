@@ -42,6 +42,15 @@ pub enum Transport {
 
 impl MediumSocket {
     /// The descriptor to poll.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        match &self.transport {
+            Transport::Udp { socket, .. } => socket.as_fd(),
+            Transport::Serial { port, .. } => port.as_fd(),
+        }
+    }
+
+    /// The raw descriptor.
     pub fn fd(&self) -> std::os::fd::RawFd {
         match &self.transport {
             Transport::Udp { socket, .. } => socket.as_raw_fd(),

@@ -291,7 +291,7 @@ impl Membership {
             peer.state = PeerState::Dead;
             peer.fenced_generation = peer.generation;
             // Its last advertisement (held, unclean) no longer describes anything.
-            peer.last_fields.insert("rsc".into(), "none".into());
+            peer.last_fields.remove("rsc");
         }
     }
 

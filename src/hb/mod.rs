@@ -1,19 +1,26 @@
 //! hb-monitor: the heartbeat daemon that runs the resource group on one node of a cluster,
 //! configured with Linux-HA Heartbeat's own files (`ha.cf`, `haresources`, `authkeys`).
 //!
-//! So far: reading and checking the configuration (`hb-monitor check`), the wire format, and
-//! the daemon's membership (`hb-monitor run`, `hb-monitor status`). Running the resource
-//! group on takeover is issue 6's remaining work.
+//! The cluster logic is one pure state machine ([`controller`]) over membership, the
+//! groups' decisions ([`group`]) and the Heartbeat 3 protocol ([`compat`]); the daemon
+//! ([`event_loop`]) is a thin shell that owns the sockets, the clock and the agents'
+//! processes ([`agent_worker`]), with the control socket ([`control`]), the persisted
+//! generation and UUID ([`state`]) and the log ([`logging`]) beside it.
 
+pub mod agent_worker;
 pub mod check;
 pub mod cli;
 pub mod compat;
 pub mod config;
-pub mod daemon;
+pub mod control;
+pub mod controller;
+pub mod event_loop;
 pub mod fuzz;
 pub mod group;
+pub mod logging;
 pub mod media;
 pub mod membership;
 pub mod ping;
 pub mod proto;
 pub mod standin;
+pub mod state;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::config::HaCf;
 
 /// One counted entry: a `ping` address or a `ping_group`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// How status shows it.
     pub name: String,
@@ -27,17 +27,23 @@ pub struct Entry {
     pub last_reply: Option<Instant>,
 }
 
-/// The ping nodes of this node.
-#[derive(Debug)]
-pub struct PingNodes {
-    socket: OwnedFd,
-    ident: u16,
-    seq: u16,
+/// What this node knows of its ping nodes: pure state, fed with the replies the socket
+/// ([`PingSocket`]) reads, so that the controller decides on it without I/O.
+#[derive(Debug, Clone)]
+pub struct PingTable {
     /// Entries in ha.cf order.
     pub entries: Vec<Entry>,
     started: Instant,
     deadping: Duration,
     initdead: Duration,
+}
+
+/// The raw ICMP socket of the ping nodes.
+#[derive(Debug)]
+pub struct PingSocket {
+    socket: OwnedFd,
+    ident: u16,
+    seq: u16,
 }
 
 fn checksum(data: &[u8]) -> u16 {
@@ -61,9 +67,9 @@ fn v4(addr: &IpAddr) -> io::Result<Ipv4Addr> {
     }
 }
 
-impl PingNodes {
+impl PingTable {
     /// The ping nodes of `cfg`; None when it has none.
-    pub fn open(cfg: &HaCf, now: Instant) -> io::Result<Option<PingNodes>> {
+    pub fn new(cfg: &HaCf, now: Instant) -> io::Result<Option<PingTable>> {
         let mut entries = vec![];
         for a in &cfg.ping {
             entries.push(Entry {
@@ -82,27 +88,7 @@ impl PingNodes {
         if entries.is_empty() {
             return Ok(None);
         }
-        // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("ping nodes need a raw ICMP socket (root): {e}"),
-            ));
-        }
-        // SAFETY: a new descriptor nothing else owns.
-        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Some(PingNodes {
-            socket,
-            ident: (std::process::id() & 0xffff) as u16,
-            seq: 0,
+        Ok(Some(PingTable {
             entries,
             started: now,
             deadping: cfg.deadtime,
@@ -110,68 +96,18 @@ impl PingNodes {
         }))
     }
 
-    /// Sends one echo request to every address (errors, e.g. no route, count as silence).
-    pub fn send(&mut self) {
-        self.seq = self.seq.wrapping_add(1);
-        let mut packet = [0u8; 16];
-        packet[0] = 8; // echo request
-        packet[4..6].copy_from_slice(&self.ident.to_be_bytes());
-        packet[6..8].copy_from_slice(&self.seq.to_be_bytes());
-        packet[8..16].copy_from_slice(b"hb-mon\0\0");
-        let sum = checksum(&packet);
-        packet[2..4].copy_from_slice(&sum.to_be_bytes());
-        for entry in &self.entries {
-            for a in &entry.addresses {
-                let to = socket_addr(*a);
-                // SAFETY: sendto with a live buffer and a complete sockaddr_in.
-                unsafe {
-                    libc::sendto(
-                        self.socket.as_raw_fd(),
-                        packet.as_ptr().cast(),
-                        packet.len(),
-                        libc::MSG_DONTWAIT,
-                        (&raw const to).cast(),
-                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    )
-                };
-            }
-        }
+    /// Every address to ping.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.entries
+            .iter()
+            .flat_map(|e| e.addresses.iter().copied())
     }
 
-    /// Reads the replies that arrived (never blocks).
-    pub fn receive(&mut self, now: Instant) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..256 {
-            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            // SAFETY: recvfrom into a local buffer and sockaddr_in.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.socket.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&raw mut from).cast(),
-                    &raw mut len,
-                )
-            };
-            if n <= 0 {
-                return;
-            }
-            let packet = &buf[..n as usize];
-            // A raw socket sees the IP header first.
-            let header = usize::from(packet[0] & 0x0f) * 4;
-            let Some(icmp) = packet.get(header..header + 8) else {
-                continue;
-            };
-            if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
-                continue; // not an echo reply to us
-            }
-            let source = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
-            for entry in &mut self.entries {
-                if entry.addresses.contains(&source) {
-                    entry.last_reply = Some(now);
-                }
+    /// An echo reply from `source` arrived at `now`.
+    pub fn reply(&mut self, source: Ipv4Addr, now: Instant) {
+        for entry in &mut self.entries {
+            if entry.addresses.contains(&source) {
+                entry.last_reply = Some(now);
             }
         }
     }
@@ -206,6 +142,101 @@ impl PingNodes {
     }
 }
 
+impl PingSocket {
+    /// The raw ICMP socket (root).
+    pub fn open() -> io::Result<PingSocket> {
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("ping nodes need a raw ICMP socket (root): {e}"),
+            ));
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(PingSocket {
+            socket,
+            ident: (std::process::id() & 0xffff) as u16,
+            seq: 0,
+        })
+    }
+
+    /// Sends one echo request to every address (errors, e.g. no route, count as silence).
+    pub fn send(&mut self, addresses: impl Iterator<Item = Ipv4Addr>) {
+        self.seq = self.seq.wrapping_add(1);
+        let mut packet = [0u8; 16];
+        packet[0] = 8; // echo request
+        packet[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        packet[6..8].copy_from_slice(&self.seq.to_be_bytes());
+        packet[8..16].copy_from_slice(b"hb-mon\0\0");
+        let sum = checksum(&packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+        for a in addresses {
+            let to = socket_addr(a);
+            // SAFETY: sendto with a live buffer and a complete sockaddr_in.
+            unsafe {
+                libc::sendto(
+                    self.socket.as_raw_fd(),
+                    packet.as_ptr().cast(),
+                    packet.len(),
+                    libc::MSG_DONTWAIT,
+                    (&raw const to).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+        }
+    }
+
+    /// The sources of the echo replies to us that arrived (never blocks).
+    pub fn receive(&mut self) -> Vec<Ipv4Addr> {
+        let mut buf = [0u8; 1500];
+        let mut sources = vec![];
+        for _ in 0..256 {
+            // SAFETY: a sockaddr_in is plain data; all zeroes is a valid value.
+            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: recvfrom into a local buffer and sockaddr_in.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.socket.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&raw mut from).cast(),
+                    &raw mut len,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let packet = &buf[..n as usize];
+            // A raw socket sees the IP header first.
+            let header = usize::from(packet[0] & 0x0f) * 4;
+            let Some(icmp) = packet.get(header..header + 8) else {
+                continue;
+            };
+            if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
+                continue; // not an echo reply to us
+            }
+            sources.push(Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)));
+        }
+        sources
+    }
+
+    /// The descriptor, for poll.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
 fn socket_addr(a: Ipv4Addr) -> libc::sockaddr_in {
     let addr = SocketAddrV4::new(a, 0);
     libc::sockaddr_in {
@@ -233,11 +264,7 @@ mod tests {
     fn a_pause_of_this_node_does_not_make_ping_nodes_unreachable() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut nodes = PingNodes {
-            socket: socket.into(),
-            ident: 1,
-            seq: 0,
+        let mut nodes = PingTable {
             entries: vec![Entry {
                 name: "198.18.0.254".into(),
                 addresses: vec![Ipv4Addr::new(198, 18, 0, 254)],

@@ -8,4 +8,7 @@ pub mod holders;
 pub mod mounts;
 pub mod netlink;
 pub mod packet;
+pub mod poll;
 pub mod proc;
+pub mod sched;
+pub mod watchdog;

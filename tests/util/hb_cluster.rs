@@ -191,7 +191,7 @@ impl Cluster {
         // Asked again a few times: the daemon may still be opening its socket, or be
         // between two runs.
         for _ in 0..5 {
-            if let Some(holding) = self.status(i)["group"]["holding"].as_str() {
+            if let Some(holding) = self.status(i)["groups"][0]["holding"].as_str() {
                 return holding.to_string();
             }
             std::thread::sleep(Duration::from_millis(20));

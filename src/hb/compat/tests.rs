@@ -74,7 +74,14 @@ fn rsc_hold_means_the_group_relative_to_the_sender() {
     // n1 is the preferred node: "local" is the group.
     c.observe("n1", &res("local", "1"), SEQ, false, &[Holding::None], true);
     assert_eq!(c.holding_of("n1", 0, false), Some(Holding::Held));
-    c.observe("n1", &res("foreign", "1"), SEQ, false, &[Holding::None], true);
+    c.observe(
+        "n1",
+        &res("foreign", "1"),
+        SEQ,
+        false,
+        &[Holding::None],
+        true,
+    );
     assert_eq!(c.holding_of("n1", 0, false), Some(Holding::None));
     c.observe("n1", &res("none", "0"), SEQ, false, &[Holding::None], true);
     assert_eq!(

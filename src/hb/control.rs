@@ -1,0 +1,112 @@
+//! The control socket (`hb-monitor status|standby|takeover`): a Unix socket, root only,
+//! served on threads of its own so that a client that connects and stalls never holds up
+//! the heartbeat loop. Each request is handed to the loop (a channel, then a byte on its
+//! wake-up pipe) and the loop's answer written back.
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+/// The control socket.
+pub const DEFAULT_CONTROL: &str = "/run/hb-monitor.sock";
+
+/// At most this many control clients are served at once.
+const MAX_CLIENTS: usize = 8;
+
+/// The longest request read (`takeover` and a group's name).
+const MAX_REQUEST: usize = 256;
+
+/// A request, read by a control thread and answered by the loop.
+pub struct ControlRequest {
+    /// The request's text, trimmed.
+    pub text: String,
+    /// Where the answer goes.
+    pub reply: mpsc::Sender<String>,
+}
+
+/// Binds the socket at `path` (0600: standby and takeover come through here) and serves it;
+/// requests go to `requests`, each followed by a byte on `wake`.
+pub fn serve(path: &Path, requests: mpsc::Sender<ControlRequest>, wake: OwnedFd) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let wake = Arc::new(wake);
+    let open = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                // The socket file is 0600 already; the peer's credentials say it again, so
+                // that a socket reached some other way (a copied descriptor) still answers
+                // root only.
+                let uid = nix::sys::socket::getsockopt(
+                    &stream,
+                    nix::sys::socket::sockopt::PeerCredentials,
+                )
+                .map(|c| c.uid());
+                if uid != Ok(0) {
+                    let _ = stream.write_all(
+                        b"{\"error\":\"the hb-monitor control socket answers root only\"}\n",
+                    );
+                    continue;
+                }
+                // Each client on a short-lived thread of its own, so that one that stalls
+                // does not keep the others waiting; a few at a time.
+                if open.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    let _ = stream.write_all(b"{\"error\":\"busy: too many control clients\"}\n");
+                    continue;
+                }
+                open.fetch_add(1, Ordering::Relaxed);
+                let (requests, wake, open) = (requests.clone(), wake.clone(), open.clone());
+                let served = std::thread::Builder::new()
+                    .name("control-client".into())
+                    .spawn(move || {
+                        serve_client(stream, &requests, &wake);
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if served.is_err() {
+                    log::warn!("control: cannot start a thread for a client");
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// Reads one request, has the loop answer it, writes the answer.
+fn serve_client(mut stream: UnixStream, requests: &mpsc::Sender<ControlRequest>, wake: &OwnedFd) {
+    let mut request = [0u8; MAX_REQUEST];
+    let n = stream.read(&mut request).unwrap_or(0);
+    let (reply, answer) = mpsc::channel();
+    let text = String::from_utf8_lossy(&request[..n]).trim().to_string();
+    if requests.send(ControlRequest { text, reply }).is_err() {
+        return; // the loop has ended
+    }
+    crate::sys::poll::wake(wake);
+    let reply = answer
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| r#"{"error":"the daemon did not answer"}"#.to_string());
+    let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.write_all(b"\n");
+}
+
+/// Sends `request` to the daemon at `control` and returns its answer (JSON).
+pub fn query(control: &Path, request: &str) -> io::Result<String> {
+    let mut stream = UnixStream::connect(control)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
