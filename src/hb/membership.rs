@@ -300,16 +300,18 @@ impl Membership {
         let mut events = Vec::new();
         let since_start = now.saturating_duration_since(self.started);
         for (name, peer) in &mut self.peers {
+            // At the deadline exactly, as next_deadline says: a loop woken then must find the
+            // peer dead, or it is woken for the same instant again and again.
             let silent = match peer.last_heard {
-                Some(t) => now.saturating_duration_since(t) > self.deadtime,
-                None => since_start > self.initdead,
+                Some(t) => now.saturating_duration_since(t) >= self.deadtime,
+                None => since_start >= self.initdead,
             };
             if silent && peer.state != PeerState::Dead {
                 peer.state = PeerState::Dead;
                 events.push(Event::PeerDead(name.clone()));
             }
             for (medium, last) in &peer.media {
-                if now.saturating_duration_since(*last) > self.deadtime
+                if now.saturating_duration_since(*last) >= self.deadtime
                     && !peer.media_down.contains(medium)
                 {
                     peer.media_down.push(medium.clone());
@@ -560,8 +562,8 @@ mod tests {
         // A pause longer than the silence: n2 counts as heard now, not in the future.
         m.excuse(ms(500), t0 + ms(150));
         assert_eq!(m.peers["n2"].last_heard, Some(t0 + ms(150)));
-        assert_eq!(m.tick(t0 + ms(450)), vec![]);
-        assert_eq!(m.tick(t0 + ms(451)).len(), 2);
+        assert_eq!(m.tick(t0 + ms(449)), vec![]);
+        assert_eq!(m.tick(t0 + ms(450)).len(), 2);
     }
 
     #[test]
