@@ -408,6 +408,11 @@ pub struct Node {
     exited: bool,
     /// Something peers should hear of now rather than at the next keepalive.
     changed: bool,
+    /// Reading a backlog (messages that arrived a while ago, queued while this node did not
+    /// run): each says what its sender did then, not now, so no group is decided on until
+    /// the next tick, when the backlog is read. Acting on the first of them would start a
+    /// group that a later one says the peer has started since.
+    catching_up: bool,
     started: Instant,
     pauses: u64,
     longest_pause: Duration,
@@ -453,6 +458,7 @@ impl Node {
             exiting: false,
             exited: false,
             changed: false,
+            catching_up: false,
             started: now,
             pauses: 0,
             longest_pause: Duration::ZERO,
@@ -478,12 +484,20 @@ impl Node {
         }
         match input {
             Input::Start => self.start(),
-            Input::Tick => self.tick(now),
+            Input::Tick => {
+                self.catching_up = false;
+                self.tick(now)
+            }
             Input::Received {
                 medium,
                 msg,
                 arrived,
-            } => self.receive(&medium, &msg, arrived.min(now), now),
+            } => {
+                if now.saturating_duration_since(arrived) > self.s.keepalive {
+                    self.catching_up = true;
+                }
+                self.receive(&medium, &msg, arrived.min(now), now)
+            }
             Input::AgentDone {
                 group,
                 resource,
@@ -510,6 +524,9 @@ impl Node {
     /// When the controller next has something to do on its own (a heartbeat, a deadline, a
     /// monitor, a fence retry, a retransmission request): the loop wakes then at the latest.
     pub fn wake_at(&self, now: Instant) -> Instant {
+        if self.catching_up {
+            return now;
+        }
         let mut wake = self.next_heartbeat.min(self.members.next_deadline(now));
         let monitors = self
             .groups
@@ -518,7 +535,10 @@ impl Node {
             .filter_map(|g| g.next_monitor);
         // A retry only matters when no fence runs (a retry time left in the past while one
         // runs would wake the loop again and again: a spin at SCHED_RR).
-        let retry = self.next_fence_attempt.filter(|_| self.fencing.is_none());
+        // Nor does one already past: the tick at it tried again if a takeover still waited.
+        let retry = self
+            .next_fence_attempt
+            .filter(|t| self.fencing.is_none() && *t > now);
         for t in monitors.chain(retry).chain(self.compat.next_request()) {
             wake = wake.min(t.max(now));
         }
@@ -621,7 +641,9 @@ impl Node {
     fn settle(&mut self, now: Instant) {
         let events = self.members.tick(now);
         self.report(events);
-        self.evaluate(now);
+        if !self.catching_up {
+            self.evaluate(now);
+        }
         if self.changed {
             self.changed = false;
             self.heartbeat(now);
@@ -1350,11 +1372,36 @@ impl Node {
                         .peers
                         .get(&p)
                         .is_some_and(|peer| peer.status == "dead");
+                    let never_heard = self
+                        .members
+                        .peers
+                        .get(&p)
+                        .is_some_and(|peer| peer.last_heard.is_none());
+                    if never_heard && !self.groups.is_empty() {
+                        // Silent since this daemon started: it may run any group (its daemon
+                        // killed, this one restarted meanwhile), and nobody here knows.
+                        // Pacemaker's startup-fencing: fence it before taking any.
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "node {p} was not heard from within initdead: it may run any group; {}",
+                                if self.s.fencing {
+                                    "it is fenced before any takeover"
+                                } else {
+                                    "without a fence_command it may still run one"
+                                }
+                            ),
+                        );
+                        self.fence_needed
+                            .insert(p, (0..self.groups.len()).collect());
+                        continue;
+                    }
                     let mut unclean_groups = BTreeSet::new();
                     let mut words = vec![];
                     for g in 0..self.groups.len() {
                         let holding = self.peer_holding(&p, g);
-                        if holding.occupies() && !(orderly && holding != Holding::Unclean) {
+                        let may_run = holding.occupies() || holding == Holding::Cleaning;
+                        if may_run && !(orderly && holding != Holding::Unclean) {
                             unclean_groups.insert(g);
                             words.push(if self.groups.len() == 1 {
                                 holding.word().to_string()

@@ -32,8 +32,10 @@ pub enum Holding {
     /// this node before they take the group over.
     Unclean,
     /// Start-up: stopping whatever a previous run of the daemon left running here (a kill -9
-    /// leaves the VIP and mounts behind) before taking part. Advertised as `none`: the group
-    /// is not served here and this node does not claim it, so no peer reacts to it.
+    /// leaves the VIP and mounts behind) before taking part. This node does not claim the
+    /// group, so a holder elsewhere keeps it; but parts of it may still run here until the
+    /// stops are done, so nobody starts it meanwhile, and a node that dies cleaning up is
+    /// fenced like one that died holding it.
     Cleaning,
 }
 
@@ -41,7 +43,8 @@ impl Holding {
     /// The wire word.
     pub fn word(self) -> &'static str {
         match self {
-            Holding::None | Holding::Cleaning => "none",
+            Holding::None => "none",
+            Holding::Cleaning => "cleaning",
             Holding::Starting => "starting",
             Holding::Held => "held",
             Holding::Stopping => "stopping",
@@ -60,6 +63,7 @@ impl Holding {
             "stopping" => Holding::Stopping,
             "starting" => Holding::Starting,
             "unclean" => Holding::Unclean,
+            "cleaning" => Holding::Cleaning,
             _ => Holding::Held,
         }
     }
@@ -132,7 +136,12 @@ pub fn decide(
             if peers.iter().any(|p| p.unknown) {
                 return Decision::Wait; // start-up: not everyone is known yet
             }
-            if live.iter().any(|p| p.holding.occupies()) {
+            // Running elsewhere, or what a restarted daemon's predecessor left there is
+            // still being stopped.
+            if live
+                .iter()
+                .any(|p| p.holding.occupies() || p.holding == Holding::Cleaning)
+            {
                 return Decision::Wait;
             }
             // An operator's takeover elsewhere: the group goes there, not back here (else the
