@@ -1603,3 +1603,6 @@ impl Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
