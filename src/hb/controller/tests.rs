@@ -998,6 +998,12 @@ fn a_failed_stop_without_fencing_leaves_the_group_down() {
         .filter(|l| l.contains("no fence_command is configured"))
         .count();
     assert_eq!(said, 1);
+    // Nor once n1's daemon leaves (st=dead): it said the group is unclean there.
+    c.terminate("n1");
+    c.run_until(Duration::from_secs(2), "n1 exits", |c| !c.members[0].daemon);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.asked("n2", mark), []);
+    assert_eq!(c.holdings("n2"), [NONE]);
 }
 
 #[test]
@@ -1024,4 +1030,28 @@ fn a_failed_stop_on_the_way_out_is_fenced_too() {
         c.asked("n2", mark),
         [Fence("n1"), Start(0, 0), Start(0, 1), Start(0, 2)]
     );
+}
+
+#[test]
+fn without_fencing_only_the_groups_a_dead_peer_left_unclean_stay_down() {
+    let two_on_n1 = "n1 IPaddr2::198.18.1.100/24/eth0\nn1 IPaddr2::198.18.1.101/24/eth0\n";
+    let mut c = Cluster::start(config("", two_on_n1));
+    c.settle_to(&[Held, Held], &[NONE, NONE]);
+    let mark = c.mark();
+    c.fail_once("n1", 1, 0, Op::Stop);
+    c.request("n1", "standby 2");
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(c.holdings("n1"), [Held, Unclean]);
+    assert_eq!(c.asked("n2", mark), []);
+    // n1 dies holding one group and unclean with the other: n2 takes the first over (as
+    // Heartbeat does without STONITH, with a warning), not the second.
+    c.power_off("n1");
+    c.settle_to(&[Held, Unclean], &[Held, NONE]);
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.asked("n2", mark), [Start(0, 0)]);
+    assert_eq!(c.holdings("n2"), [Held, NONE]);
+    assert!(c.logged(
+        "n2",
+        &format!("taking group {G0} over from n1 without fencing")
+    ));
 }
