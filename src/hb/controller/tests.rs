@@ -726,8 +726,8 @@ fn a_failing_monitor_restarts_in_place_up_to_the_limit_then_hands_over() {
     assert!(!c.asked("n1", mark).contains(&Start(0, 0)));
 }
 
-/// n1 leaves (orderly), n2 takes over, n1 comes back. Returns the cluster settled, and
-/// the mark taken when n1 came back.
+/// n1 leaves (orderly), n2 takes over, n1 comes back (its daemon just started again).
+/// Returns the cluster and the mark taken when n1 came back.
 fn failback(line: &str, mutation: Option<Mutation>) -> (Cluster, usize) {
     let mut c = one_group_with(line, mutation);
     c.terminate("n1");
