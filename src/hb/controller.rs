@@ -1041,9 +1041,10 @@ impl Node {
     }
 
     /// Before taking group `g` from `node`: asks for the fence command (and returns false:
-    /// the takeover waits for its outcome), or without one, proceeds (a dead peer:
-    /// Heartbeat's behaviour without STONITH, with a warning) or waits (a live peer whose
-    /// stop failed: nobody may start the group beside what may still run there).
+    /// the takeover waits for its outcome), or without one, proceeds (a dead peer that
+    /// last said it held or was starting or stopping the group: Heartbeat's behaviour
+    /// without STONITH, with a warning) or waits (a peer, live or dead, whose stop failed:
+    /// nobody may start the group beside what may still run there).
     fn fence_first(&mut self, node: String, g: usize, now: Instant) -> bool {
         let dead = self.fence_needed.contains_key(&node);
         if dead && self.s.mutation == Some(Mutation::TakeoverWithoutFencing) {
@@ -1051,14 +1052,23 @@ impl Node {
             return true;
         }
         if !self.s.fencing {
-            if dead {
+            // A peer whose stop failed and whose daemon then left (st=dead after a failed
+            // stop) or died is as unclean as a live one: it said so.
+            if dead && self.peer_holding(&node, g) != Holding::Unclean {
                 self.log(
                     Level::Warn,
                     format!(
-                        "taking the group over from {node} without fencing: if {node} still runs (its daemon killed, its link cut) both nodes now run the group"
+                        "taking {} over from {node} without fencing: if {node} still runs (its daemon killed, its link cut) both nodes now run it",
+                        self.the(g)
                     ),
                 );
-                self.fence_needed.remove(&node);
+                // Only this group: another it left unclean stays down.
+                if let Some(groups) = self.fence_needed.get_mut(&node) {
+                    groups.remove(&g);
+                    if groups.is_empty() {
+                        self.fence_needed.remove(&node);
+                    }
+                }
                 return true;
             }
             if self.groups[g].waiting_unfenced.as_deref() != Some(node.as_str()) {
@@ -1650,3 +1660,6 @@ impl Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
