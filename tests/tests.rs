@@ -11,6 +11,8 @@ mod hb_check;
 mod hb_compat;
 mod hb_compat_stack;
 mod hb_group;
+mod hb_groups;
+mod hb_media;
 mod hb_membership;
 mod hb_safety;
 #[cfg(feature = "soak")]

@@ -1616,7 +1616,7 @@ impl Node {
                     "want": group.want,
                     "standby": group.standby,
                     "resources": group.spec.resources.iter().zip(&group.last_ops).map(|(r, last)| serde_json::json!({
-                        "resource": r,
+                        "name": r,
                         "last_op": last.as_ref().map(|l| l.op.word()),
                         "last_result": last.as_ref().map(|l| match &l.result { Ok(()) => "ok".to_string(), Err(e) => e.clone() }),
                         "last_op_ms_ago": last.as_ref().map(|l| now.saturating_duration_since(l.at).as_millis() as u64),

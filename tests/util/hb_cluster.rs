@@ -57,6 +57,41 @@ impl Cluster {
         deadtime: &str,
         extra: impl Fn(&Host),
     ) -> Cluster {
+        Cluster::build(count, None, haresources, ha_cf_extra, deadtime, extra)
+    }
+
+    /// As [`Cluster::of`], with `media` (the same lines on every node, e.g. `bcast eth0`)
+    /// instead of the `ucast` lines to each peer.
+    pub fn with_media(
+        count: usize,
+        media: &str,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
+        let mut c = Cluster::build(
+            count,
+            Some(media),
+            haresources,
+            ha_cf_extra,
+            deadtime,
+            extra,
+        );
+        for i in 0..count {
+            c.start(i);
+        }
+        c
+    }
+
+    fn build(
+        count: usize,
+        media: Option<&str>,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
         let install = world_readable_tempdir();
         make_install(install.path());
         let lan = Lan::new(1);
@@ -71,8 +106,13 @@ impl Cluster {
                 "keepalive 50ms\ndeadtime {deadtime}\ninitdead 5\n{}",
                 ha_cf_extra.replace("{node}", host.name())
             );
-            for peer in (1..=count).filter(|p| *p != i + 1) {
-                ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+            match media {
+                Some(media) => ha_cf += media,
+                None => {
+                    for peer in (1..=count).filter(|p| *p != i + 1) {
+                        ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+                    }
+                }
             }
             for node in 1..=count {
                 ha_cf += &format!("node n{node}\n");
@@ -155,12 +195,35 @@ impl Cluster {
         Instant::now()
     }
 
-    pub fn control(&self, i: usize, request: &str) {
-        let out = self.hosts[i]
+    /// Node i's daemon crashes as a machine does: the daemon is killed (-9) and the link goes
+    /// down with every address on it (its VIPs too), so that nothing of it answers.
+    pub fn crash(&mut self, i: usize) {
+        self.kill(i);
+        self.hosts[i].sh_ok("ip link set eth0 down && ip addr flush dev eth0");
+    }
+
+    /// Node i comes back after [`Cluster::crash`]: its link and own address, then its daemon.
+    pub fn boot(&mut self, i: usize) {
+        self.hosts[i].sh_ok(&format!(
+            "ip link set eth0 up && ip addr add 198.18.1.{}/24 dev eth0",
+            i + 1
+        ));
+        self.start(i);
+    }
+
+    /// `hb-monitor REQUEST…` on node i (the words of `request` as arguments), as it ended.
+    pub fn control_output(&self, i: usize, request: &str) -> std::process::Output {
+        self.hosts[i]
             .command(super::agent::built_bin("hb-monitor"))
-            .arg(request)
+            .args(request.split_whitespace())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `hb-monitor REQUEST…` on node i, which must succeed (`"standby local"`: the words as
+    /// arguments).
+    pub fn control(&self, i: usize, request: &str) {
+        let out = self.control_output(i, request);
         assert!(
             out.status.success(),
             "{request}: {}",
@@ -188,10 +251,15 @@ impl Cluster {
     }
 
     pub fn holding(&self, i: usize) -> String {
+        self.holding_of(i, 0)
+    }
+
+    /// What node i says it does with group `g` (0-based, haresources order).
+    pub fn holding_of(&self, i: usize, g: usize) -> String {
         // Asked again a few times: the daemon may still be opening its socket, or be
         // between two runs.
         for _ in 0..5 {
-            if let Some(holding) = self.status(i)["groups"][0]["holding"].as_str() {
+            if let Some(holding) = self.status(i)["groups"][g]["holding"].as_str() {
                 return holding.to_string();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -201,12 +269,18 @@ impl Cluster {
 
     /// Waits until the VIP is on node `on` only (and, if `held`, its daemon says so).
     pub fn wait_vip_on(&self, on: usize, within: Duration) -> Duration {
+        self.wait_addr_on(on, VIP, 0, within)
+    }
+
+    /// Waits until node `on` has `ip` and its daemon says it holds group `g`, the group `ip`
+    /// belongs to.
+    pub fn wait_addr_on(&self, on: usize, ip: &str, g: usize, within: Duration) -> Duration {
         let started = Instant::now();
         wait_for(
-            &format!("{VIP} on n{}", on + 1),
+            &format!("{ip} (group {}) on n{}", g + 1, on + 1),
             within,
             Duration::from_millis(5),
-            || (self.has(on, VIP) && self.holding(on) == "held").then_some(()),
+            || (self.has(on, ip) && self.holding_of(on, g) == "held").then_some(()),
         );
         started.elapsed()
     }
@@ -296,5 +370,109 @@ impl Sampler {
     pub fn finish(mut self) -> Samples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Which hosts had an address, each time that changed: (time since the start, holders).
+#[derive(Debug)]
+pub struct Timeline {
+    /// The address watched.
+    pub ip: &'static str,
+    /// How many samples were taken.
+    pub samples: u64,
+    /// The first sample's holders, then each change.
+    pub changes: Vec<(Duration, Vec<usize>)>,
+}
+
+impl Timeline {
+    /// The holders in turn, moments without any (a handover) left out: `[[0], [1]]` for an
+    /// address that went from the first host to the second. An address removed and added
+    /// again on the same host (a restart in place) shows that host twice: `[[0], [0]]`.
+    pub fn holders(&self) -> Vec<Vec<usize>> {
+        self.changes
+            .iter()
+            .filter(|(_, holders)| !holders.is_empty())
+            .map(|(_, holders)| holders.clone())
+            .collect()
+    }
+
+    /// Whether host `i` had the address at every sample, and no other host ever did.
+    pub fn stayed_on(&self, i: usize) -> bool {
+        matches!(self.changes.as_slice(), [(_, holders)] if holders == &[i])
+    }
+
+    /// Panics unless at least `min` samples were taken and no two hosts ever had the address.
+    pub fn assert_never_two(&self, min: u64) {
+        assert!(
+            self.samples >= min,
+            "{}: only {} samples",
+            self.ip,
+            self.samples
+        );
+        let doubles: Vec<_> = self.changes.iter().filter(|(_, h)| h.len() > 1).collect();
+        assert!(
+            doubles.is_empty(),
+            "two hosts had {} at once: {doubles:?} (of {} samples; all changes {:?})",
+            self.ip,
+            self.samples,
+            self.changes
+        );
+    }
+}
+
+/// Samples, every `every`, which hosts have an address (as [`Sampler`]), keeping each change:
+/// where a [`Sampler`] proves "never two", this also shows every move and every moment the
+/// address was nowhere.
+pub struct Watch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Timeline>>,
+}
+
+impl Watch {
+    /// Starts watching `ip` on the hosts with these anchor pids.
+    pub fn start(pids: Vec<u32>, ip: &'static str, every: Duration) -> Watch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut timeline = Timeline {
+                ip,
+                samples: 0,
+                changes: vec![],
+            };
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let holders: Vec<usize> = pids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| has_local_address(**p, ip))
+                    .map(|(i, _)| i)
+                    .collect();
+                timeline.samples += 1;
+                if timeline.changes.last().map(|(_, h)| h) != Some(&holders) {
+                    timeline.changes.push((t0.elapsed(), holders));
+                }
+                std::thread::sleep(every);
+            }
+            timeline
+        });
+        Watch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; what was seen.
+    pub fn finish(mut self) -> Timeline {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
