@@ -23,7 +23,9 @@ use crate::ocf::{
     AgentError, AgentResult, Context, OcfRc, ParamSpec, ParamType, Params, ResourceAgent, Status,
     io_error,
 };
-use crate::sys::netlink::{AddrEntry, LinkState, NetOps, Netlink, NewAddr, same_subnet};
+use crate::sys::netlink::{
+    AddrEntry, LinkState, NetOps, Netlink, NewAddr, RouteEntry, same_subnet,
+};
 use crate::sys::packet::{self, ArpMode, Mac};
 use crate::sys::proc::{self, ProcessId};
 
@@ -383,9 +385,7 @@ impl VipAgent {
             Some(nic) => Some(
                 net.link_by_name(nic)
                     .map_err(io_error(format!("looking up interface {nic}")))?
-                    .ok_or_else(|| {
-                        AgentError::Configured(format!("interface '{nic}' does not exist"))
-                    })?,
+                    .ok_or_else(|| missing_nic(nic))?,
             ),
             None => None,
         };
@@ -421,9 +421,16 @@ impl VipAgent {
             Some(l) => {
                 let full = format!("{}:{l}", link.name);
                 if full.len() > 15 {
-                    return Err(AgentError::Configured(format!(
-                        "label '{full}' is longer than 15 characters; shorten iflabel"
-                    )));
+                    let why = format!("label '{full}' is longer than 15 characters");
+                    // With an inferred nic the length depends on this node's interface name.
+                    return Err(match cfg.nic {
+                        Some(_) => AgentError::Configured(format!("{why}; shorten iflabel")),
+                        None => AgentError::Installed(format!(
+                            "{why} with {}, the interface inferred on this node; shorten \
+                             iflabel or set nic",
+                            link.name
+                        )),
+                    });
                 }
                 Some(full)
             }
@@ -438,32 +445,41 @@ impl VipAgent {
     }
 
     /// The (interface index, prefix length) of the most specific connected route containing
-    /// the address, optionally on one interface.
+    /// the address, optionally on one interface (IPaddr2's findif).
+    ///
+    /// Nothing found is 1, never 6: this node has no address in the VIP's subnet, which the
+    /// other nodes may well have (IPaddr2 returns 1 too), and 6 would stop the VIP everywhere.
     fn matching_route(&self, cfg: &VipConfig, on_link: Option<u32>) -> AgentResult<(u32, u8)> {
+        const MAIN: u32 = 254;
         let v6 = cfg.ip.is_ipv6();
-        let routes = self
-            .net()?
+        let net = self.net()?;
+        let routes = net
             .routes(v6)
             .map_err(io_error("reading the routing table"))?;
-        routes
+        let containing = |r: &&RouteEntry| {
+            r.prefix_len > 0
+                && r.gateway.is_none()
+                && same_subnet(r.dst, cfg.ip, r.prefix_len)
+                && on_link.is_none_or(|l| r.oif == Some(l))
+        };
+        let connected: Vec<(u32, u8)> = routes
             .iter()
-            .filter(|r| r.table == 254 && r.unicast && r.gateway.is_none() && r.prefix_len > 0)
-            .filter(|r| v6 || r.scope_link)
-            .filter(|r| same_subnet(r.dst, cfg.ip, r.prefix_len))
+            .filter(|r| r.table == MAIN && r.unicast && (v6 || r.scope_link))
+            .filter(containing)
             .filter_map(|r| Some((r.oif?, r.prefix_len)))
-            .filter(|(oif, _)| on_link.is_none_or(|l| l == *oif))
-            .max_by_key(|(_, p)| *p)
-            .ok_or_else(|| {
-                AgentError::Configured(format!(
-                    "cannot infer the interface for {}: no {}connected route contains it; \
-                     set nic and cidr_netmask",
-                    cfg.ip,
-                    match &cfg.nic {
-                        Some(n) => format!("{n} "),
-                        None => String::new(),
-                    }
-                ))
-            })
+            .collect();
+        if let Some(best) = connected.iter().copied().max_by_key(|(_, p)| *p) {
+            return Ok(best);
+        }
+        Err(AgentError::Generic(format!(
+            "cannot infer the interface for {}: no connected route {}contains it (this node \
+             has no address in its subnet); set nic and cidr_netmask",
+            cfg.ip,
+            match &cfg.nic {
+                Some(n) => format!("on {n} "),
+                None => String::new(),
+            }
+        )))
     }
 
     /// Every configured copy of the address (on any interface).
@@ -947,7 +963,8 @@ impl ResourceAgent for VipAgent {
         let place = self.place(cfg)?;
         for entry in self.present(cfg.ip)? {
             if entry.index != place.link.index {
-                return Err(AgentError::Configured(format!(
+                // This node's state (someone put the address elsewhere), not the CIB's.
+                return Err(AgentError::Installed(format!(
                     "{} is already configured on another interface (#{})",
                     cfg.ip, entry.index
                 )));
@@ -1045,7 +1062,19 @@ impl ResourceAgent for VipAgent {
                 .map_err(io_error(format!("looking up {nic}")))?
             {
                 Some(l) => Some(l),
-                None => return Ok(Status::Stopped),
+                // Nothing can be configured on it: a probe says stopped. A recurring monitor
+                // says failed, as IPaddr2 does, so that Pacemaker recovers the VIP instead of
+                // believing it stopped cleanly.
+                None if ctx.is_probe() => {
+                    log::info!("interface {nic} does not exist: {} is not here", cfg.ip);
+                    return Ok(Status::Stopped);
+                }
+                None => {
+                    return Err(AgentError::Generic(format!(
+                        "interface {nic} has vanished: {} cannot be configured on it",
+                        cfg.ip
+                    )));
+                }
             },
             None => None,
         };
@@ -1146,6 +1175,12 @@ impl ResourceAgent for VipAgent {
             None => OcfRc::ErrArgs,
         })
     }
+}
+
+/// A configured nic this node does not have: 5, because the other nodes may have it (IPaddr2
+/// says 6, which would stop the VIP cluster-wide for one node's renamed or missing NIC).
+fn missing_nic(nic: &str) -> AgentError {
+    AgentError::Installed(format!("interface '{nic}' does not exist on this node"))
 }
 
 fn foreign_primary_error(ip: IpAddr, nic: &str) -> AgentError {

@@ -311,17 +311,18 @@ fn ipv6_start_passes_lifetimes_and_nodad() {
 }
 
 #[test]
-fn no_matching_route_is_err_configured_and_says_what_to_set() {
+fn no_matching_route_is_a_soft_error_and_says_what_to_set() {
+    // Node-local (this node has no address in the subnet): 1, as IPaddr2, never 6.
     let s = setup(host());
     let cfg = config(&[("ip", "198.19.9.9")]).unwrap();
     let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
-    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
     assert!(err.reason().contains("set nic and cidr_netmask"), "{err}");
     assert!(changes(&s.net).is_empty());
 }
 
 #[test]
-fn unknown_interface_is_err_configured() {
+fn unknown_interface_is_err_installed() {
     let s = setup(host());
     let cfg = config(&[
         ("ip", "198.18.0.10"),
@@ -330,10 +331,17 @@ fn unknown_interface_is_err_configured() {
     ])
     .unwrap();
     let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
-    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert_eq!(err.rc(), OcfRc::ErrInstalled);
     assert!(err.reason().contains("eth9"));
-    // A monitor of an interface that vanished reports not running, never 6.
-    assert_eq!(s.agent.monitor(&cfg, &s.ctx).unwrap(), Status::Stopped);
+    // A probe of an interface that does not exist reports not running; a recurring monitor
+    // of one that vanished fails (1), so that Pacemaker recovers; never 6.
+    let probe = Context::for_test(Action::Monitor);
+    assert_eq!(s.agent.monitor(&cfg, &probe).unwrap(), Status::Stopped);
+    let mut recurring = Context::for_test(Action::Monitor);
+    recurring.interval_ms = Some(10_000);
+    let err = s.agent.monitor(&cfg, &recurring).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+    assert!(err.reason().contains("eth9"));
 }
 
 #[test]
@@ -492,12 +500,23 @@ fn bad_input_gets_err_configured_never_a_panic() {
 }
 
 #[test]
-fn label_longer_than_ifnamsiz_is_err_configured() {
+fn label_longer_than_ifnamsiz_is_err_configured_unless_the_nic_is_inferred() {
     let s = setup(host());
-    let cfg = config(&[("ip", "198.18.0.10"), ("iflabel", "averylonglabel")]).unwrap();
+    let cfg = config(&[
+        ("ip", "198.18.0.10"),
+        ("iflabel", "averylonglabel"),
+        ("nic", "eth0"),
+    ])
+    .unwrap();
     assert_eq!(
         s.agent.start(&cfg, &s.ctx).unwrap_err().rc(),
         OcfRc::ErrConfigured
+    );
+    // Inferred: the length depends on this node's interface name.
+    let cfg = config(&[("ip", "198.18.0.10"), ("iflabel", "averylonglabel")]).unwrap();
+    assert_eq!(
+        s.agent.start(&cfg, &s.ctx).unwrap_err().rc(),
+        OcfRc::ErrInstalled
     );
 }
 
