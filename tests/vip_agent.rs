@@ -490,6 +490,30 @@ fn what_depends_on_this_nodes_interfaces_is_err_installed() {
 
 #[test]
 #[ignore = "needs root"]
+fn a_netmask_wider_than_the_connected_subnet_is_refused_as_by_ipaddr2() {
+    let w = world();
+    let routes_before = w.a.sh_ok("ip route show table all");
+    // The VIP's /16 would install an on-link route for all of 198.18.0.0/16 on eth0, whose
+    // connected subnet is a /24: traffic to the rest of the /16 would stop going through
+    // the gateway. IPaddr2 finds no route matching 198.18.1.100/16 and refuses with 1.
+    let wide = [("ip", VIP), ("cidr_netmask", "16")];
+    expect_codes(&w.a, &wide, &[], "validate-all", 1, 1)
+        .reason_contains("cidr_netmask 16 is wider than");
+    expect_codes(&w.a, &wide, &[], "start", 1, 1).reason_contains("set cidr_netmask to 24");
+    expect_codes(&w.a, &wide, &[], "stop", 0, 0);
+    assert_eq!(w.a.sh_ok("ip route show table all"), routes_before);
+    assert!(!w.a.sh_ok("ip -br addr").contains(VIP));
+    // Narrower than (or equal to) the subnet is fine, as with IPaddr2.
+    for prefix in ["24", "32"] {
+        let ok = vip_on(&w.a, VIP).param("cidr_netmask", prefix);
+        ok.run("start").rc(0);
+        assert!(addrs(&w.a, "eth0").contains(&format!("{VIP}/{prefix}")));
+        ok.run("stop").rc(0);
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
 fn a_vanished_nic_fails_the_recurring_monitor_as_with_ipaddr2() {
     let w = world();
     let lan2 = Lan::new(2);

@@ -445,7 +445,8 @@ impl VipAgent {
     }
 
     /// The (interface index, prefix length) of the most specific connected route containing
-    /// the address, optionally on one interface (IPaddr2's findif).
+    /// the address, optionally on one interface: IPaddr2's findif, `ip route list match
+    /// <ip>[/<cidr_netmask>] scope link`, so a configured prefix must fit inside the route's.
     ///
     /// Nothing found is 1, never 6: this node has no address in the VIP's subnet, which the
     /// other nodes may well have (IPaddr2 returns 1 too), and 6 would stop the VIP everywhere.
@@ -462,14 +463,38 @@ impl VipAgent {
                 && same_subnet(r.dst, cfg.ip, r.prefix_len)
                 && on_link.is_none_or(|l| r.oif == Some(l))
         };
+        let fits = |p: u8| cfg.prefix_len.is_none_or(|m| p <= m);
         let connected: Vec<(u32, u8)> = routes
             .iter()
             .filter(|r| r.table == MAIN && r.unicast && (v6 || r.scope_link))
             .filter(containing)
             .filter_map(|r| Some((r.oif?, r.prefix_len)))
             .collect();
-        if let Some(best) = connected.iter().copied().max_by_key(|(_, p)| *p) {
+        if let Some(best) = connected
+            .iter()
+            .copied()
+            .filter(|(_, p)| fits(*p))
+            .max_by_key(|(_, p)| *p)
+        {
             return Ok(best);
+        }
+        let name_of = |index: u32| -> AgentResult<String> {
+            Ok(self
+                .link_of(index)?
+                .map(|l| l.name)
+                .unwrap_or_else(|| format!("#{index}")))
+        };
+        if let (Some(mask), Some((oif, p))) = (
+            cfg.prefix_len,
+            connected.iter().copied().max_by_key(|(_, p)| *p),
+        ) {
+            let nic = name_of(oif)?;
+            return Err(AgentError::Generic(format!(
+                "cidr_netmask {mask} is wider than the connected subnet (/{p}) of {ip} on \
+                 {nic}: {ip}/{mask} would route all of its /{mask} on-link instead of through \
+                 the gateway; set cidr_netmask to {p} or narrower (or set nic to force /{mask})",
+                ip = cfg.ip
+            )));
         }
         Err(AgentError::Generic(format!(
             "cannot infer the interface for {}: no connected route {}contains it (this node \

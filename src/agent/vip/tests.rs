@@ -322,6 +322,19 @@ fn no_matching_route_is_a_soft_error_and_says_what_to_set() {
 }
 
 #[test]
+fn a_prefix_wider_than_the_connected_route_is_refused() {
+    let s = setup(host());
+    let cfg = config(&[("ip", "198.18.0.10"), ("cidr_netmask", "16")]).unwrap();
+    let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+    assert!(err.reason().contains("set cidr_netmask to 24"), "{err}");
+    assert!(changes(&s.net).is_empty());
+    // Narrower fits, as `ip route list match 198.18.0.10/32` finds the /24.
+    let narrow = config(&[("ip", "198.18.0.10"), ("cidr_netmask", "32")]).unwrap();
+    s.agent.start(&narrow, &s.ctx).unwrap();
+}
+
+#[test]
 fn unknown_interface_is_err_installed() {
     let s = setup(host());
     let cfg = config(&[
