@@ -532,6 +532,28 @@ fn a_vanished_nic_fails_the_recurring_monitor_as_with_ipaddr2() {
 
 #[test]
 #[ignore = "needs root"]
+fn a_vip_in_a_loopback_prefix_is_inferred_to_lo() {
+    let w = world();
+    // A prefix on lo is local as a whole (the kernel's `local 198.18.7.0/24 dev lo` route,
+    // as for 127.0.0.0/8): a VIP in it goes on lo, as IPaddr2's findif does for 127.x.
+    // (IPaddr2 knows only 127/8, which these tests do not use; the unit tests cover it.)
+    w.a.sh_ok("ip addr add 198.18.7.1/24 dev lo");
+    let agent = vip_on(&w.a, "198.18.7.100");
+    agent.run("validate-all").rc(0);
+    agent.run("start").rc(0);
+    assert!(
+        addrs(&w.a, "lo").contains(&"198.18.7.100/24".to_string()),
+        "{:?}",
+        addrs(&w.a, "lo")
+    );
+    agent.run("monitor").rc(0);
+    agent.run("stop").rc(0);
+    agent.run("monitor").rc(7);
+    assert!(!addrs(&w.a, "lo").contains(&"198.18.7.100/24".to_string()));
+}
+
+#[test]
+#[ignore = "needs root"]
 fn monitor_fails_when_the_nic_goes_down_and_start_brings_it_back() {
     let w = world();
     let agent = vip_on(&w.a, VIP).param("nic", "eth0");

@@ -447,11 +447,14 @@ impl VipAgent {
     /// The (interface index, prefix length) of the most specific connected route containing
     /// the address, optionally on one interface: IPaddr2's findif, `ip route list match
     /// <ip>[/<cidr_netmask>] scope link`, so a configured prefix must fit inside the route's.
+    /// Failing that, for IPv4, a local prefix on a loopback interface (findif's `table local
+    /// scope host` lookup for 127.x: `local 127.0.0.0/8 dev lo`).
     ///
     /// Nothing found is 1, never 6: this node has no address in the VIP's subnet, which the
     /// other nodes may well have (IPaddr2 returns 1 too), and 6 would stop the VIP everywhere.
     fn matching_route(&self, cfg: &VipConfig, on_link: Option<u32>) -> AgentResult<(u32, u8)> {
         const MAIN: u32 = 254;
+        const LOCAL: u32 = 255;
         let v6 = cfg.ip.is_ipv6();
         let net = self.net()?;
         let routes = net
@@ -495,6 +498,25 @@ impl VipAgent {
                  the gateway; set cidr_netmask to {p} or narrower (or set nic to force /{mask})",
                 ip = cfg.ip
             )));
+        }
+        if !v6 {
+            let local: Vec<(u32, u8)> = routes
+                .iter()
+                .filter(|r| r.table == LOCAL && r.local && r.prefix_len < 32)
+                .filter(containing)
+                .filter_map(|r| Some((r.oif?, r.prefix_len)))
+                .filter(|(_, p)| fits(*p))
+                .collect();
+            if !local.is_empty() {
+                let links = net.links().map_err(io_error("listing interfaces"))?;
+                if let Some(best) = local
+                    .into_iter()
+                    .filter(|(oif, _)| links.iter().any(|l| l.index == *oif && l.loopback))
+                    .max_by_key(|(_, p)| *p)
+                {
+                    return Ok(best);
+                }
+            }
         }
         Err(AgentError::Generic(format!(
             "cannot infer the interface for {}: no connected route {}contains it (this node \

@@ -91,6 +91,7 @@ fn host() -> FakeNet {
             scope_link: !v6,
             table: 254,
             unicast: true,
+            local: false,
         });
     }
     net.routes.borrow_mut().push(RouteEntry {
@@ -101,6 +102,7 @@ fn host() -> FakeNet {
         scope_link: false,
         table: 254,
         unicast: true,
+        local: false,
     });
     net
 }
@@ -332,6 +334,33 @@ fn a_prefix_wider_than_the_connected_route_is_refused() {
     // Narrower fits, as `ip route list match 198.18.0.10/32` finds the /24.
     let narrow = config(&[("ip", "198.18.0.10"), ("cidr_netmask", "32")]).unwrap();
     s.agent.start(&narrow, &s.ctx).unwrap();
+}
+
+#[test]
+fn a_loopback_address_is_inferred_to_lo_like_findif() {
+    let net = host();
+    net.routes.borrow_mut().push(RouteEntry {
+        dst: "127.0.0.0".parse().unwrap(),
+        prefix_len: 8,
+        oif: Some(1),
+        gateway: None,
+        scope_link: false,
+        table: 255,
+        unicast: false,
+        local: true,
+    });
+    let s = setup(net);
+    let cfg = config(&[("ip", "127.0.0.2")]).unwrap();
+    s.agent.start(&cfg, &s.ctx).unwrap();
+    assert!(
+        matches!(&changes(&s.net)[..], [NetCall::Add(a)] if a.index == 1 && a.prefix_len == 8),
+        "{:?}",
+        changes(&s.net)
+    );
+    // Not a local prefix on a loopback interface: nothing to infer.
+    let s = setup(host());
+    let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
 }
 
 #[test]
