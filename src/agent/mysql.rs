@@ -244,13 +244,11 @@ impl MysqlConfig {
     fn identity(&self) -> AgentResult<Identity> {
         let user = nix::unistd::User::from_name(&self.user)
             .map_err(|e| AgentError::Generic(format!("looking up user {}: {e}", self.user)))?
-            .ok_or_else(|| {
-                AgentError::Configured(format!("user '{}' does not exist", self.user))
-            })?;
+            .ok_or_else(|| AgentError::Installed(format!("user '{}' does not exist", self.user)))?;
         let group = nix::unistd::Group::from_name(&self.group)
             .map_err(|e| AgentError::Generic(format!("looking up group {}: {e}", self.group)))?
             .ok_or_else(|| {
-                AgentError::Configured(format!("group '{}' does not exist", self.group))
+                AgentError::Installed(format!("group '{}' does not exist", self.group))
             })?;
         Ok(Identity {
             uid: user.uid.as_raw(),
@@ -383,7 +381,8 @@ impl MysqlAgent {
                 )));
             }
         } else if !cfg.enable_creation {
-            return Err(AgentError::Configured(format!(
+            // Storage not mounted on this node, typically: another node may have it.
+            return Err(AgentError::Installed(format!(
                 "datadir {} does not exist (set enable_creation to initialise it)",
                 cfg.datadir.display()
             )));
@@ -701,7 +700,8 @@ impl ResourceAgent for MysqlAgent {
         let initialised = cfg.datadir.join("mysql").is_dir();
         if !initialised {
             if !cfg.enable_creation {
-                return Err(AgentError::Configured(format!(
+                // An empty mount point where this node's storage should be: node-local.
+                return Err(AgentError::Installed(format!(
                     "datadir {} holds no system database (set enable_creation to initialise it)",
                     cfg.datadir.display()
                 )));
