@@ -255,7 +255,7 @@ fn validate_side_by_side(db: &MariaDb, overrides: &[(&str, &str)]) -> (AgentRun,
     (ours, theirs)
 }
 
-/// What one node may lack and another have (a user, a group, a datadir that lives
+/// What one node may lack and another have (a user, a group, a binary, a datadir that lives
 /// on storage not mounted here) is 5, never 6: 6 would stop the database cluster-wide. The
 /// original agent says 5 for each of them too.
 #[test]
@@ -266,8 +266,11 @@ fn node_local_problems_are_err_installed_as_with_the_original() {
     let missing = missing.display().to_string();
     // (parameters replaced, exit code of both agents, part of our reason)
     type Case<'a> = (&'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (&[], 0, ""),
+        // A bare name is looked up in PATH, as the original does.
+        (&[("binary", "mariadbd")], 0, ""),
+        (&[("binary", "ferroha-no-mysqld")], 5, "not found in PATH"),
         (&[("user", "ferroha-no-user")], 5, "user 'ferroha-no-user'"),
         (
             &[("group", "ferroha-no-group")],
@@ -286,6 +289,17 @@ fn node_local_problems_are_err_installed_as_with_the_original() {
             assert_eq!(theirs, rc, "the original mysql agent with {overrides:?}");
         }
     }
+    // The lookup is logged with the path it found.
+    let (ours, _) = validate_side_by_side(&db, &[("binary", "mariadbd")]);
+    assert!(
+        ours.stderr.contains("/usr/sbin/mariadbd"),
+        "{}",
+        ours.stderr
+    );
+    // A relative path with a directory in it is wrong on every node.
+    validate_side_by_side(&db, &[("binary", "sbin/mariadbd")])
+        .0
+        .rc(6);
 }
 
 #[test]
