@@ -453,6 +453,9 @@ impl ResourceAgent for DrbdAgent {
             )));
         }
         // drbdadm's own check of the configuration; its message goes to the operator as is.
+        // The file is this node's own copy: one that lacks the resource or does not parse is
+        // 5, which bans this node, as LINBIT's agent says ("the local config may be broken,
+        // but some other node may have a valid config"), never 6, which stops DRBD on all.
         self.ctl
             .drbdadm(cfg, &["dump"], step_timeout(ctx))
             .map(|_| ())
@@ -460,7 +463,7 @@ impl ResourceAgent for DrbdAgent {
                 if f.not_found {
                     AgentError::Installed(format!("{} is not installed", cfg.drbdadm.display()))
                 } else {
-                    AgentError::Configured(format!(
+                    AgentError::Installed(format!(
                         "drbdadm rejects {} for {}: {}",
                         cfg.drbdconf.display(),
                         cfg.resource,
