@@ -91,4 +91,22 @@ fn validate_all_uses_the_real_drbdadm_on_the_configuration() {
         .rc(5)
         .reason_contains("'r9' not defined in your config");
     agent(&broken, "r0").rc(5).reason_contains("Parse error");
+    // This host has drbd-utils but no DRBD module: what only this node lacks, so 5 (it
+    // was 1, a failure Pacemaker retries here, and a probe said 1, "failed", too).
+    let real = |action: &str, interval: &str| {
+        AgentCmd::new("drbd")
+            .on(&alpha)
+            .param("drbd_resource", "r0")
+            .param("drbdconf", &good.display().to_string())
+            .env("OCF_RESKEY_CRM_meta_interval", interval)
+            .run(action)
+    };
+    assert!(!std::path::Path::new("/proc/drbd").exists());
+    real("monitor", "0").rc(7);
+    real("stop", "0").rc(0);
+    // LINBIT's agent says 5 for every action then, probes included; a probe says 7 here:
+    // nothing of DRBD can be up without its module (OCF: a probe answers 7 or 5).
+    real("start", "0").rc(5).reason_contains("module");
+    real("monitor", "10000").rc(5).reason_contains("module");
+    real("promote", "0").rc(5);
 }

@@ -228,6 +228,14 @@ impl DrbdAgent {
     fn installed_error(&self, f: &DrbdFailure, what: &str) -> AgentError {
         if f.not_found {
             AgentError::Installed(format!("{what} is not installed"))
+        } else if !module_loaded() {
+            // drbd-utils without the kernel module (drbdsetup's modprobe failed): what this
+            // node lacks, 5 as in LINBIT's agent; callers turn it into 7 for a probe and 0
+            // for a stop, since nothing of DRBD can be up.
+            AgentError::Installed(format!(
+                "{what}: the DRBD kernel module is not loaded on this node: {}",
+                f.message
+            ))
         } else {
             AgentError::Generic(format!("{what}: {}", f.message))
         }
