@@ -264,9 +264,10 @@ fn node_local_problems_are_err_installed_as_with_the_original() {
     let db = MariaDb::new();
     let missing = db.datadir().with_file_name("missing");
     let missing = missing.display().to_string();
+    let missing_cnf = format!("{missing}.cnf");
     // (parameters replaced, exit code of both agents, part of our reason)
     type Case<'a> = (&'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (&[], 0, ""),
         // A bare name is looked up in PATH, as the original does.
         (&[("binary", "mariadbd")], 0, ""),
@@ -278,6 +279,7 @@ fn node_local_problems_are_err_installed_as_with_the_original() {
             "group 'ferroha-no-group'",
         ),
         (&[("datadir", &missing)], 5, "does not exist"),
+        (&[("config", &missing_cnf)], 5, "does not exist"),
     ];
     for (overrides, rc, reason) in cases {
         let (ours, theirs) = validate_side_by_side(&db, overrides);
