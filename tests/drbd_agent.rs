@@ -82,8 +82,31 @@ fn validate_all_uses_the_real_drbdadm_on_the_configuration() {
             .run("validate-all")
     };
     agent(&good, "r0").rc(0);
+    // /etc/drbd.conf is each node's own file: one node's copy that lacks the resource or does
+    // not parse is 5, which bans that node, not 6, which would stop DRBD everywhere. LINBIT's
+    // agent says 5 too ("the local config may be broken, but some other node may have a
+    // valid config"). It is not run here: without the DRBD module it answers 5 to every
+    // action, which would agree for the wrong reason.
     agent(&good, "r9")
-        .rc(6)
+        .rc(5)
         .reason_contains("'r9' not defined in your config");
-    agent(&broken, "r0").rc(6).reason_contains("Parse error");
+    agent(&broken, "r0").rc(5).reason_contains("Parse error");
+    // This host has drbd-utils but no DRBD module: what only this node lacks, so 5 (it
+    // was 1, a failure Pacemaker retries here, and a probe said 1, "failed", too).
+    let real = |action: &str, interval: &str| {
+        AgentCmd::new("drbd")
+            .on(&alpha)
+            .param("drbd_resource", "r0")
+            .param("drbdconf", &good.display().to_string())
+            .env("OCF_RESKEY_CRM_meta_interval", interval)
+            .run(action)
+    };
+    assert!(!std::path::Path::new("/proc/drbd").exists());
+    real("monitor", "0").rc(7);
+    real("stop", "0").rc(0);
+    // LINBIT's agent says 5 for every action then, probes included; a probe says 7 here:
+    // nothing of DRBD can be up without its module (OCF: a probe answers 7 or 5).
+    real("start", "0").rc(5).reason_contains("module");
+    real("monitor", "10000").rc(5).reason_contains("module");
+    real("promote", "0").rc(5);
 }

@@ -122,7 +122,7 @@ fn agents_validate_the_group_on_this_node() {
     assert_eq!(rc, 6, "{text}");
     assert!(
         text.contains(&format!(
-            "{}/haresources:1: IPaddr2::198.19.9.9: vip validate-all failed (exit 6): cannot infer",
+            "{}/haresources:1: IPaddr2::198.19.9.9: vip validate-all failed (exit 1): cannot infer",
             unroutable.path().display()
         )),
         "{text}"

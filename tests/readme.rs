@@ -68,3 +68,35 @@ fn readme_parameter_tables_match_the_meta_data() {
         );
     }
 }
+
+/// Every row of the README's exit-code table names tests, and each named test exists.
+#[test]
+fn every_exit_code_row_names_existing_tests() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- exit-codes -->")
+        .expect("README lacks the exit-code table");
+    let end = readme
+        .find("<!-- /exit-codes -->")
+        .expect("unterminated exit-code table");
+    let rows: Vec<&str> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| agent"))
+        .collect();
+    assert!(rows.len() > 20, "{rows:?}");
+    for row in rows {
+        let tests_cell = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+        let named: Vec<&str> = tests_cell.split('`').skip(1).step_by(2).collect();
+        assert!(!named.is_empty(), "row without a test: {row}");
+        for name in named {
+            let (module, function) = name.split_once("::").unwrap_or_else(|| panic!("{name}"));
+            let source = std::fs::read_to_string(format!("{root}/tests/{module}.rs"))
+                .unwrap_or_else(|e| panic!("{name}: tests/{module}.rs: {e}"));
+            assert!(
+                source.contains(&format!("fn {function}()")),
+                "{name} (in the README's exit-code table) does not exist"
+            );
+        }
+    }
+}

@@ -228,6 +228,14 @@ impl DrbdAgent {
     fn installed_error(&self, f: &DrbdFailure, what: &str) -> AgentError {
         if f.not_found {
             AgentError::Installed(format!("{what} is not installed"))
+        } else if !module_loaded() {
+            // drbd-utils without the kernel module (drbdsetup's modprobe failed): what this
+            // node lacks, 5 as in LINBIT's agent; callers turn it into 7 for a probe and 0
+            // for a stop, since nothing of DRBD can be up.
+            AgentError::Installed(format!(
+                "{what}: the DRBD kernel module is not loaded on this node: {}",
+                f.message
+            ))
         } else {
             AgentError::Generic(format!("{what}: {}", f.message))
         }
@@ -453,6 +461,9 @@ impl ResourceAgent for DrbdAgent {
             )));
         }
         // drbdadm's own check of the configuration; its message goes to the operator as is.
+        // The file is this node's own copy: one that lacks the resource or does not parse is
+        // 5, which bans this node, as LINBIT's agent says ("the local config may be broken,
+        // but some other node may have a valid config"), never 6, which stops DRBD on all.
         self.ctl
             .drbdadm(cfg, &["dump"], step_timeout(ctx))
             .map(|_| ())
@@ -460,7 +471,7 @@ impl ResourceAgent for DrbdAgent {
                 if f.not_found {
                     AgentError::Installed(format!("{} is not installed", cfg.drbdadm.display()))
                 } else {
-                    AgentError::Configured(format!(
+                    AgentError::Installed(format!(
                         "drbdadm rejects {} for {}: {}",
                         cfg.drbdconf.display(),
                         cfg.resource,

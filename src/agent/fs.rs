@@ -328,9 +328,18 @@ impl FsAgent {
                 ));
             }
         };
-        if !meta.file_type().is_block_device() {
+        if meta.is_dir() {
+            // A bind mount's source, on every node: fs-agent mounts block devices only.
             return Err(AgentError::Configured(format!(
-                "{} is not a block device",
+                "{} is a directory: fs-agent does not do bind mounts",
+                path.display()
+            )));
+        }
+        if !meta.file_type().is_block_device() {
+            // A regular file where the device node should be (`dd of=/dev/sdX` without the
+            // disk): this node's problem, as Filesystem's "Couldn't find device" (5).
+            return Err(AgentError::Installed(format!(
+                "{} is not a block device on this node",
                 path.display()
             )));
         }
@@ -343,8 +352,10 @@ impl FsAgent {
                     path.display()
                 )))?
                 .map(|p| p.fstype.to_string())
+                // This node's disk (a DRBD backing device, say) may hold nothing yet: a failed
+                // start (1), as Filesystem's failing mount, not a cluster-wide stop.
                 .ok_or_else(|| {
-                    AgentError::Configured(format!(
+                    AgentError::Generic(format!(
                         "no known filesystem on {}; set fstype",
                         path.display()
                     ))
@@ -732,8 +743,9 @@ fn check_fstype_known(fstype: &str) -> AgentResult<()> {
     {
         return Ok(());
     }
-    // Not loaded: a module on disk means "not installed here" (5); no module at all means a
-    // name the kernel does not know (6).
+    // Not loaded: a module on disk means "not loaded here", no module at all a type this
+    // node's kernel does not have. Both are 5, as Filesystem says: another node's kernel
+    // may have it, and 6 would stop the filesystem everywhere.
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -746,8 +758,8 @@ fn check_fstype_known(fstype: &str) -> AgentResult<()> {
             "the kernel has not loaded filesystem type {fstype} (module present; load it with modprobe)"
         )))
     } else {
-        Err(AgentError::Configured(format!(
-            "unknown filesystem type '{fstype}' (not in /proc/filesystems)"
+        Err(AgentError::Installed(format!(
+            "unknown filesystem type '{fstype}' (not in /proc/filesystems, no module)"
         )))
     }
 }
@@ -1048,7 +1060,9 @@ impl ResourceAgent for FsAgent {
                 );
                 return Ok(());
             }
-            return Err(AgentError::Configured(format!(
+            // What is in the way on this node only: 5 bans this node, 6 would stop the
+            // filesystem everywhere.
+            return Err(AgentError::Installed(format!(
                 "{} already holds another mount ({} from {}); refusing to mount over it",
                 cfg.directory.display(),
                 top.fstype,
@@ -1059,7 +1073,7 @@ impl ResourceAgent for FsAgent {
             .iter()
             .find(|m| m.mount_point.starts_with(&cfg.directory) && m.mount_point != cfg.directory)
         {
-            return Err(AgentError::Configured(format!(
+            return Err(AgentError::Installed(format!(
                 "{} is mounted below {}; refusing to hide it",
                 below.mount_point.display(),
                 cfg.directory.display()
@@ -1071,7 +1085,7 @@ impl ResourceAgent for FsAgent {
             .iter()
             .find(|m| dev.rdev.is_some() && Self::is_ours(m, &dev) && !m.is_read_only())
         {
-            return Err(AgentError::Configured(format!(
+            return Err(AgentError::Installed(format!(
                 "{} is already mounted read-write on {}",
                 dev.source.display(),
                 elsewhere.mount_point.display()
@@ -1193,7 +1207,9 @@ fn mount_error(req: &MountRequest, cfg: &FsConfig, e: &io::Error) -> AgentError 
             "{what}: the kernel does not support filesystem type {}",
             req.fstype
         )),
-        Some(libc::EINVAL) if !cfg.options.raw.is_empty() => AgentError::Configured(format!(
+        // Another node's kernel may accept them (a rolling upgrade): 1, as Filesystem's
+        // failing mount, not 6.
+        Some(libc::EINVAL) if !cfg.options.raw.is_empty() => AgentError::Generic(format!(
             "{what}: the kernel rejected it; check the options '{}' and fstype",
             cfg.options.raw
         )),

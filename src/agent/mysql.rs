@@ -56,6 +56,9 @@ pub const ACTIONS: &[&str] = &["start", "stop", "monitor", "validate-all", "meta
 /// Server binaries tried when `binary` is empty, in order.
 const DEFAULT_BINARIES: &[&str] = &["/usr/sbin/mariadbd", "/usr/sbin/mysqld"];
 
+/// Where a bare `binary` name is looked up when the environment has no PATH.
+const DEFAULT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Process names of MySQL-compatible servers (`/proc/<pid>/comm`).
 const SERVER_NAMES: &[&str] = &["mariadbd", "mysqld"];
 
@@ -116,6 +119,19 @@ fn absolute(name: &str, value: &str) -> AgentResult<PathBuf> {
         Err(AgentError::Configured(format!(
             "{name} '{value}' must be an absolute path"
         )))
+    }
+}
+
+/// `binary`: an absolute path, or a bare name looked up in PATH when used.
+fn parse_binary(value: &str) -> AgentResult<PathBuf> {
+    if value.contains('/') {
+        absolute("binary", value)
+    } else if value.is_empty() || value.contains('\0') || value == "." || value == ".." {
+        Err(AgentError::Configured(format!(
+            "binary '{value}' is neither a path nor a program name"
+        )))
+    } else {
+        Ok(PathBuf::from(value))
     }
 }
 
@@ -223,16 +239,37 @@ impl MysqlConfig {
     }
 
     fn binary(&self) -> AgentResult<PathBuf> {
+        let executable = |b: &Path| {
+            b.metadata()
+                .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+        };
+        // A bare name is looked up in PATH, as the mysql agent's `which` does: present on one
+        // node and not another is "not installed here" (5).
+        if let Some(name) = self.binary.as_ref().filter(|b| b.components().count() == 1)
+            && !name.is_absolute()
+        {
+            let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
+            let found = std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|b| b.is_absolute() && executable(b));
+            return match found {
+                Some(b) => {
+                    log::info!("binary '{}' is {}", name.display(), b.display());
+                    Ok(b)
+                }
+                None => Err(AgentError::Installed(format!(
+                    "server binary '{}' not found in PATH ({path})",
+                    name.display()
+                ))),
+            };
+        }
         let candidates: Vec<PathBuf> = match &self.binary {
             Some(b) => vec![b.clone()],
             None => DEFAULT_BINARIES.iter().map(PathBuf::from).collect(),
         };
         candidates
             .into_iter()
-            .find(|b| {
-                b.metadata()
-                    .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-            })
+            .find(|b| executable(b))
             .ok_or_else(|| {
                 AgentError::Installed(match &self.binary {
                     Some(b) => format!("server binary {} is not installed", b.display()),
@@ -244,13 +281,11 @@ impl MysqlConfig {
     fn identity(&self) -> AgentResult<Identity> {
         let user = nix::unistd::User::from_name(&self.user)
             .map_err(|e| AgentError::Generic(format!("looking up user {}: {e}", self.user)))?
-            .ok_or_else(|| {
-                AgentError::Configured(format!("user '{}' does not exist", self.user))
-            })?;
+            .ok_or_else(|| AgentError::Installed(format!("user '{}' does not exist", self.user)))?;
         let group = nix::unistd::Group::from_name(&self.group)
             .map_err(|e| AgentError::Generic(format!("looking up group {}: {e}", self.group)))?
             .ok_or_else(|| {
-                AgentError::Configured(format!("group '{}' does not exist", self.group))
+                AgentError::Installed(format!("group '{}' does not exist", self.group))
             })?;
         Ok(Identity {
             uid: user.uid.as_raw(),
@@ -383,7 +418,8 @@ impl MysqlAgent {
                 )));
             }
         } else if !cfg.enable_creation {
-            return Err(AgentError::Configured(format!(
+            // Storage not mounted on this node, typically: another node may have it.
+            return Err(AgentError::Installed(format!(
                 "datadir {} does not exist (set enable_creation to initialise it)",
                 cfg.datadir.display()
             )));
@@ -643,7 +679,7 @@ fn parse_config(p: &Params) -> AgentResult<MysqlConfig> {
         return Err(AgentError::Configured("datadir must not be /".into()));
     }
     Ok(MysqlConfig {
-        binary: p.get("binary").map(|b| absolute("binary", b)).transpose()?,
+        binary: p.get("binary").map(parse_binary).transpose()?,
         config: path("config")?,
         datadir,
         user: p.required_str("user")?.to_string(),
@@ -701,7 +737,8 @@ impl ResourceAgent for MysqlAgent {
         let initialised = cfg.datadir.join("mysql").is_dir();
         if !initialised {
             if !cfg.enable_creation {
-                return Err(AgentError::Configured(format!(
+                // An empty mount point where this node's storage should be: node-local.
+                return Err(AgentError::Installed(format!(
                     "datadir {} holds no system database (set enable_creation to initialise it)",
                     cfg.datadir.display()
                 )));

@@ -23,7 +23,9 @@ use crate::ocf::{
     AgentError, AgentResult, Context, OcfRc, ParamSpec, ParamType, Params, ResourceAgent, Status,
     io_error,
 };
-use crate::sys::netlink::{AddrEntry, LinkState, NetOps, Netlink, NewAddr, same_subnet};
+use crate::sys::netlink::{
+    AddrEntry, LinkState, NetOps, Netlink, NewAddr, RouteEntry, same_subnet,
+};
 use crate::sys::packet::{self, ArpMode, Mac};
 use crate::sys::proc::{self, ProcessId};
 
@@ -383,9 +385,7 @@ impl VipAgent {
             Some(nic) => Some(
                 net.link_by_name(nic)
                     .map_err(io_error(format!("looking up interface {nic}")))?
-                    .ok_or_else(|| {
-                        AgentError::Configured(format!("interface '{nic}' does not exist"))
-                    })?,
+                    .ok_or_else(|| missing_nic(nic))?,
             ),
             None => None,
         };
@@ -421,9 +421,16 @@ impl VipAgent {
             Some(l) => {
                 let full = format!("{}:{l}", link.name);
                 if full.len() > 15 {
-                    return Err(AgentError::Configured(format!(
-                        "label '{full}' is longer than 15 characters; shorten iflabel"
-                    )));
+                    let why = format!("label '{full}' is longer than 15 characters");
+                    // With an inferred nic the length depends on this node's interface name.
+                    return Err(match cfg.nic {
+                        Some(_) => AgentError::Configured(format!("{why}; shorten iflabel")),
+                        None => AgentError::Installed(format!(
+                            "{why} with {}, the interface inferred on this node; shorten \
+                             iflabel or set nic",
+                            link.name
+                        )),
+                    });
                 }
                 Some(full)
             }
@@ -438,32 +445,88 @@ impl VipAgent {
     }
 
     /// The (interface index, prefix length) of the most specific connected route containing
-    /// the address, optionally on one interface.
+    /// the address, optionally on one interface: IPaddr2's findif, `ip route list match
+    /// <ip>[/<cidr_netmask>] scope link`, so a configured prefix must fit inside the route's.
+    /// Failing that, for IPv4, a local prefix on a loopback interface (findif's `table local
+    /// scope host` lookup for 127.x: `local 127.0.0.0/8 dev lo`).
+    ///
+    /// Nothing found is 1, never 6: this node has no address in the VIP's subnet, which the
+    /// other nodes may well have (IPaddr2 returns 1 too), and 6 would stop the VIP everywhere.
     fn matching_route(&self, cfg: &VipConfig, on_link: Option<u32>) -> AgentResult<(u32, u8)> {
+        const MAIN: u32 = 254;
+        const LOCAL: u32 = 255;
         let v6 = cfg.ip.is_ipv6();
-        let routes = self
-            .net()?
+        let net = self.net()?;
+        let routes = net
             .routes(v6)
             .map_err(io_error("reading the routing table"))?;
-        routes
+        let containing = |r: &&RouteEntry| {
+            r.prefix_len > 0
+                && r.gateway.is_none()
+                && same_subnet(r.dst, cfg.ip, r.prefix_len)
+                && on_link.is_none_or(|l| r.oif == Some(l))
+        };
+        let fits = |p: u8| cfg.prefix_len.is_none_or(|m| p <= m);
+        let connected: Vec<(u32, u8)> = routes
             .iter()
-            .filter(|r| r.table == 254 && r.unicast && r.gateway.is_none() && r.prefix_len > 0)
-            .filter(|r| v6 || r.scope_link)
-            .filter(|r| same_subnet(r.dst, cfg.ip, r.prefix_len))
+            .filter(|r| r.table == MAIN && r.unicast && (v6 || r.scope_link))
+            .filter(containing)
             .filter_map(|r| Some((r.oif?, r.prefix_len)))
-            .filter(|(oif, _)| on_link.is_none_or(|l| l == *oif))
+            .collect();
+        if let Some(best) = connected
+            .iter()
+            .copied()
+            .filter(|(_, p)| fits(*p))
             .max_by_key(|(_, p)| *p)
-            .ok_or_else(|| {
-                AgentError::Configured(format!(
-                    "cannot infer the interface for {}: no {}connected route contains it; \
-                     set nic and cidr_netmask",
-                    cfg.ip,
-                    match &cfg.nic {
-                        Some(n) => format!("{n} "),
-                        None => String::new(),
-                    }
-                ))
-            })
+        {
+            return Ok(best);
+        }
+        let name_of = |index: u32| -> AgentResult<String> {
+            Ok(self
+                .link_of(index)?
+                .map(|l| l.name)
+                .unwrap_or_else(|| format!("#{index}")))
+        };
+        if let (Some(mask), Some((oif, p))) = (
+            cfg.prefix_len,
+            connected.iter().copied().max_by_key(|(_, p)| *p),
+        ) {
+            let nic = name_of(oif)?;
+            return Err(AgentError::Generic(format!(
+                "cidr_netmask {mask} is wider than the connected subnet (/{p}) of {ip} on \
+                 {nic}: {ip}/{mask} would route all of its /{mask} on-link instead of through \
+                 the gateway; set cidr_netmask to {p} or narrower (or set nic to force /{mask})",
+                ip = cfg.ip
+            )));
+        }
+        if !v6 {
+            let local: Vec<(u32, u8)> = routes
+                .iter()
+                .filter(|r| r.table == LOCAL && r.local && r.prefix_len < 32)
+                .filter(containing)
+                .filter_map(|r| Some((r.oif?, r.prefix_len)))
+                .filter(|(_, p)| fits(*p))
+                .collect();
+            if !local.is_empty() {
+                let links = net.links().map_err(io_error("listing interfaces"))?;
+                if let Some(best) = local
+                    .into_iter()
+                    .filter(|(oif, _)| links.iter().any(|l| l.index == *oif && l.loopback))
+                    .max_by_key(|(_, p)| *p)
+                {
+                    return Ok(best);
+                }
+            }
+        }
+        Err(AgentError::Generic(format!(
+            "cannot infer the interface for {}: no connected route {}contains it (this node \
+             has no address in its subnet); set nic and cidr_netmask",
+            cfg.ip,
+            match &cfg.nic {
+                Some(n) => format!("on {n} "),
+                None => String::new(),
+            }
+        )))
     }
 
     /// Every configured copy of the address (on any interface).
@@ -947,7 +1010,8 @@ impl ResourceAgent for VipAgent {
         let place = self.place(cfg)?;
         for entry in self.present(cfg.ip)? {
             if entry.index != place.link.index {
-                return Err(AgentError::Configured(format!(
+                // This node's state (someone put the address elsewhere), not the CIB's.
+                return Err(AgentError::Installed(format!(
                     "{} is already configured on another interface (#{})",
                     cfg.ip, entry.index
                 )));
@@ -1045,7 +1109,19 @@ impl ResourceAgent for VipAgent {
                 .map_err(io_error(format!("looking up {nic}")))?
             {
                 Some(l) => Some(l),
-                None => return Ok(Status::Stopped),
+                // Nothing can be configured on it: a probe says stopped. A recurring monitor
+                // says failed, as IPaddr2 does, so that Pacemaker recovers the VIP instead of
+                // believing it stopped cleanly.
+                None if ctx.is_probe() => {
+                    log::info!("interface {nic} does not exist: {} is not here", cfg.ip);
+                    return Ok(Status::Stopped);
+                }
+                None => {
+                    return Err(AgentError::Generic(format!(
+                        "interface {nic} has vanished: {} cannot be configured on it",
+                        cfg.ip
+                    )));
+                }
             },
             None => None,
         };
@@ -1146,6 +1222,12 @@ impl ResourceAgent for VipAgent {
             None => OcfRc::ErrArgs,
         })
     }
+}
+
+/// A configured nic this node does not have: 5, because the other nodes may have it (IPaddr2
+/// says 6, which would stop the VIP cluster-wide for one node's renamed or missing NIC).
+fn missing_nic(nic: &str) -> AgentError {
+    AgentError::Installed(format!("interface '{nic}' does not exist on this node"))
 }
 
 fn foreign_primary_error(ip: IpAddr, nic: &str) -> AgentError {

@@ -75,6 +75,10 @@ pub struct RouteEntry {
     pub table: u32,
     /// A unicast route (not local/broadcast/unreachable...).
     pub unicast: bool,
+    /// A local route: the kernel delivers the destination to this host (the local table's
+    /// host addresses, and whole prefixes of addresses on a loopback device, such as
+    /// `local 127.0.0.0/8 dev lo`).
+    pub local: bool,
 }
 
 /// An address to add.
@@ -398,6 +402,7 @@ impl NetOps for Netlink {
                 scope_link: r.header.scope == RouteScope::Link,
                 table: u32::from(r.header.table),
                 unicast: r.header.kind == netlink_packet_route::route::RouteType::Unicast,
+                local: r.header.kind == netlink_packet_route::route::RouteType::Local,
             };
             for attr in &r.attributes {
                 match attr {

@@ -131,6 +131,24 @@ impl<'h> AgentCmd<'h> {
         }
     }
 
+    /// The reference agent `<provider>/<type>` from resource-agents or drbd-utils
+    /// (`heartbeat/IPaddr2`), run the same way, with the environment its shell library needs.
+    /// None when it is not installed on this machine.
+    pub fn original(agent: &str) -> Option<AgentCmd<'h>> {
+        let bin = Path::new("/usr/lib/ocf/resource.d").join(agent);
+        bin.exists().then(|| AgentCmd {
+            bin,
+            host: None,
+            env: vec![
+                ("OCF_ROOT".into(), "/usr/lib/ocf".into()),
+                ("OCF_RA_VERSION_MAJOR".into(), "1".into()),
+                ("OCF_RA_VERSION_MINOR".into(), "0".into()),
+                ("OCF_RESOURCE_INSTANCE".into(), "original".into()),
+            ],
+            args: vec![],
+        })
+    }
+
     /// Run inside `host`'s namespaces.
     pub fn on(mut self, host: &'h Host) -> AgentCmd<'h> {
         self.host = Some(host);

@@ -243,7 +243,7 @@ fn a_failed_disk_on_the_primary_is_failed_promoted() {
 }
 
 #[test]
-fn configuration_that_drbdadm_rejects_is_err_configured_with_its_message() {
+fn configuration_that_drbdadm_rejects_is_err_installed_with_its_message() {
     let (agent, fake, mut cfg) = setup("down", &[]);
     cfg.drbdadm = PathBuf::from("/bin/true");
     cfg.drbdsetup = PathBuf::from("/bin/true");
@@ -256,7 +256,7 @@ fn configuration_that_drbdadm_rejects_is_err_configured_with_its_message() {
     let err = agent
         .validate(&cfg, &ctx(Action::ValidateAll, false))
         .unwrap_err();
-    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert_eq!(err.rc(), OcfRc::ErrInstalled);
     assert!(err.reason().contains("not defined in your config"), "{err}");
     cfg.drbdadm = PathBuf::from("/nonexistent/drbdadm");
     assert_eq!(

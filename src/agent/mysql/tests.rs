@@ -48,7 +48,8 @@ fn bad_input_is_err_configured() {
         &[("port", "http")],
         &[("bind_address", "a b")],
         &[("additional_parameters", "--ok not-an-option")],
-        &[("binary", "mariadbd")],
+        &[("binary", "sbin/mariadbd")],
+        &[("binary", "..")],
         &[("enable_creation", "perhaps")],
     ];
     for pairs in cases {
@@ -58,6 +59,12 @@ fn bad_input_is_err_configured() {
             "{pairs:?}"
         );
     }
+}
+
+#[test]
+fn a_bare_binary_name_is_kept_for_the_path_lookup() {
+    let cfg = config(&[("binary", "mariadbd")]).unwrap();
+    assert_eq!(cfg.binary, Some(PathBuf::from("mariadbd")));
 }
 
 #[test]

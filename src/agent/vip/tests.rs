@@ -91,6 +91,7 @@ fn host() -> FakeNet {
             scope_link: !v6,
             table: 254,
             unicast: true,
+            local: false,
         });
     }
     net.routes.borrow_mut().push(RouteEntry {
@@ -101,6 +102,7 @@ fn host() -> FakeNet {
         scope_link: false,
         table: 254,
         unicast: true,
+        local: false,
     });
     net
 }
@@ -311,17 +313,58 @@ fn ipv6_start_passes_lifetimes_and_nodad() {
 }
 
 #[test]
-fn no_matching_route_is_err_configured_and_says_what_to_set() {
+fn no_matching_route_is_a_soft_error_and_says_what_to_set() {
+    // Node-local (this node has no address in the subnet): 1, as IPaddr2, never 6.
     let s = setup(host());
     let cfg = config(&[("ip", "198.19.9.9")]).unwrap();
     let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
-    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
     assert!(err.reason().contains("set nic and cidr_netmask"), "{err}");
     assert!(changes(&s.net).is_empty());
 }
 
 #[test]
-fn unknown_interface_is_err_configured() {
+fn a_prefix_wider_than_the_connected_route_is_refused() {
+    let s = setup(host());
+    let cfg = config(&[("ip", "198.18.0.10"), ("cidr_netmask", "16")]).unwrap();
+    let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+    assert!(err.reason().contains("set cidr_netmask to 24"), "{err}");
+    assert!(changes(&s.net).is_empty());
+    // Narrower fits, as `ip route list match 198.18.0.10/32` finds the /24.
+    let narrow = config(&[("ip", "198.18.0.10"), ("cidr_netmask", "32")]).unwrap();
+    s.agent.start(&narrow, &s.ctx).unwrap();
+}
+
+#[test]
+fn a_loopback_address_is_inferred_to_lo_like_findif() {
+    let net = host();
+    net.routes.borrow_mut().push(RouteEntry {
+        dst: "127.0.0.0".parse().unwrap(),
+        prefix_len: 8,
+        oif: Some(1),
+        gateway: None,
+        scope_link: false,
+        table: 255,
+        unicast: false,
+        local: true,
+    });
+    let s = setup(net);
+    let cfg = config(&[("ip", "127.0.0.2")]).unwrap();
+    s.agent.start(&cfg, &s.ctx).unwrap();
+    assert!(
+        matches!(&changes(&s.net)[..], [NetCall::Add(a)] if a.index == 1 && a.prefix_len == 8),
+        "{:?}",
+        changes(&s.net)
+    );
+    // Not a local prefix on a loopback interface: nothing to infer.
+    let s = setup(host());
+    let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+}
+
+#[test]
+fn unknown_interface_is_err_installed() {
     let s = setup(host());
     let cfg = config(&[
         ("ip", "198.18.0.10"),
@@ -330,10 +373,17 @@ fn unknown_interface_is_err_configured() {
     ])
     .unwrap();
     let err = s.agent.start(&cfg, &s.ctx).unwrap_err();
-    assert_eq!(err.rc(), OcfRc::ErrConfigured);
+    assert_eq!(err.rc(), OcfRc::ErrInstalled);
     assert!(err.reason().contains("eth9"));
-    // A monitor of an interface that vanished reports not running, never 6.
-    assert_eq!(s.agent.monitor(&cfg, &s.ctx).unwrap(), Status::Stopped);
+    // A probe of an interface that does not exist reports not running; a recurring monitor
+    // of one that vanished fails (1), so that Pacemaker recovers; never 6.
+    let probe = Context::for_test(Action::Monitor);
+    assert_eq!(s.agent.monitor(&cfg, &probe).unwrap(), Status::Stopped);
+    let mut recurring = Context::for_test(Action::Monitor);
+    recurring.interval_ms = Some(10_000);
+    let err = s.agent.monitor(&cfg, &recurring).unwrap_err();
+    assert_eq!(err.rc(), OcfRc::ErrGeneric);
+    assert!(err.reason().contains("eth9"));
 }
 
 #[test]
@@ -492,12 +542,23 @@ fn bad_input_gets_err_configured_never_a_panic() {
 }
 
 #[test]
-fn label_longer_than_ifnamsiz_is_err_configured() {
+fn label_longer_than_ifnamsiz_is_err_configured_unless_the_nic_is_inferred() {
     let s = setup(host());
-    let cfg = config(&[("ip", "198.18.0.10"), ("iflabel", "averylonglabel")]).unwrap();
+    let cfg = config(&[
+        ("ip", "198.18.0.10"),
+        ("iflabel", "averylonglabel"),
+        ("nic", "eth0"),
+    ])
+    .unwrap();
     assert_eq!(
         s.agent.start(&cfg, &s.ctx).unwrap_err().rc(),
         OcfRc::ErrConfigured
+    );
+    // Inferred: the length depends on this node's interface name.
+    let cfg = config(&[("ip", "198.18.0.10"), ("iflabel", "averylonglabel")]).unwrap();
+    assert_eq!(
+        s.agent.start(&cfg, &s.ctx).unwrap_err().rc(),
+        OcfRc::ErrInstalled
     );
 }
 
