@@ -413,6 +413,12 @@ pub struct Node {
     /// the next tick, when the backlog is read. Acting on the first of them would start a
     /// group that a later one says the peer has started since.
     catching_up: bool,
+    /// Numbers this node's takeover requests (`wantid=`): a want is acted on only once every
+    /// live hb-monitor peer has echoed it (`seen=`), so that a peer that started the group
+    /// before it heard of the want is heard of first.
+    want_id: u64,
+    /// Fenced in this step (see [`Node::settle`]).
+    just_fenced: Option<String>,
     started: Instant,
     pauses: u64,
     longest_pause: Duration,
@@ -459,6 +465,8 @@ impl Node {
             exited: false,
             changed: false,
             catching_up: false,
+            want_id: 0,
+            just_fenced: None,
             started: now,
             pauses: 0,
             longest_pause: Duration::ZERO,
@@ -644,6 +652,16 @@ impl Node {
         if !self.catching_up {
             self.evaluate(now);
         }
+        // A fence clears the way for the takeovers it was run for, now. A peer still not
+        // heard from afterwards may have booted and taken a group unheard (a link that
+        // fails one way): a later takeover fences it again.
+        if let Some(node) = self.just_fenced.take()
+            && !self.peer_up(&node)
+            && self.s.mutation != Some(Mutation::TakeoverWithoutFencing)
+        {
+            self.fence_needed
+                .insert(node, (0..self.groups.len()).collect());
+        }
         if self.changed {
             self.changed = false;
             self.heartbeat(now);
@@ -681,10 +699,42 @@ impl Node {
                 .map(|g| if g.want { "yes" } else { "no" })
                 .collect();
             msg.push("want", wants.join(","));
+            msg.push("wantid", format!("{:x}", self.want_id));
         }
+        msg.push("seen", self.wants_seen());
         msg.push("dt", format!("{:x}", self.s.deadtime.as_millis()));
         msg.push("protocol", "1");
         msg
+    }
+
+    /// `seen=`: the latest takeover request heard from each peer, `node:id` comma-separated.
+    fn wants_seen(&self) -> String {
+        let seen: Vec<String> = self
+            .members
+            .peers
+            .iter()
+            .filter_map(|(name, p)| Some(format!("{name}:{}", p.last_fields.get("wantid")?)))
+            .collect();
+        seen.join(",")
+    }
+
+    /// Whether every live hb-monitor peer has echoed this node's latest takeover request.
+    /// Heartbeat peers and hb-monitor versions that do not echo are not waited for.
+    fn want_acknowledged(&self) -> bool {
+        self.members.peers.iter().all(|(name, p)| {
+            if p.state != PeerState::Up || self.compat.is_heartbeat(name) {
+                return true;
+            }
+            let Some(seen) = p.last_fields.get("seen") else {
+                return true;
+            };
+            seen.split(',')
+                .filter_map(|entry| entry.split_once(':'))
+                .any(|(node, id)| {
+                    node == self.s.node
+                        && u64::from_str_radix(id, 16).is_ok_and(|id| id >= self.want_id)
+                })
+        })
     }
 
     /// `rsc=`: each group's word, comma-separated, in haresources order.
@@ -697,7 +747,13 @@ impl Node {
     }
 
     fn heartbeat(&mut self, now: Instant) {
-        let st = if self.exiting && !self.groups.iter().any(|g| g.holding.occupies()) {
+        // Leaving, with nothing left here (a start-up clean-up still stopping what a killed
+        // predecessor left is something): peers may take over at once.
+        let gone = self
+            .groups
+            .iter()
+            .all(|g| g.job.is_none() && !g.holding.occupies() && g.holding != Holding::Cleaning);
+        let st = if self.exiting && gone {
             "dead"
         } else {
             "active"
@@ -893,6 +949,10 @@ impl Node {
             }
         } else if group.standby && group.holding == Holding::Held {
             Decision::Release
+        } else if group.want && group.holding == Holding::None && !self.want_acknowledged() {
+            // A peer may have started the group before it heard of the want: hear from it
+            // first (its echo comes with what it holds).
+            Decision::Wait
         } else {
             let mut views = self.peer_views(g);
             let (verdict, note) = self.connectivity(g, &mut views, now);
@@ -1114,6 +1174,7 @@ impl Node {
             Ok(()) => {
                 self.log(Level::Info, format!("{node} is fenced"));
                 self.fence_needed.remove(&node);
+                self.just_fenced = Some(node.clone());
                 self.next_fence_attempt = None;
                 if self.s.mutation != Some(Mutation::AcceptFencedPackets) {
                     self.members.mark_fenced(&node);
@@ -1420,7 +1481,24 @@ impl Node {
                             });
                         }
                     }
-                    if unclean_groups.is_empty() {
+                    if self.s.fencing && !orderly {
+                        // Cut off rather than gone, it may have taken any group since it was
+                        // last heard (it sees this node dead too): Pacemaker fences every
+                        // lost node, and so does the node that takes a group next.
+                        let what = if words.is_empty() {
+                            String::new()
+                        } else if self.groups.len() == 1 {
+                            format!(" while it advertised the group as {}", words.join(", "))
+                        } else {
+                            format!(" while it advertised groups as {}", words.join(", "))
+                        };
+                        self.log(
+                            Level::Warn,
+                            format!("node {p} is dead{what}: it is fenced before any takeover"),
+                        );
+                        self.fence_needed
+                            .insert(p, (0..self.groups.len()).collect());
+                    } else if unclean_groups.is_empty() {
                         self.log(Level::Warn, format!("node {p} is dead"));
                     } else {
                         let what = if self.groups.len() == 1 {
@@ -1542,6 +1620,9 @@ impl Node {
                     group.want = group.holding != Holding::Held;
                 }
             }
+        }
+        if matches!(request, Request::Takeover(_)) {
+            self.want_id += 1;
         }
         self.changed = true;
         self.out.push(Action::Reply(

@@ -149,7 +149,24 @@ pub fn decide(
             if !i_want && live.iter().any(|p| p.wants && p.holding == Holding::None) {
                 return Decision::Wait;
             }
-            if preferred_is_me || i_want {
+            // Takeovers asked on several nodes: one of them goes first, the same one as each
+            // sees it (the preferred node, else the first by name); the others' wants stay
+            // and are served after it.
+            if i_want {
+                let first = live
+                    .iter()
+                    .filter(|p| p.wants && p.holding == Holding::None)
+                    .map(|p| p.name)
+                    .chain(std::iter::once(me))
+                    .min_by_key(|name| (*name != preferred, *name))
+                    .unwrap_or(me);
+                return if first == me {
+                    Decision::Acquire
+                } else {
+                    Decision::Wait
+                };
+            }
+            if preferred_is_me {
                 return Decision::Acquire;
             }
             // The preferred node cannot take it: dead, failed, standby or absent.

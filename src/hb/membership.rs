@@ -143,7 +143,9 @@ impl Fields for super::proto::Message {
 
 /// The fields whose change the daemon acts on; the others (`seq`, `ts`, …) change with
 /// every heartbeat, so `last_fields` is rebuilt only when one of these changes.
-const STATE_FIELDS: &[&str] = &["st", "rsc", "want", "dt", "protocol", "ping"];
+const STATE_FIELDS: &[&str] = &[
+    "st", "rsc", "want", "wantid", "seen", "dt", "protocol", "ping",
+];
 
 /// How far back a sequence number counts as a copy from another medium rather than a replay.
 const RECENT: u64 = 8;

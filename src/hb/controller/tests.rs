@@ -607,7 +607,8 @@ fn takeover_after_fence(mutation: Option<Mutation>) {
     assert!(c.when("n2", mark, &Event::Asked(Start(0, 0))) >= done);
     assert!(c.logged("n2", "fencing n1 before taking the group over"));
     let status = c.members[1].node.status(c.now);
-    assert_eq!(status["to_fence"], serde_json::json!([]));
+    // Still unheard, n1 may boot and take a group unheard: a later takeover fences it again.
+    assert_eq!(status["to_fence"], serde_json::json!(["n1"]));
     assert_eq!(status["fence_running"], serde_json::Value::Null);
 }
 
