@@ -10,11 +10,12 @@
 //! peers do, so that start-up does not look like isolation.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::config::HaCf;
+use crate::sys::icmp::IcmpSocket;
 
 /// One counted entry: a `ping` address or a `ping_group`.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub struct PingTable {
 /// The raw ICMP socket of the ping nodes.
 #[derive(Debug)]
 pub struct PingSocket {
-    socket: OwnedFd,
+    socket: IcmpSocket,
     ident: u16,
     seq: u16,
 }
@@ -145,23 +146,12 @@ impl PingTable {
 impl PingSocket {
     /// The raw ICMP socket (root).
     pub fn open() -> io::Result<PingSocket> {
-        // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
+        let socket = IcmpSocket::open().map_err(|e| {
+            io::Error::new(
                 e.kind(),
                 format!("ping nodes need a raw ICMP socket (root): {e}"),
-            ));
-        }
-        // SAFETY: a new descriptor nothing else owns.
-        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+            )
+        })?;
         Ok(PingSocket {
             socket,
             ident: (std::process::id() & 0xffff) as u16,
@@ -180,18 +170,8 @@ impl PingSocket {
         let sum = checksum(&packet);
         packet[2..4].copy_from_slice(&sum.to_be_bytes());
         for a in addresses {
-            let to = socket_addr(a);
-            // SAFETY: sendto with a live buffer and a complete sockaddr_in.
-            unsafe {
-                libc::sendto(
-                    self.socket.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    libc::MSG_DONTWAIT,
-                    (&raw const to).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
+            // No route, a full buffer: silence, which is what the reply count will say.
+            let _ = self.socket.send_to(&packet, a);
         }
     }
 
@@ -200,24 +180,10 @@ impl PingSocket {
         let mut buf = [0u8; 1500];
         let mut sources = vec![];
         for _ in 0..256 {
-            // SAFETY: a sockaddr_in is plain data; all zeroes is a valid value.
-            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            // SAFETY: recvfrom into a local buffer and sockaddr_in.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.socket.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&raw mut from).cast(),
-                    &raw mut len,
-                )
-            };
-            if n <= 0 {
+            let Ok(Some((n, from))) = self.socket.recv_from(&mut buf) else {
                 break;
-            }
-            let packet = &buf[..n as usize];
+            };
+            let packet = &buf[..n];
             // A raw socket sees the IP header first.
             let header = usize::from(packet[0] & 0x0f) * 4;
             let Some(icmp) = packet.get(header..header + 8) else {
@@ -226,7 +192,7 @@ impl PingSocket {
             if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
                 continue; // not an echo reply to us
             }
-            sources.push(Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)));
+            sources.push(from);
         }
         sources
     }
@@ -234,18 +200,6 @@ impl PingSocket {
     /// The descriptor, for poll.
     pub fn fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
-    }
-}
-
-fn socket_addr(a: Ipv4Addr) -> libc::sockaddr_in {
-    let addr = SocketAddrV4::new(a, 0);
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
     }
 }
 

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::config::AuthKeys;
 use super::media::MediaSet;
 use super::proto::{self, Message};
+use crate::sys::sched;
 
 /// Sequenced messages kept for Heartbeat peers' retransmission requests.
 pub const HISTORY: usize = 200;
@@ -260,39 +261,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The CPUs this thread may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a live cpu_set_t of the size passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return vec![];
-    }
-    // SAFETY: CPU_ISSET reads the initialised set.
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect()
-}
-
-/// Lets the calling thread run on `cpus` only.
-fn run_on(cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &c in cpus {
-        // SAFETY: c < CPU_SETSIZE (it came from allowed_cpus' range).
-        unsafe { libc::CPU_SET(c, &mut set) };
-    }
-    // SAFETY: `set` is a live cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// At most this many stand-ins, one per CPU: enough that one runs whichever CPU stalls.
 const MAX_STAND_INS: usize = 4;
 
@@ -313,17 +281,13 @@ pub fn start(
     keepalive: Duration,
     log: fn(&str, &str),
 ) -> io::Result<Vec<usize>> {
-    let cpus = allowed_cpus();
+    let cpus = sched::allowed_cpus();
     if cpus.len() < 2 || 2 * keepalive >= COVER {
         return Ok(vec![]);
     }
     // The loop's scheduling (SCHED_RR when realtime), set again in each thread: with
     // SCHED_RESET_ON_FORK a new thread starts at normal priority.
-    // SAFETY: sched_getscheduler/sched_getparam on this thread, into a local sched_param.
-    let policy = unsafe { libc::sched_getscheduler(0) };
-    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let have_param = unsafe { libc::sched_getparam(0, &mut param) } == 0;
+    let scheduling = sched::Scheduling::current().filter(sched::Scheduling::is_realtime);
     let cpus: Vec<usize> = cpus.into_iter().take(MAX_STAND_INS).collect();
     for &cpu in &cpus {
         let out = out.clone();
@@ -331,11 +295,11 @@ pub fn start(
         std::thread::Builder::new()
             .name(format!("hb-stand-in-{cpu}"))
             .spawn(move || {
-                if policy > 0 && have_param {
-                    // SAFETY: the calling thread, with a sched_param read from the loop's.
-                    unsafe { libc::sched_setscheduler(0, policy, &param) };
+                if let Some(scheduling) = scheduling {
+                    // Without it the stand-in runs at normal priority: still a stand-in.
+                    let _ = scheduling.apply();
                 }
-                if let Err(e) = run_on(&[cpu]) {
+                if let Err(e) = sched::run_on(&[cpu]) {
                     log(
                         "WARN",
                         &format!("stand-in heartbeat: keeping to CPU {cpu}: {e}"),
