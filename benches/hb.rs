@@ -6,8 +6,8 @@
 //! stable setting; also each daemon's idle CPU (scheduler time, all threads and processes)
 //! and memory on the active node, and any false failover during the idle window.
 //!
-//! Run as root: `make bench` (BENCH_RUNS=n runs per setting, default 10; BENCH_ONLY=text
-//! keeps the settings whose name contains it).
+//! Run as root: `make bench` (BENCH_RUNS=n runs per setting, default 10; BENCH_ONLY=a,b
+//! keeps the settings whose name contains one of the comma-separated texts).
 
 #[path = "../tests/util/host.rs"]
 #[allow(dead_code)]
@@ -362,7 +362,7 @@ fn main() {
         println!("heartbeat is not installed: apt-get install heartbeat");
     }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        daemons.retain(|d| d.name().contains(&only));
+        daemons.retain(|d| only.split(',').any(|o| d.name().contains(o)));
     }
     println!(
         "VIP failover after kill -9 of the active daemon: {runs} runs each, ms until the standby holds the VIP\n"
