@@ -60,10 +60,11 @@ uninstall:
 # guest is built once into target/vm). Plain `cargo test` (no root) runs the unprivileged
 # tests and lists the rest as ignored.
 # hb_stalls takes a CPU away from the whole machine (a SCHED_FIFO spinner, up to 800 ms):
-# it runs after the rest, alone, so that no other test's daemons lose that CPU with it.
+# it runs after the rest, alone, so that no other test's daemons lose that CPU with it; so
+# does hb_flood, whose flood at line rate takes a CPU too.
 test: deps
-	$(CARGO) test --locked --features vm-tests -- --include-ignored --skip hb_stalls::
-	$(CARGO) test --locked --features vm-tests --test integration -- hb_stalls:: --include-ignored --test-threads=1
+	$(CARGO) test --locked --features vm-tests -- --include-ignored --skip hb_stalls:: --skip hb_flood::
+	$(CARGO) test --locked --features vm-tests --test integration -- hb_stalls:: hb_flood:: --include-ignored --test-threads=1
 
 # Only the real-DRBD tier: two QEMU guests from Debian's kernel (tests/vm/build-guest.sh
 # builds and caches the guest in target/vm; as root): DRBD and drbd-agent (drbd_vm), then the

@@ -1,7 +1,7 @@
 //! hb-monitor's membership between real daemons in test hosts: peers come up, a killed
 //! daemon is declared dead within its deadtime, a restarted one is seen as a new generation,
 //! one of two media cut is a warning (no death), forged/replayed/garbage packets from a third
-//! host are dropped and counted, and SIGTERM ends the daemon cleanly.
+//! host are dropped (in the kernel, unless they forge a peer's address) and counted, and SIGTERM ends the daemon cleanly.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -161,9 +161,20 @@ fn forged_replayed_and_garbage_packets_are_dropped_and_counted() {
     msg.push("seq", "2");
     let forged = proto::encode(&msg, &wrong).unwrap();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // Sent twice: from the intruder's own address, which n1's socket filter refuses in the
+    // kernel (only n2 may send there), then with n2's address forged on a raw socket, which
+    // passes the filter and must be refused by n1 itself.
     let script = format!(
-        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-         for h in ['{}', '{}', '{}']: s.sendto(bytes.fromhex(h), ('198.18.1.1', 694))",
+        "import socket, struct\n\
+         packets = [bytes.fromhex(h) for h in ['{}', '{}', '{}']]\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for p in packets: s.sendto(p, ('198.18.1.1', 694))\n\
+         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+         for p in packets:\n\
+         \x20   udp = struct.pack('!HHHH', 40000, 694, 8 + len(p), 0) + p\n\
+         \x20   ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,\n\
+         \x20       socket.inet_aton('198.18.1.2'), socket.inet_aton('198.18.1.1'))\n\
+         \x20   raw.sendto(ip + udp, ('198.18.1.1', 0))\n",
         hex(&replay),
         hex(&forged),
         hex(b"###\nnot a heartbeat")
@@ -184,7 +195,10 @@ fn forged_replayed_and_garbage_packets_are_dropped_and_counted() {
         Duration::from_millis(10),
         || {
             let dropped = status(&p.n1)?["dropped"].clone();
-            (dropped["replayed"] == 1 && dropped["bad_signature"] == 1 && dropped["malformed"] == 1)
+            (dropped["kernel"] == 3
+                && dropped["replayed"] == 1
+                && dropped["bad_signature"] == 1
+                && dropped["malformed"] == 1)
                 .then_some(())
         },
     );

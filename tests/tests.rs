@@ -10,6 +10,7 @@ mod harness;
 mod hb_check;
 mod hb_compat;
 mod hb_compat_stack;
+mod hb_flood;
 mod hb_group;
 mod hb_groups;
 mod hb_media;

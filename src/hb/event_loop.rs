@@ -23,7 +23,13 @@ use super::media::MediaSet;
 use super::ping::{PingSocket, PingTable};
 use super::proto::{self, ProtoError};
 use super::standin::{self, Outgoing};
+use super::wire::WireCounters;
 use super::{logging, state};
+
+/// At most this many datagrams are read from one medium per pass of the loop: enough to
+/// empty the queue of a flood that passed the filter between two passes (20 000 a second
+/// is 100 per 5 ms keepalive), few enough that the loop still sends its own heartbeats.
+const RECEIVE_PER_PASS: usize = 2048;
 
 /// Up to this keepalive the loop reads the media when it wakes anyway instead of waking for
 /// each heartbeat (see `run`).
@@ -64,15 +70,6 @@ impl std::fmt::Display for DaemonError {
 
 fn failed(what: &str) -> impl FnOnce(io::Error) -> DaemonError + '_ {
     move |e| DaemonError::Failed(format!("{what}: {e}"))
-}
-
-/// Counters of what was refused on the wire (before the controller sees it).
-#[derive(Debug, Default)]
-struct WireCounters {
-    bad_signature: u64,
-    unknown_key: u64,
-    malformed: u64,
-    too_large: u64,
 }
 
 /// `realtime on`: SCHED_RR at `rtprio` and memory locked as it is touched, so that a busy
@@ -215,7 +212,7 @@ impl Shell {
         let mut buf = [0u8; proto::MAX_MESSAGE + 1];
         let wall_now = SystemTime::now();
         // Drain what is queued, bounded so one flooded medium cannot starve the loop.
-        for _ in 0..64 {
+        for _ in 0..RECEIVE_PER_PASS {
             let received = match self.media.sockets[index].recv(&mut buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
@@ -224,6 +221,7 @@ impl Shell {
                     return;
                 }
             };
+            self.wire.kernel[index].count(received.kernel_dropped);
             if received.len > proto::MAX_MESSAGE {
                 self.wire.too_large += 1;
                 continue;
@@ -246,6 +244,14 @@ impl Shell {
                 }
             };
             let medium = self.media.sockets[index].name.clone();
+            let number = |field| msg.get(field).and_then(|v| u64::from_str_radix(v, 16).ok());
+            if let (Some(src), Some(generation), Some(seq)) =
+                (msg.get("src"), number("hg"), number("seq"))
+                && let Some(warning) =
+                    self.wire.kernel[index].message(&medium, src, generation, seq, now)
+            {
+                warn!("{warning}");
+            }
             self.step(
                 now,
                 Input::Received {
@@ -290,6 +296,15 @@ impl Shell {
         dropped["unknown_key"] = self.wire.unknown_key.into();
         dropped["malformed"] = self.wire.malformed.into();
         dropped["too_large"] = self.wire.too_large.into();
+        dropped["kernel"] = self.wire.kernel_total().into();
+        dropped["kernel_by_medium"] = self
+            .media
+            .sockets
+            .iter()
+            .zip(&self.wire.kernel)
+            .map(|(m, k)| (m.name.clone(), serde_json::Value::from(k.total)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         status["stand_in"] = serde_json::json!({
             "cpus": self.stand_in_cpus,
             "heartbeats": stood_in,
@@ -402,6 +417,9 @@ fn run_loop(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for medium in &media.sockets {
+        info!("{}: admits {}", medium.name, medium.admits);
+    }
     let sending = media
         .try_clone()
         .map_err(failed("opening the media for sending"))?;
@@ -432,6 +450,7 @@ fn run_loop(
         wake_write,
     );
     let keepalive = ha.keepalive;
+    let media_count = media.sockets.len();
     let settings = Settings::from_config(&cfg, node, op_timeout, generation);
     let mut shell = Shell {
         node: Node::new(settings, ping_table, now),
@@ -441,7 +460,7 @@ fn run_loop(
         ping,
         worker,
         watchdog,
-        wire: WireCounters::default(),
+        wire: WireCounters::new(media_count),
         stand_in_cpus,
         replies: Vec::new(),
         exit: false,
@@ -453,7 +472,6 @@ fn run_loop(
     // at every deadline), each message stamped with its kernel arrival time, so that
     // detection stays exact; a peer's change of state is seen within one keepalive.
     let lazy_receive = keepalive <= LAZY_RECEIVE_MAX_KEEPALIVE;
-    let media_count = shell.media.sockets.len();
     let mut last_read = now;
     // When the loop meant to run again at the latest: running later than that is a pause of
     // this node.
@@ -541,6 +559,15 @@ fn run_loop(
         };
         drop(fds);
         let now = woke;
+        // The media first: under a flood, heartbeats must not wait behind anything else.
+        if !lazy_receive {
+            for i in 0..media_count {
+                if ready[3 + i] {
+                    shell.receive(i, now, last_read);
+                }
+            }
+            last_read = now;
+        }
         if ready[0]
             && let Ok(Some(info)) = signal_fd.read_signal()
         {
@@ -564,14 +591,6 @@ fn run_loop(
         }
         while let Ok(completion) = completions.try_recv() {
             shell.completion(completion, now);
-        }
-        if !lazy_receive {
-            for i in 0..media_count {
-                if ready[3 + i] {
-                    shell.receive(i, now, last_read);
-                }
-            }
-            last_read = now;
         }
     }
 }

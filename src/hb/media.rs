@@ -4,14 +4,48 @@
 //! the interface (IPv4 only so far). Serial: the device in raw mode at `baud`, the same
 //! messages back to back on the byte stream, found again by their framing
 //! ([`proto::framed_len`](super::proto::framed_len)).
+//!
+//! Against a flood, each UDP socket has a kernel filter that admits only datagrams that
+//! start as a heartbeat does (`###\n`) from where heartbeats can come: the `ucast` peers'
+//! addresses, or for `bcast` and link-local `mcast` (ttl 1) the interface's own networks;
+//! routed `mcast` (ttl above 1) is filtered on the start marker alone. Source ports are not
+//! filtered: Heartbeat sends from an ephemeral port. The receive buffer holds several
+//! deadtimes of heartbeats, and the kernel's drop count comes with each datagram.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use super::config::{HaCf, Medium};
+use crate::sys::udp::Ipv4Net;
 pub use crate::sys::udp::Received;
 use crate::sys::{serial, udp};
+
+/// A UDP medium's receive buffer: at 5 ms keepalives a loop that reads once per keepalive
+/// needs room for what arrives meanwhile, and a burst of admitted junk must not push the
+/// real heartbeats out (the kernel counts against it about 1 KiB per small datagram).
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Where heartbeats on one UDP socket may come from.
+#[derive(Debug)]
+enum Sources {
+    /// These networks only.
+    Only(Vec<Ipv4Net>),
+    /// Anywhere (routed multicast).
+    Any,
+}
+
+impl Sources {
+    fn add(&mut self, more: impl IntoIterator<Item = Ipv4Net>) {
+        if let Sources::Only(nets) = self {
+            for net in more {
+                if !nets.contains(&net) {
+                    nets.push(net);
+                }
+            }
+        }
+    }
+}
 
 /// One medium: a UDP socket (an interface and port, and where heartbeats go from it) or a
 /// serial line.
@@ -21,6 +55,8 @@ pub struct MediumSocket {
     pub name: String,
     /// The socket.
     pub transport: Transport,
+    /// What the socket's filter admits, for the log (`198.18.1.2/32`, `any source`).
+    pub admits: String,
 }
 
 /// How a medium carries messages.
@@ -105,7 +141,11 @@ impl MediumSocket {
                             let copied = len.min(buf.len());
                             buf[..copied].copy_from_slice(&pending[..copied]);
                             pending.drain(..len);
-                            return Ok(Some(Received { len, arrived: None }));
+                            return Ok(Some(Received {
+                                len,
+                                arrived: None,
+                                kernel_dropped: None,
+                            }));
                         }
                         Ok(None) => return Ok(None),
                         // Not a message here (line noise, a message cut by a full buffer):
@@ -149,39 +189,35 @@ impl MediaSet {
     /// Opens every medium of `cfg`; serial media are refused.
     pub fn open(cfg: &HaCf) -> io::Result<MediaSet> {
         let mut set = MediaSet { sockets: vec![] };
+        // Where each socket's heartbeats may come from, by socket.
+        let mut sources: Vec<Sources> = vec![];
         for medium in &cfg.media {
             let (iface, port, target) = match medium {
                 Medium::Ucast { iface, peer } => {
                     let peer = ipv4(*peer, "ucast")?;
-                    (
-                        iface,
-                        cfg.udpport,
-                        SocketAddr::V4(SocketAddrV4::new(peer, cfg.udpport)),
-                    )
+                    (iface, cfg.udpport, SocketAddrV4::new(peer, cfg.udpport))
                 }
                 Medium::Bcast { iface } => (
                     iface,
                     cfg.udpport,
-                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, cfg.udpport)),
+                    SocketAddrV4::new(Ipv4Addr::BROADCAST, cfg.udpport),
                 ),
                 Medium::Mcast {
                     iface, group, port, ..
                 } => {
                     let group = ipv4(*group, "mcast")?;
-                    (
-                        iface,
-                        *port,
-                        SocketAddr::V4(SocketAddrV4::new(group, *port)),
-                    )
+                    (iface, *port, SocketAddrV4::new(group, *port))
                 }
                 Medium::Serial { device } => {
                     set.sockets.push(MediumSocket {
+                        admits: "the serial line".into(),
                         name: device.display().to_string(),
                         transport: Transport::Serial {
                             port: serial::open_raw(device, cfg.baud)?,
                             pending: Vec::new(),
                         },
                     });
+                    sources.push(Sources::Any);
                     continue;
                 }
             };
@@ -195,10 +231,21 @@ impl MediaSet {
                             socket: udp::bind_to_interface(iface, port)?,
                             targets: vec![],
                         },
+                        admits: String::new(),
                     });
+                    sources.push(Sources::Only(vec![]));
                     set.sockets.len() - 1
                 }
             };
+            let from = &mut sources[index];
+            match medium {
+                Medium::Ucast { .. } => from.add([Ipv4Net {
+                    addr: *target.ip(),
+                    prefix: 32,
+                }]),
+                Medium::Mcast { ttl, .. } if *ttl > 1 => *from = Sources::Any,
+                _ => from.add(udp::interface_networks(iface)?),
+            }
             let Transport::Udp { socket, targets } = &mut set.sockets[index].transport else {
                 unreachable!("UDP media are looked up by their interface:port name");
             };
@@ -209,7 +256,28 @@ impl MediaSet {
                 let group = ipv4(*group, "mcast")?;
                 udp::join_multicast(socket, group, iface, *ttl, *looped)?;
             }
-            targets.push(target);
+            targets.push(SocketAddr::V4(target));
+        }
+        for (medium, from) in set.sockets.iter_mut().zip(&sources) {
+            let Transport::Udp { socket, .. } = &medium.transport else {
+                continue;
+            };
+            let admits = &mut medium.admits;
+            let nets: &[Ipv4Net] = match from {
+                Sources::Only(nets) if nets.len() <= udp::MAX_FILTER_SOURCES => nets,
+                // No address on a broadcast interface yet, a routed group, or more peers
+                // than one filter names: heartbeats are still told by their start.
+                _ => &[],
+            };
+            udp::admit_only(socket, *b"###\n", nets)?;
+            *admits = if nets.is_empty() {
+                "heartbeats from any source".into()
+            } else {
+                let nets: Vec<String> = nets.iter().map(Ipv4Net::to_string).collect();
+                format!("heartbeats from {}", nets.join(", "))
+            };
+            // Without CAP_NET_ADMIN the buffer stays at what rmem_max allows: still a buffer.
+            let _ = udp::set_receive_buffer(socket, RECEIVE_BUFFER);
         }
         Ok(set)
     }
@@ -232,6 +300,7 @@ impl MediaSet {
                     },
                 };
                 Ok(MediumSocket {
+                    admits: m.admits.clone(),
                     name: m.name.clone(),
                     transport,
                 })

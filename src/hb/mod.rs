@@ -5,7 +5,8 @@
 //! groups' decisions ([`group`]) and the Heartbeat 3 protocol ([`compat`]); the daemon
 //! ([`event_loop`]) is a thin shell that owns the sockets, the clock and the agents'
 //! processes ([`agent_worker`]), with the control socket ([`control`]), the persisted
-//! generation and UUID ([`state`]) and the log ([`logging`]) beside it.
+//! generation and UUID ([`state`]), what the wire refused ([`wire`]) and the log
+//! ([`logging`]) beside it.
 
 pub mod agent_worker;
 pub mod check;
@@ -24,3 +25,4 @@ pub mod ping;
 pub mod proto;
 pub mod standin;
 pub mod state;
+pub mod wire;

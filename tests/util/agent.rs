@@ -47,6 +47,36 @@ pub fn built_bin(name: &str) -> PathBuf {
     })
 }
 
+/// The example `name` (a test tool: the DRBD simulator, the flooder), built for the profile
+/// of the running tests (`cargo test --test …` does not build examples).
+pub fn built_example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>, or the release directory `make demo` names.
+    let profile_dir = match std::env::var_os("FERROHA_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe.parent().unwrap().parent().unwrap().to_path_buf(),
+    };
+    let release = std::env::var_os("FERROHA_BIN_DIR").is_some() || !cfg!(debug_assertions);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["build", "--quiet", "--example", name, "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+    if release {
+        c.arg("--release");
+    }
+    let out = c.output().expect("cargo build --example");
+    assert!(
+        out.status.success(),
+        "cargo build --example {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = profile_dir.join("examples").join(name);
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
 /// What one action returned.
 #[derive(Debug)]
 pub struct AgentRun {

@@ -13,39 +13,7 @@ use super::agent::{AgentCmd, AgentRun, world_readable_tempdir};
 /// examples).
 fn sim_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/<test binary>, or the release directory `make demo` names.
-        let profile_dir = match std::env::var_os("FERROHA_BIN_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => exe.parent().unwrap().parent().unwrap().to_path_buf(),
-        };
-        let release = std::env::var_os("FERROHA_BIN_DIR").is_some() || !cfg!(debug_assertions);
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = Command::new(cargo);
-        c.args([
-            "build",
-            "--quiet",
-            "--example",
-            "drbd-sim",
-            "--manifest-path",
-        ])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap());
-        if release {
-            c.arg("--release");
-        }
-        let out = c.output().expect("cargo build --example drbd-sim");
-        assert!(
-            out.status.success(),
-            "cargo build --example drbd-sim: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = profile_dir.join("examples/drbd-sim");
-        assert!(bin.exists(), "{} not built", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| super::agent::built_example("drbd-sim"))
 }
 
 /// One simulated two-node DRBD resource `r0`.
