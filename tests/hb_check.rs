@@ -143,3 +143,19 @@ fn agents_validate_the_group_on_this_node() {
         "{text}"
     );
 }
+
+#[test]
+fn absurd_op_timeouts_are_usage_errors_not_panics() {
+    for value in ["18446744073709551615", "86401", "0", "-1"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hb-monitor"))
+            .args(["run", "-c", "/nonexistent"])
+            .arg(format!("--op-timeout={value}"))
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "--op-timeout {value}: {stderr}");
+        assert!(stderr.contains("--op-timeout"), "{stderr}");
+    }
+}

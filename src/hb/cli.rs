@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 
 use super::{check, config, control, event_loop, state};
 
+/// The longest `--op-timeout`, in seconds (a day, as every time in ha.cf): longer is a typo,
+/// and sums of instants and timeouts stay far from overflow.
+const MAX_OP_TIMEOUT: u64 = 86_400;
+
 /// LSB "program is not configured".
 const EXIT_NOT_CONFIGURED: u8 = 6;
 
@@ -45,8 +49,8 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
-        /// Timeout of each agent action, in seconds.
-        #[arg(long, default_value_t = 60)]
+        /// Timeout of each agent action, in seconds (1 to 86400: a day).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_OP_TIMEOUT))]
         op_timeout: u64,
     },
     /// Give resource groups to the peers and stay out of them until `takeover` (hb_standby).
@@ -146,7 +150,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_NOT_CONFIGURED);
                 }
             };
-            let op_timeout = std::time::Duration::from_secs(op_timeout.max(1));
+            let op_timeout = std::time::Duration::from_secs(op_timeout);
             match event_loop::run(
                 cfg,
                 &node_name(),

@@ -290,16 +290,31 @@ pub fn parse_texts(ha_cf: &str, haresources: &str, authkeys: &str) -> Vec<String
     errors
 }
 
-/// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`.
+/// The longest time any directive may say: a day. Longer times are typos (or attacks), and
+/// capping them where they are read keeps every sum of times and instants far from overflow.
+pub const MAX_TIME: Duration = Duration::from_secs(86_400);
+
+/// The shortest `keepalive`: 1 ms. Below it the loop would spend its CPU sending and the log
+/// would fill (see the README, "Membership"); 5 ms, the benchmark setting, is well above.
+pub const MIN_KEEPALIVE: Duration = Duration::from_millis(1);
+
+/// The most restarts `restart_limit` may allow within its window.
+pub const MAX_RESTARTS: u32 = 1000;
+
+/// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`; at most
+/// [`MAX_TIME`].
 pub fn parse_time(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-    }
-    let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().ok()?;
-    (0.0..1e9)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
+    let time = if let Some(ms) = text.strip_suffix("ms") {
+        Duration::from_millis(ms.trim().parse::<u64>().ok()?)
+    } else {
+        let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().ok()?;
+        if !(0.0..=MAX_TIME.as_secs_f64()).contains(&secs) {
+            return None;
+        }
+        Duration::from_secs_f64(secs)
+    };
+    (time <= MAX_TIME).then_some(time)
 }
 
 /// Directives of ha.cf that change nothing for hb-monitor: accepted, noted.
@@ -370,7 +385,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         };
         let time = |name: &str| -> Result<Duration, String> {
             let v = one(name)?;
-            parse_time(v).ok_or_else(|| format!("{name} '{v}' is not a time (seconds, or NNNms)"))
+            parse_time(v).ok_or_else(|| {
+                format!("{name} '{v}' is not a time up to a day (seconds up to 86400, or NNNms)")
+            })
         };
         let result: Result<(), String> = (|| {
             match directive {
@@ -530,11 +547,17 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 "monitor_interval" => cf.monitor_interval = time("monitor_interval")?,
                 "restart_limit" => match args.as_slice() {
                     [count, window] => {
-                        let count = count.parse().map_err(|_| {
-                            format!("restart_limit count '{count}' is not a number")
-                        })?;
+                        let count = count
+                            .parse()
+                            .ok()
+                            .filter(|c| *c <= MAX_RESTARTS)
+                            .ok_or_else(|| {
+                                format!(
+                                    "restart_limit count '{count}' is not a number from 0 to {MAX_RESTARTS}"
+                                )
+                            })?;
                         let window = parse_time(window).ok_or_else(|| {
-                            format!("restart_limit window '{window}' is not a time")
+                            format!("restart_limit window '{window}' is not a time up to a day")
                         })?;
                         cf.restart_limit = (count, window);
                     }
@@ -608,8 +631,15 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
             "no heartbeat medium (bcast, mcast, ucast or serial)".into(),
         );
     }
-    if cf.keepalive.is_zero() {
-        err(at("keepalive"), "keepalive must be more than 0".into());
+    if cf.keepalive < MIN_KEEPALIVE {
+        err(
+            at("keepalive"),
+            format!(
+                "keepalive ({} µs) must be at least {} ms: shorter ones only burn CPU and flood the log",
+                cf.keepalive.as_micros(),
+                MIN_KEEPALIVE.as_millis()
+            ),
+        );
     }
     // Heartbeat's own rule: it refuses deadtime <= 2 x keepalive.
     if cf.deadtime <= cf.keepalive * 2 {

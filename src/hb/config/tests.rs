@@ -212,6 +212,75 @@ fn times_in_seconds_or_milliseconds() {
 }
 
 #[test]
+fn absurd_times_and_counts_are_refused_where_read_not_panicked_on() {
+    assert_eq!(parse_time("86400"), Some(MAX_TIME));
+    assert_eq!(parse_time("86400000ms"), Some(MAX_TIME));
+    for bad in [
+        "86401",
+        "86400001ms",
+        "18446744073709551615ms",
+        "1e9",
+        "inf",
+    ] {
+        assert_eq!(parse_time(bad), None, "{bad}");
+    }
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    for (ha_cf, error) in [
+        (
+            "keepalive 18446744073709551615ms\n",
+            "/ha.cf:1: keepalive '18446744073709551615ms' is not a time up to a day",
+        ),
+        (
+            "deadtime 18446744073709551615ms\n",
+            "/ha.cf:1: deadtime '18446744073709551615ms' is not a time up to a day",
+        ),
+        (
+            "keepalive 0.0000001\ndeadtime 1\n",
+            "/ha.cf:1: keepalive (0 µs) must be at least 1 ms",
+        ),
+        (
+            "keepalive 0ms\n",
+            "/ha.cf:1: keepalive (0 µs) must be at least 1 ms",
+        ),
+        (
+            "restart_limit 4294967295 600\n",
+            "/ha.cf:1: restart_limit count '4294967295' is not a number from 0 to 1000",
+        ),
+        (
+            "restart_limit 3 99999999\n",
+            "/ha.cf:1: restart_limit window '99999999' is not a time up to a day",
+        ),
+        (
+            "fence_timeout 18446744073709551615ms\n",
+            "/ha.cf:1: fence_timeout '18446744073709551615ms' is not a time up to a day",
+        ),
+    ] {
+        let dir = dir_with(
+            &format!("{ha_cf}node n1\nbcast eth0\n"),
+            ok_res,
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        let errors = errors_of(&dir);
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{ha_cf:?}: {errors:?}"
+        );
+    }
+    // The benchmark's setting stays allowed.
+    let fast = dir_with(
+        "keepalive 5ms\ndeadtime 20ms\nnode n1\nbcast eth0\n",
+        ok_res,
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    assert_eq!(
+        load(fast.path()).unwrap().ha_cf.keepalive,
+        Duration::from_millis(5)
+    );
+}
+
+#[test]
 fn resource_mapping() {
     for written in [
         "ocf:heartbeat:Dummy::state=/run/x",
