@@ -134,6 +134,17 @@ pub struct HaCf {
     /// `watchdog DEVICE` (Heartbeat's): fed every keepalive; if the daemon hangs or dies, the
     /// watchdog resets the machine.
     pub watchdog: Option<PathBuf>,
+    /// The line of each directive (its last occurrence), for messages about what it names.
+    pub lines: BTreeMap<String, usize>,
+    /// The line of each medium, in the order of `media`.
+    pub media_lines: Vec<usize>,
+}
+
+impl HaCf {
+    /// The line where `directive` was last given (0: not given).
+    pub fn line_of(&self, directive: &str) -> usize {
+        self.lines.get(directive).copied().unwrap_or(0)
+    }
 }
 
 /// One resource of a group as written in `haresources`.
@@ -366,6 +377,8 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         monitor_interval: Duration::from_secs(10),
         restart_limit: (3, Duration::from_secs(600)),
         watchdog: None,
+        lines: BTreeMap::new(),
+        media_lines: vec![],
     };
     let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -425,9 +438,11 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 "ucast" => match args.as_slice() {
                     [iface, peer] => cf.media.push(Medium::Ucast {
                         iface: iface.to_string(),
-                        peer: peer
-                            .parse()
-                            .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
+                        peer: ipv4_only(
+                            peer.parse()
+                                .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
+                            "ucast",
+                        )?,
                     }),
                     _ => return Err("ucast takes an interface and a peer address".into()),
                 },
@@ -441,6 +456,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                                 .ok_or_else(|| {
                                     format!("mcast group '{group}' is not a multicast address")
                                 })?;
+                            let group = ipv4_only(group, "mcast")?;
                             cf.media.push(Medium::Mcast {
                                 iface: iface.to_string(),
                                 group,
@@ -476,14 +492,23 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                     let v = one("baud")?;
                     cf.baud = v
                         .parse()
-                        .map_err(|_| format!("baud '{v}' is not a number"))?;
+                        .ok()
+                        .filter(|b| crate::sys::serial::BAUD_RATES.contains(b))
+                        .ok_or_else(|| {
+                            format!(
+                                "baud '{v}': one of {}",
+                                crate::sys::serial::BAUD_RATES
+                                    .map(|b| b.to_string())
+                                    .join(", ")
+                            )
+                        })?;
                 }
                 "ping" => {
                     for a in &args {
-                        cf.ping.push(
-                            a.parse()
-                                .map_err(|_| format!("ping node '{a}' is not an IP address"))?,
-                        );
+                        let node = a
+                            .parse()
+                            .map_err(|_| format!("ping node '{a}' is not an IP address"))?;
+                        cf.ping.push(ipv4_ping(node)?);
                     }
                     if args.is_empty() {
                         return Err("ping needs at least one address".into());
@@ -494,9 +519,11 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         let members = members
                             .iter()
                             .map(|a| {
-                                a.parse().map_err(|_| {
-                                    format!("ping_group member '{a}' is not an IP address")
-                                })
+                                a.parse()
+                                    .map_err(|_| {
+                                        format!("ping_group member '{a}' is not an IP address")
+                                    })
+                                    .and_then(ipv4_ping)
                             })
                             .collect::<Result<Vec<IpAddr>, String>>()?;
                         cf.ping_groups.push((name.to_string(), members));
@@ -598,6 +625,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 }
                 other => return Err(format!("unknown directive '{other}'")),
             }
+            cf.lines.insert(directive.to_string(), line);
+            let media = cf.media.len();
+            cf.media_lines.resize(media, line);
             if matches!(
                 directive,
                 "keepalive" | "deadtime" | "warntime" | "initdead"
@@ -670,6 +700,24 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         Ok(cf)
     } else {
         Err(errors)
+    }
+}
+
+/// A medium's address, refused when it is IPv6 (the media are IPv4 only so far).
+fn ipv4_only(addr: IpAddr, what: &str) -> Result<IpAddr, String> {
+    match addr {
+        IpAddr::V4(_) => Ok(addr),
+        IpAddr::V6(_) => Err(format!("{what} {addr}: IPv6 media are not supported yet")),
+    }
+}
+
+/// A ping node's address, refused when it is IPv6 (pings are ICMPv4 only so far).
+fn ipv4_ping(addr: IpAddr) -> Result<IpAddr, String> {
+    match addr {
+        IpAddr::V4(_) => Ok(addr),
+        IpAddr::V6(_) => Err(format!(
+            "ping node {addr}: IPv6 ping nodes are not supported yet"
+        )),
     }
 }
 

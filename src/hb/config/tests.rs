@@ -281,6 +281,55 @@ fn absurd_times_and_counts_are_refused_where_read_not_panicked_on() {
 }
 
 #[test]
+fn what_run_cannot_honour_is_refused_where_read() {
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    for (ha_cf, error) in [
+        (
+            "ucast eth0 2001:db8::2\n",
+            "/ha.cf:1: ucast 2001:db8::2: IPv6 media are not supported yet",
+        ),
+        (
+            "mcast eth0 ff02::1 694 1 0\n",
+            "/ha.cf:1: mcast ff02::1: IPv6 media are not supported yet",
+        ),
+        (
+            "ping 2001:db8::1\n",
+            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+        ),
+        (
+            "ping_group r 198.18.0.1 2001:db8::1\n",
+            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+        ),
+        (
+            "baud 12345\n",
+            "/ha.cf:1: baud '12345': one of 9600, 19200, 38400, 57600, 115200, 230400",
+        ),
+    ] {
+        let dir = dir_with(
+            &format!("{ha_cf}node n1\nbcast eth0\n"),
+            ok_res,
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        let errors = errors_of(&dir);
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{ha_cf:?}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn directives_and_media_know_their_lines() {
+    let dir = dir_with(HA_CF, HARESOURCES, "auth 1\n1 sha1 k\n", 0o600);
+    let cf = load(dir.path()).unwrap().ha_cf;
+    assert_eq!(cf.line_of("logfile"), 2);
+    assert_eq!(cf.line_of("watchdog"), 0);
+    // ucast (line 10), bcast eth1 eth2 (11), mcast (12).
+    assert_eq!(cf.media_lines, [10, 11, 11, 12]);
+}
+
+#[test]
 fn resource_mapping() {
     for written in [
         "ocf:heartbeat:Dummy::state=/run/x",
