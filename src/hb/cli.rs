@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, config, control, event_loop, state};
+use super::{check, control, event_loop, preflight, state};
 
 /// The longest `--op-timeout`, in seconds (a day, as every time in ha.cf): longer is a typo,
 /// and sums of instants and timeouts stay far from overflow.
@@ -34,6 +34,9 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
+        /// The state directory `run` would use (checked to be writable).
+        #[arg(long, default_value = state::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
     },
     /// Run the daemon in the foreground (logs on stderr) until SIGTERM.
     Run {
@@ -141,7 +144,8 @@ pub fn main() -> ExitCode {
             ocf_root,
             op_timeout,
         } => {
-            let cfg = match config::load(&dir) {
+            // The same refusals as `check`, before anything is opened.
+            let cfg = match preflight::load(&dir, &state_dir) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     for e in errors {
@@ -185,9 +189,13 @@ pub fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
-        Command::Check { dir, ocf_root } => {
+        Command::Check {
+            dir,
+            ocf_root,
+            state_dir,
+        } => {
             let node = node_name();
-            let report = check::check(&dir, &ocf_root, &node);
+            let report = check::check(&dir, &ocf_root, &state_dir, &node);
             for note in &report.notes {
                 println!("note: {note}");
             }
