@@ -900,9 +900,21 @@ fn parse_haresources(path: &Path, text: &str) -> Result<Vec<ResourceGroup>, Vec<
     }
 }
 
-/// Heartbeat refuses an `authkeys` that group or others can read: so does hb-monitor.
+/// Heartbeat refuses an `authkeys` that group or others can read: so does hb-monitor. And,
+/// as ssh does with its keys, one owned by anyone but root (or the user running hb-monitor,
+/// for tests run unprivileged): whoever owns it may change the key or its mode.
 fn check_authkeys_mode(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = nix::unistd::geteuid().as_raw();
     match std::fs::metadata(path) {
+        Ok(meta) if meta.uid() != 0 && meta.uid() != me => Err(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!(
+                "owned by uid {}: whoever owns it can change the key; chown root",
+                meta.uid()
+            ),
+        }),
         Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Err(ConfigError {
             file: path.to_path_buf(),
             line: 0,

@@ -330,6 +330,25 @@ fn directives_and_media_know_their_lines() {
 }
 
 #[test]
+fn authkeys_must_be_owned_by_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    let dir = dir_with(
+        "node n1\nbcast eth0\n",
+        "n1 vip::ip=198.18.0.7\n",
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    std::os::unix::fs::chown(dir.path().join("authkeys"), Some(12345), None).unwrap();
+    assert_eq!(
+        errors_of(&dir),
+        ["/authkeys: owned by uid 12345: whoever owns it can change the key; chown root"]
+    );
+}
+
+#[test]
 fn resource_mapping() {
     for written in [
         "ocf:heartbeat:Dummy::state=/run/x",
