@@ -361,12 +361,44 @@ fn stalled_control_clients_hold_up_neither_heartbeats_nor_other_clients() {
             ]))
         })
         .collect();
+    // And hostile ones: a slow loris (one byte a second), an oversized request, bytes that
+    // are not text. Each must get an error, without reaching (or holding up) the loop.
+    let hostile = |send: &str| {
+        c.hosts[0].spawn(
+            c.hosts[0]
+                .command("python3")
+                .args([
+                    "-c",
+                    &format!(
+                        "import socket,time,sys; s=socket.socket(socket.AF_UNIX); \
+                         s.connect('/run/hb-monitor.sock')\n{send}\n\
+                         s.settimeout(5); sys.stdout.write(s.recv(4096).decode())"
+                    ),
+                ])
+                .stdout(std::process::Stdio::piped()),
+        )
+    };
+    let mut slow = hostile(
+        "try:\n  for b in b'status':\n    s.send(bytes([b])); time.sleep(1)\nexcept OSError: pass",
+    );
+    let mut long = hostile("s.sendall(b'status ' + b'x' * 65536)");
+    let mut binary = hostile("s.sendall(b'\\xff\\xfe\\x00status\\n')");
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     assert_eq!(c.holding(0), "held");
     let answered = t.elapsed();
+    let reply = |g: &mut crate::util::host::Guarded| {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut g.child.stdout.take().unwrap(), &mut out).unwrap();
+        out
+    };
+    let (slow, long, binary) = (reply(&mut slow), reply(&mut long), reply(&mut binary));
+    assert!(slow.contains("no complete request within 1 s"), "{slow:?}");
+    assert!(long.contains("request too long"), "{long:?}");
+    assert!(binary.contains("request is not text"), "{binary:?}");
     std::thread::sleep(Duration::from_secs(3));
     drop(stalled);
+    assert_eq!(c.holding(0), "held", "the daemon stopped answering");
     eprintln!(
         "status answered in {} ms beside 5 stalled clients",
         answered.as_millis()
