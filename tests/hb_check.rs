@@ -3,11 +3,11 @@
 //! and every problem named with file and line.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::agent::{make_install, world_readable_tempdir};
-use crate::util::host::{Host, Lan};
+use crate::util::host::{Host, Lan, wait_for};
 
 const HA_CF: &str = "\
 keepalive 100ms
@@ -136,10 +136,244 @@ fn agents_validate_the_group_on_this_node() {
         "{text}"
     );
     let n9 = Host::new("n9");
+    lan.attach(&n9, "eth0", Some("198.18.1.9/24"));
     let (rc, text) = check(Some(&n9), good.path(), &ocf_root);
     assert_eq!(rc, 6);
     assert!(
         text.contains("this node (n9, from uname -n) is not one of the nodes (n1, n2)"),
         "{text}"
     );
+}
+
+#[test]
+fn absurd_op_timeouts_are_usage_errors_not_panics() {
+    for value in ["18446744073709551615", "86401", "0", "-1"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hb-monitor"))
+            .args(["run", "-c", "/nonexistent"])
+            .arg(format!("--op-timeout={value}"))
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "--op-timeout {value}: {stderr}");
+        assert!(stderr.contains("--op-timeout"), "{stderr}");
+    }
+}
+
+/// An OCF root with one agent, `ocf:ferroha-test:ok`, whose every action succeeds: the
+/// agents are not what the refusal table is about.
+fn ok_agent_root() -> tempfile::TempDir {
+    let root = world_readable_tempdir();
+    let dir = root.path().join("resource.d/ferroha-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ok"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(dir.join("ok"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root
+}
+
+/// `hb-monitor run` in `host` with `dir` and `state_dir`: it must exit (refuse) within 10 s;
+/// exit code and stderr.
+fn run_refusal(host: &Host, dir: &Path, state_dir: &Path, ocf_root: &Path) -> (i32, String) {
+    let mut daemon = host.spawn(
+        host.command(env!("CARGO_BIN_EXE_hb-monitor"))
+            .arg("run")
+            .arg("-c")
+            .arg(dir)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--control")
+            .arg("/run/hb-check-test.sock")
+            .arg("--ocf-root")
+            .arg(ocf_root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let status = wait_for(
+        &format!("run to refuse {}", dir.display()),
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(10),
+        || daemon.child.try_wait().unwrap(),
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+/// The `error: ` lines of an output, the configuration directory's path taken out.
+fn refusals(text: &str, dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .map(|l| l.replace(&dir.display().to_string(), "DIR"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+#[ignore = "needs root"]
+fn check_refuses_everything_run_refuses_with_the_same_message() {
+    let lan = Lan::new(1);
+    let n1 = Host::new("n1");
+    lan.attach(&n1, "eth0", Some("198.18.1.1/24"));
+    let agents = ok_agent_root();
+    let files = world_readable_tempdir();
+    let f = files.path().display().to_string();
+    // Something precious where a device or a directory belongs.
+    let precious = files.path().join("precious.conf");
+    std::fs::write(&precious, "precious contents\n").unwrap();
+    let not_executable = files.path().join("fence-644");
+    std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let haresources = "n1 ferroha-test:ok::a=b\n";
+    let good_state = files.path().join("state");
+    // (what, extra ha.cf lines, state directory, the refusal's message).
+    let table: Vec<(&str, String, PathBuf, String)> = vec![
+        (
+            "watchdog a regular file",
+            format!("watchdog {f}/precious.conf\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: watchdog {f}/precious.conf: a regular file, not a watchdog device (a character device such as /dev/watchdog)"),
+        ),
+        (
+            "watchdog missing",
+            "watchdog /dev/ferroha-no-such-watchdog\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: watchdog /dev/ferroha-no-such-watchdog does not exist (load a watchdog driver, e.g. `modprobe softdog`, or remove the directive)".into(),
+        ),
+        (
+            "serial a regular file",
+            format!("serial {f}/precious.conf\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: serial {f}/precious.conf: a regular file, not a terminal"),
+        ),
+        (
+            "serial a character device that is not a tty",
+            "serial /dev/null\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: serial /dev/null: a character device, not a terminal".into(),
+        ),
+        (
+            "an unsupported baud",
+            "baud 12345\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: baud '12345': one of 9600, 19200, 38400, 57600, 115200, 230400".into(),
+        ),
+        (
+            "fence command not executable",
+            format!("fence_command {f}/fence-644 --hard\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: fence_command {f}/fence-644: not executable (chmod +x)"),
+        ),
+        (
+            "fence command a directory",
+            format!("fence_command {f}\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: fence_command {f}: a directory, not an executable file"),
+        ),
+        (
+            "logfile in a missing directory",
+            format!("logfile {f}/nosuch/ha-log\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: logfile {f}/nosuch/ha-log: directory {f}/nosuch does not exist"),
+        ),
+        (
+            "logfile a directory",
+            format!("logfile {f}\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: logfile {f}: a directory, not a file to append to"),
+        ),
+        (
+            "debugfile a character device",
+            "debugfile /dev/null\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: debugfile /dev/null: a character device, not a file to append to".into(),
+        ),
+        (
+            "bcast on a missing interface",
+            "bcast eth9\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: bcast: interface eth9 does not exist".into(),
+        ),
+        (
+            "ucast on a missing interface",
+            "ucast eth9 198.18.1.3\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: ucast: interface eth9 does not exist".into(),
+        ),
+        (
+            "IPv6 ucast",
+            "ucast eth0 2001:db8:1::2\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: ucast 2001:db8:1::2: IPv6 media are not supported yet".into(),
+        ),
+        (
+            "IPv6 ping node",
+            "ping 2001:db8:1::254\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: ping node 2001:db8:1::254: IPv6 ping nodes are not supported yet".into(),
+        ),
+        (
+            "a sub-millisecond keepalive",
+            "keepalive 0.0000001\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: keepalive (0 µs) must be at least 1 ms: shorter ones only burn CPU and flood the log".into(),
+        ),
+        (
+            "a state directory under a regular file",
+            String::new(),
+            precious.join("state"),
+            format!("error: {f}/precious.conf/state: state directory (--state-dir): {f}/precious.conf is a regular file, not a directory"),
+        ),
+    ];
+    // The baseline passes check: each row's refusal is its own line's doing.
+    let good = config_dir(HA_CF, haresources);
+    let (rc, text) = check_with_state(&n1, good.path(), agents.path(), &good_state);
+    assert_eq!(rc, 0, "the baseline must pass: {text}");
+    let mut failures = vec![];
+    for (what, extra, state_dir, expected) in &table {
+        let dir = config_dir(&format!("{HA_CF}{extra}"), haresources);
+        let (check_rc, check_text) = check_with_state(&n1, dir.path(), agents.path(), state_dir);
+        let (run_rc, run_text) = run_refusal(&n1, dir.path(), state_dir, agents.path());
+        let (checked, ran) = (
+            refusals(&check_text, dir.path()),
+            refusals(&run_text, dir.path()),
+        );
+        eprintln!("{what}: check {check_rc} {checked:?}, run {run_rc} {ran:?}");
+        if check_rc != 6 || run_rc != 6 || checked != ran || checked != [expected.clone()] {
+            failures.push(format!(
+                "{what}: want exit 6 and [{expected:?}] from both;\n  check exit {check_rc}: {check_text}\n  run exit {run_rc}: {run_text}"
+            ));
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "precious contents\n",
+        "a refused path was written to"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `hb-monitor check` in `host` with `--state-dir`.
+fn check_with_state(host: &Host, dir: &Path, ocf_root: &Path, state_dir: &Path) -> (i32, String) {
+    let out = host
+        .command(env!("CARGO_BIN_EXE_hb-monitor"))
+        .arg("check")
+        .arg("-c")
+        .arg(dir)
+        .arg("--ocf-root")
+        .arg(ocf_root)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    (out.status.code().unwrap_or(-1), text)
 }

@@ -361,12 +361,44 @@ fn stalled_control_clients_hold_up_neither_heartbeats_nor_other_clients() {
             ]))
         })
         .collect();
+    // And hostile ones: a slow loris (one byte a second), an oversized request, bytes that
+    // are not text. Each must get an error, without reaching (or holding up) the loop.
+    let hostile = |send: &str| {
+        c.hosts[0].spawn(
+            c.hosts[0]
+                .command("python3")
+                .args([
+                    "-c",
+                    &format!(
+                        "import socket,time,sys; s=socket.socket(socket.AF_UNIX); \
+                         s.connect('/run/hb-monitor.sock')\n{send}\n\
+                         s.settimeout(5); sys.stdout.write(s.recv(4096).decode())"
+                    ),
+                ])
+                .stdout(std::process::Stdio::piped()),
+        )
+    };
+    let mut slow = hostile(
+        "try:\n  for b in b'status':\n    s.send(bytes([b])); time.sleep(1)\nexcept OSError: pass",
+    );
+    let mut long = hostile("s.sendall(b'status ' + b'x' * 65536)");
+    let mut binary = hostile("s.sendall(b'\\xff\\xfe\\x00status\\n')");
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     assert_eq!(c.holding(0), "held");
     let answered = t.elapsed();
+    let reply = |g: &mut crate::util::host::Guarded| {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut g.child.stdout.take().unwrap(), &mut out).unwrap();
+        out
+    };
+    let (slow, long, binary) = (reply(&mut slow), reply(&mut long), reply(&mut binary));
+    assert!(slow.contains("no complete request within 1 s"), "{slow:?}");
+    assert!(long.contains("request too long"), "{long:?}");
+    assert!(binary.contains("request is not text"), "{binary:?}");
     std::thread::sleep(Duration::from_secs(3));
     drop(stalled);
+    assert_eq!(c.holding(0), "held", "the daemon stopped answering");
     eprintln!(
         "status answered in {} ms beside 5 stalled clients",
         answered.as_millis()
@@ -568,7 +600,8 @@ fn a_cut_udp_link_with_a_working_serial_link_is_no_failover() {
     c.wait_vip_on(1, Duration::from_secs(10));
 }
 
-/// Reads what the daemon writes to a FIFO standing in for `/dev/watchdog`.
+/// Reads what the daemon writes to a pseudo-terminal standing in for `/dev/watchdog` (a
+/// character device, as the daemon requires; `path` links to its slave side).
 struct FakeWatchdog {
     bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -578,16 +611,31 @@ struct FakeWatchdog {
 impl FakeWatchdog {
     fn new(path: &Path) -> FakeWatchdog {
         use std::io::Read as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo with a valid C string.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        // Opened for reading first (non-blocking), so that the daemon's open for writing works.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .unwrap();
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: posix_openpt, grantpt, unlockpt and ptsname_r on the new master only; the
+        // descriptor is owned by the File at once.
+        let (mut file, slave) = unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
+            assert!(
+                master >= 0,
+                "posix_openpt: {}",
+                std::io::Error::last_os_error()
+            );
+            let file = std::fs::File::from_raw_fd(master);
+            assert_eq!(libc::grantpt(master), 0);
+            assert_eq!(libc::unlockpt(master), 0);
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+            let slave = std::ffi::CStr::from_ptr(name.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            (file, slave)
+        };
+        // Raw: the bytes the daemon writes arrive as they are (no output processing).
+        let _ = std::process::Command::new("stty")
+            .args(["-F", &slave, "raw", "-echo"])
+            .status();
+        std::os::unix::fs::symlink(&slave, path).unwrap();
         let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (b, s) = (bytes.clone(), stop.clone());

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::agent_worker;
-use super::config::{self, Config};
+use super::config::Config;
+use super::preflight;
 
 /// What a check found.
 #[derive(Debug, Default)]
@@ -21,10 +22,12 @@ pub struct Report {
 /// How long one agent's `validate-all` may take.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Checks `dir` for node `node` with agents under `ocf_root`.
-pub fn check(dir: &Path, ocf_root: &Path, node: &str) -> Report {
+/// Checks `dir` for node `node` with agents under `ocf_root` and the state kept in
+/// `state_dir`: first everything `run` would refuse, through the same code
+/// ([`preflight::load`]), then the agents.
+pub fn check(dir: &Path, ocf_root: &Path, state_dir: &Path, node: &str) -> Report {
     let mut report = Report::default();
-    let cfg = match config::load(dir) {
+    let cfg = match preflight::load(dir, state_dir) {
         Ok(cfg) => cfg,
         Err(errors) => {
             report.errors = errors.iter().map(ToString::to_string).collect();
@@ -40,36 +43,6 @@ pub fn check(dir: &Path, ocf_root: &Path, node: &str) -> Report {
         ));
     }
     let ha = &cfg.ha_cf;
-    let ha_cf = dir.join("ha.cf");
-    if let Some(device) = &ha.watchdog
-        && !device.exists()
-    {
-        report.errors.push(format!(
-            "{}: watchdog {} does not exist (load a watchdog driver, e.g. `modprobe softdog`)",
-            ha_cf.display(),
-            device.display()
-        ));
-    }
-    for device in ha.media.iter().filter_map(|m| match m {
-        config::Medium::Serial { device } => Some(device),
-        _ => None,
-    }) {
-        if !device.exists() {
-            report.errors.push(format!(
-                "{}: serial {} does not exist",
-                ha_cf.display(),
-                device.display()
-            ));
-        }
-    }
-    if let Some(program) = ha.fence_command.first()
-        && !Path::new(program).is_file()
-    {
-        report.errors.push(format!(
-            "{}: fence_command {program} does not exist",
-            ha_cf.display()
-        ));
-    }
     if ha.fence_command.is_empty() && !cfg.groups.is_empty() {
         report.notes.push(
             "no fence_command: a node whose daemon dies or whose links all fail keeps what it runs while its peer takes over (split brain)".into(),

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, config, control, event_loop, state};
+use super::{check, control, event_loop, preflight, state};
+
+/// The longest `--op-timeout`, in seconds (a day, as every time in ha.cf): longer is a typo,
+/// and sums of instants and timeouts stay far from overflow.
+const MAX_OP_TIMEOUT: u64 = 86_400;
 
 /// LSB "program is not configured".
 const EXIT_NOT_CONFIGURED: u8 = 6;
@@ -30,6 +34,9 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
+        /// The state directory `run` would use (checked to be writable).
+        #[arg(long, default_value = state::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
     },
     /// Run the daemon in the foreground (logs on stderr) until SIGTERM.
     Run {
@@ -45,8 +52,8 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
-        /// Timeout of each agent action, in seconds.
-        #[arg(long, default_value_t = 60)]
+        /// Timeout of each agent action, in seconds (1 to 86400: a day).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_OP_TIMEOUT))]
         op_timeout: u64,
     },
     /// Give resource groups to the peers and stay out of them until `takeover` (hb_standby).
@@ -137,7 +144,8 @@ pub fn main() -> ExitCode {
             ocf_root,
             op_timeout,
         } => {
-            let cfg = match config::load(&dir) {
+            // The same refusals as `check`, before anything is opened.
+            let cfg = match preflight::load(&dir, &state_dir) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     for e in errors {
@@ -146,7 +154,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_NOT_CONFIGURED);
                 }
             };
-            let op_timeout = std::time::Duration::from_secs(op_timeout.max(1));
+            let op_timeout = std::time::Duration::from_secs(op_timeout);
             match event_loop::run(
                 cfg,
                 &node_name(),
@@ -181,9 +189,13 @@ pub fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
-        Command::Check { dir, ocf_root } => {
+        Command::Check {
+            dir,
+            ocf_root,
+            state_dir,
+        } => {
             let node = node_name();
-            let report = check::check(&dir, &ocf_root, &node);
+            let report = check::check(&dir, &ocf_root, &state_dir, &node);
             for note in &report.notes {
                 println!("note: {note}");
             }

@@ -134,6 +134,17 @@ pub struct HaCf {
     /// `watchdog DEVICE` (Heartbeat's): fed every keepalive; if the daemon hangs or dies, the
     /// watchdog resets the machine.
     pub watchdog: Option<PathBuf>,
+    /// The line of each directive (its last occurrence), for messages about what it names.
+    pub lines: BTreeMap<String, usize>,
+    /// The line of each medium, in the order of `media`.
+    pub media_lines: Vec<usize>,
+}
+
+impl HaCf {
+    /// The line where `directive` was last given (0: not given).
+    pub fn line_of(&self, directive: &str) -> usize {
+        self.lines.get(directive).copied().unwrap_or(0)
+    }
 }
 
 /// One resource of a group as written in `haresources`.
@@ -290,16 +301,31 @@ pub fn parse_texts(ha_cf: &str, haresources: &str, authkeys: &str) -> Vec<String
     errors
 }
 
-/// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`.
+/// The longest time any directive may say: a day. Longer times are typos (or attacks), and
+/// capping them where they are read keeps every sum of times and instants far from overflow.
+pub const MAX_TIME: Duration = Duration::from_secs(86_400);
+
+/// The shortest `keepalive`: 1 ms. Below it the loop would spend its CPU sending and the log
+/// would fill (see the README, "Membership"); 5 ms, the benchmark setting, is well above.
+pub const MIN_KEEPALIVE: Duration = Duration::from_millis(1);
+
+/// The most restarts `restart_limit` may allow within its window.
+pub const MAX_RESTARTS: u32 = 1000;
+
+/// Heartbeat's time syntax: seconds (`2`, `0.5`) or milliseconds with `ms`; at most
+/// [`MAX_TIME`].
 pub fn parse_time(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-    }
-    let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().ok()?;
-    (0.0..1e9)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
+    let time = if let Some(ms) = text.strip_suffix("ms") {
+        Duration::from_millis(ms.trim().parse::<u64>().ok()?)
+    } else {
+        let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().ok()?;
+        if !(0.0..=MAX_TIME.as_secs_f64()).contains(&secs) {
+            return None;
+        }
+        Duration::from_secs_f64(secs)
+    };
+    (time <= MAX_TIME).then_some(time)
 }
 
 /// Directives of ha.cf that change nothing for hb-monitor: accepted, noted.
@@ -351,6 +377,8 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         monitor_interval: Duration::from_secs(10),
         restart_limit: (3, Duration::from_secs(600)),
         watchdog: None,
+        lines: BTreeMap::new(),
+        media_lines: vec![],
     };
     let mut seen_times: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -370,7 +398,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         };
         let time = |name: &str| -> Result<Duration, String> {
             let v = one(name)?;
-            parse_time(v).ok_or_else(|| format!("{name} '{v}' is not a time (seconds, or NNNms)"))
+            parse_time(v).ok_or_else(|| {
+                format!("{name} '{v}' is not a time up to a day (seconds up to 86400, or NNNms)")
+            })
         };
         let result: Result<(), String> = (|| {
             match directive {
@@ -408,9 +438,11 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 "ucast" => match args.as_slice() {
                     [iface, peer] => cf.media.push(Medium::Ucast {
                         iface: iface.to_string(),
-                        peer: peer
-                            .parse()
-                            .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
+                        peer: ipv4_only(
+                            peer.parse()
+                                .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
+                            "ucast",
+                        )?,
                     }),
                     _ => return Err("ucast takes an interface and a peer address".into()),
                 },
@@ -424,6 +456,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                                 .ok_or_else(|| {
                                     format!("mcast group '{group}' is not a multicast address")
                                 })?;
+                            let group = ipv4_only(group, "mcast")?;
                             cf.media.push(Medium::Mcast {
                                 iface: iface.to_string(),
                                 group,
@@ -459,14 +492,23 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                     let v = one("baud")?;
                     cf.baud = v
                         .parse()
-                        .map_err(|_| format!("baud '{v}' is not a number"))?;
+                        .ok()
+                        .filter(|b| crate::sys::serial::BAUD_RATES.contains(b))
+                        .ok_or_else(|| {
+                            format!(
+                                "baud '{v}': one of {}",
+                                crate::sys::serial::BAUD_RATES
+                                    .map(|b| b.to_string())
+                                    .join(", ")
+                            )
+                        })?;
                 }
                 "ping" => {
                     for a in &args {
-                        cf.ping.push(
-                            a.parse()
-                                .map_err(|_| format!("ping node '{a}' is not an IP address"))?,
-                        );
+                        let node = a
+                            .parse()
+                            .map_err(|_| format!("ping node '{a}' is not an IP address"))?;
+                        cf.ping.push(ipv4_ping(node)?);
                     }
                     if args.is_empty() {
                         return Err("ping needs at least one address".into());
@@ -477,9 +519,11 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         let members = members
                             .iter()
                             .map(|a| {
-                                a.parse().map_err(|_| {
-                                    format!("ping_group member '{a}' is not an IP address")
-                                })
+                                a.parse()
+                                    .map_err(|_| {
+                                        format!("ping_group member '{a}' is not an IP address")
+                                    })
+                                    .and_then(ipv4_ping)
                             })
                             .collect::<Result<Vec<IpAddr>, String>>()?;
                         cf.ping_groups.push((name.to_string(), members));
@@ -530,11 +574,17 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 "monitor_interval" => cf.monitor_interval = time("monitor_interval")?,
                 "restart_limit" => match args.as_slice() {
                     [count, window] => {
-                        let count = count.parse().map_err(|_| {
-                            format!("restart_limit count '{count}' is not a number")
-                        })?;
+                        let count = count
+                            .parse()
+                            .ok()
+                            .filter(|c| *c <= MAX_RESTARTS)
+                            .ok_or_else(|| {
+                                format!(
+                                    "restart_limit count '{count}' is not a number from 0 to {MAX_RESTARTS}"
+                                )
+                            })?;
                         let window = parse_time(window).ok_or_else(|| {
-                            format!("restart_limit window '{window}' is not a time")
+                            format!("restart_limit window '{window}' is not a time up to a day")
                         })?;
                         cf.restart_limit = (count, window);
                     }
@@ -575,6 +625,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 }
                 other => return Err(format!("unknown directive '{other}'")),
             }
+            cf.lines.insert(directive.to_string(), line);
+            let media = cf.media.len();
+            cf.media_lines.resize(media, line);
             if matches!(
                 directive,
                 "keepalive" | "deadtime" | "warntime" | "initdead"
@@ -608,8 +661,15 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
             "no heartbeat medium (bcast, mcast, ucast or serial)".into(),
         );
     }
-    if cf.keepalive.is_zero() {
-        err(at("keepalive"), "keepalive must be more than 0".into());
+    if cf.keepalive < MIN_KEEPALIVE {
+        err(
+            at("keepalive"),
+            format!(
+                "keepalive ({} µs) must be at least {} ms: shorter ones only burn CPU and flood the log",
+                cf.keepalive.as_micros(),
+                MIN_KEEPALIVE.as_millis()
+            ),
+        );
     }
     // Heartbeat's own rule: it refuses deadtime <= 2 x keepalive.
     if cf.deadtime <= cf.keepalive * 2 {
@@ -640,6 +700,24 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         Ok(cf)
     } else {
         Err(errors)
+    }
+}
+
+/// A medium's address, refused when it is IPv6 (the media are IPv4 only so far).
+fn ipv4_only(addr: IpAddr, what: &str) -> Result<IpAddr, String> {
+    match addr {
+        IpAddr::V4(_) => Ok(addr),
+        IpAddr::V6(_) => Err(format!("{what} {addr}: IPv6 media are not supported yet")),
+    }
+}
+
+/// A ping node's address, refused when it is IPv6 (pings are ICMPv4 only so far).
+fn ipv4_ping(addr: IpAddr) -> Result<IpAddr, String> {
+    match addr {
+        IpAddr::V4(_) => Ok(addr),
+        IpAddr::V6(_) => Err(format!(
+            "ping node {addr}: IPv6 ping nodes are not supported yet"
+        )),
     }
 }
 
@@ -822,9 +900,21 @@ fn parse_haresources(path: &Path, text: &str) -> Result<Vec<ResourceGroup>, Vec<
     }
 }
 
-/// Heartbeat refuses an `authkeys` that group or others can read: so does hb-monitor.
+/// Heartbeat refuses an `authkeys` that group or others can read: so does hb-monitor. And,
+/// as ssh does with its keys, one owned by anyone but root (or the user running hb-monitor,
+/// for tests run unprivileged): whoever owns it may change the key or its mode.
 fn check_authkeys_mode(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = nix::unistd::geteuid().as_raw();
     match std::fs::metadata(path) {
+        Ok(meta) if meta.uid() != 0 && meta.uid() != me => Err(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!(
+                "owned by uid {}: whoever owns it can change the key; chown root",
+                meta.uid()
+            ),
+        }),
         Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Err(ConfigError {
             file: path.to_path_buf(),
             line: 0,

@@ -84,12 +84,82 @@ pub fn serve(path: &Path, requests: mpsc::Sender<ControlRequest>, wake: OwnedFd)
         .map(|_| ())
 }
 
-/// Reads one request, has the loop answer it, writes the answer.
+/// How long a client has to send its whole request (a slow client, one byte a second, is
+/// cut off here rather than holding a client slot).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Why a request was refused before it reached the loop.
+#[derive(Debug, PartialEq, Eq)]
+enum BadRequest {
+    /// More than [`MAX_REQUEST`] bytes without an end.
+    TooLong,
+    /// Not UTF-8 text.
+    NotText,
+    /// Nothing complete within [`REQUEST_DEADLINE`].
+    TooSlow,
+}
+
+impl BadRequest {
+    fn reply(&self) -> String {
+        let error = match self {
+            BadRequest::TooLong => format!("request too long (at most {MAX_REQUEST} bytes)"),
+            BadRequest::NotText => "request is not text".into(),
+            BadRequest::TooSlow => format!(
+                "no complete request within {} s",
+                REQUEST_DEADLINE.as_secs()
+            ),
+        };
+        serde_json::json!({ "error": error }).to_string()
+    }
+}
+
+/// Reads one request: up to a newline or the client's end of writing, at most
+/// [`MAX_REQUEST`] bytes, within [`REQUEST_DEADLINE`] in all.
+fn read_request(stream: &mut UnixStream) -> Result<String, BadRequest> {
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    let mut request = Vec::with_capacity(MAX_REQUEST);
+    let mut chunk = [0u8; MAX_REQUEST + 1];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(BadRequest::TooSlow);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                request.extend_from_slice(&chunk[..n]);
+                if let Some(end) = request.iter().position(|b| *b == b'\n') {
+                    request.truncate(end);
+                    break;
+                }
+                if request.len() > MAX_REQUEST {
+                    return Err(BadRequest::TooLong);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(BadRequest::TooSlow),
+        }
+    }
+    if request.len() > MAX_REQUEST {
+        return Err(BadRequest::TooLong);
+    }
+    String::from_utf8(request)
+        .map(|t| t.trim().to_string())
+        .map_err(|_| BadRequest::NotText)
+}
+
+/// Reads one request, has the loop answer it, writes the answer. A bad request is answered
+/// with an error here and never reaches the loop.
 fn serve_client(mut stream: UnixStream, requests: &mpsc::Sender<ControlRequest>, wake: &OwnedFd) {
-    let mut request = [0u8; MAX_REQUEST];
-    let n = stream.read(&mut request).unwrap_or(0);
+    let text = match read_request(&mut stream) {
+        Ok(text) => text,
+        Err(bad) => {
+            let _ = stream.write_all(bad.reply().as_bytes());
+            let _ = stream.write_all(b"\n");
+            return;
+        }
+    };
     let (reply, answer) = mpsc::channel();
-    let text = String::from_utf8_lossy(&request[..n]).trim().to_string();
     if requests.send(ControlRequest { text, reply }).is_err() {
         return; // the loop has ended
     }

@@ -85,18 +85,13 @@ pub fn install() {
 
 /// Opens `logfile` (append) and connects to syslog for `logfacility`, as ha.cf asks.
 pub fn open_sinks(cfg: &HaCf) -> io::Result<()> {
-    let file = match &cfg.logfile {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("logfile {}: {e}", path.display()))
-                })?,
-        ),
-        None => None,
-    };
+    let file =
+        match &cfg.logfile {
+            Some(path) => Some(crate::sys::files::open_append(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("logfile {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
     let syslog = cfg.logfacility.as_deref().and_then(|name| {
         let facility = crate::ocf::log::facility_code(name)?;
         let socket = UnixDatagram::unbound().ok()?;

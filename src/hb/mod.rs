@@ -22,6 +22,7 @@ pub mod logging;
 pub mod media;
 pub mod membership;
 pub mod ping;
+pub mod preflight;
 pub mod proto;
 pub mod standin;
 pub mod state;

@@ -4,6 +4,7 @@
 pub mod blkdev;
 pub mod cmd;
 pub mod drbd;
+pub mod files;
 pub mod holders;
 pub mod icmp;
 pub mod mounts;

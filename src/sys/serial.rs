@@ -32,6 +32,17 @@ pub fn open_raw(device: &Path, baud: u32) -> io::Result<File> {
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(device)
         .map_err(|e| io::Error::new(e.kind(), format!("serial {}: {e}", device.display())))?;
+    let kind = super::files::kind_of(&port)?;
+    if kind != super::files::Kind::CharDevice {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "serial {}: {}, not a terminal",
+                device.display(),
+                kind.described()
+            ),
+        ));
+    }
     // SAFETY: termios calls on our open descriptor with a zero-initialised struct filled by
     // tcgetattr.
     unsafe {

@@ -212,6 +212,143 @@ fn times_in_seconds_or_milliseconds() {
 }
 
 #[test]
+fn absurd_times_and_counts_are_refused_where_read_not_panicked_on() {
+    assert_eq!(parse_time("86400"), Some(MAX_TIME));
+    assert_eq!(parse_time("86400000ms"), Some(MAX_TIME));
+    for bad in [
+        "86401",
+        "86400001ms",
+        "18446744073709551615ms",
+        "1e9",
+        "inf",
+    ] {
+        assert_eq!(parse_time(bad), None, "{bad}");
+    }
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    for (ha_cf, error) in [
+        (
+            "keepalive 18446744073709551615ms\n",
+            "/ha.cf:1: keepalive '18446744073709551615ms' is not a time up to a day",
+        ),
+        (
+            "deadtime 18446744073709551615ms\n",
+            "/ha.cf:1: deadtime '18446744073709551615ms' is not a time up to a day",
+        ),
+        (
+            "keepalive 0.0000001\ndeadtime 1\n",
+            "/ha.cf:1: keepalive (0 µs) must be at least 1 ms",
+        ),
+        (
+            "keepalive 0ms\n",
+            "/ha.cf:1: keepalive (0 µs) must be at least 1 ms",
+        ),
+        (
+            "restart_limit 4294967295 600\n",
+            "/ha.cf:1: restart_limit count '4294967295' is not a number from 0 to 1000",
+        ),
+        (
+            "restart_limit 3 99999999\n",
+            "/ha.cf:1: restart_limit window '99999999' is not a time up to a day",
+        ),
+        (
+            "fence_timeout 18446744073709551615ms\n",
+            "/ha.cf:1: fence_timeout '18446744073709551615ms' is not a time up to a day",
+        ),
+    ] {
+        let dir = dir_with(
+            &format!("{ha_cf}node n1\nbcast eth0\n"),
+            ok_res,
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        let errors = errors_of(&dir);
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{ha_cf:?}: {errors:?}"
+        );
+    }
+    // The benchmark's setting stays allowed.
+    let fast = dir_with(
+        "keepalive 5ms\ndeadtime 20ms\nnode n1\nbcast eth0\n",
+        ok_res,
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    assert_eq!(
+        load(fast.path()).unwrap().ha_cf.keepalive,
+        Duration::from_millis(5)
+    );
+}
+
+#[test]
+fn what_run_cannot_honour_is_refused_where_read() {
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    for (ha_cf, error) in [
+        (
+            "ucast eth0 2001:db8::2\n",
+            "/ha.cf:1: ucast 2001:db8::2: IPv6 media are not supported yet",
+        ),
+        (
+            "mcast eth0 ff02::1 694 1 0\n",
+            "/ha.cf:1: mcast ff02::1: IPv6 media are not supported yet",
+        ),
+        (
+            "ping 2001:db8::1\n",
+            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+        ),
+        (
+            "ping_group r 198.18.0.1 2001:db8::1\n",
+            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+        ),
+        (
+            "baud 12345\n",
+            "/ha.cf:1: baud '12345': one of 9600, 19200, 38400, 57600, 115200, 230400",
+        ),
+    ] {
+        let dir = dir_with(
+            &format!("{ha_cf}node n1\nbcast eth0\n"),
+            ok_res,
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        let errors = errors_of(&dir);
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{ha_cf:?}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn directives_and_media_know_their_lines() {
+    let dir = dir_with(HA_CF, HARESOURCES, "auth 1\n1 sha1 k\n", 0o600);
+    let cf = load(dir.path()).unwrap().ha_cf;
+    assert_eq!(cf.line_of("logfile"), 2);
+    assert_eq!(cf.line_of("watchdog"), 0);
+    // ucast (line 10), bcast eth1 eth2 (11), mcast (12).
+    assert_eq!(cf.media_lines, [10, 11, 11, 12]);
+}
+
+#[test]
+fn authkeys_must_be_owned_by_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    let dir = dir_with(
+        "node n1\nbcast eth0\n",
+        "n1 vip::ip=198.18.0.7\n",
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    std::os::unix::fs::chown(dir.path().join("authkeys"), Some(12345), None).unwrap();
+    assert_eq!(
+        errors_of(&dir),
+        ["/authkeys: owned by uid 12345: whoever owns it can change the key; chown root"]
+    );
+}
+
+#[test]
 fn resource_mapping() {
     for written in [
         "ocf:heartbeat:Dummy::state=/run/x",
