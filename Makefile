@@ -47,6 +47,12 @@ MAN_DIR := target/man
 man:
 	$(CARGO) run --release --locked --example gen-docs -- $(MAN_DIR)
 
+# The Debian package, from a tree staged with `make install` (packaging/deb/build): lintian
+# must report no error and no warning that packaging/deb/lintian-overrides does not justify.
+deb: build man
+	packaging/deb/build $(BIN_DIR) $(MAN_DIR) target
+	lintian --fail-on error,warning --display-info target/ferroha_$$(dpkg-parsechangelog -l packaging/deb/changelog -S Version)_amd64.deb
+
 install: build
 	install -d $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER) $(DESTDIR)$(PREFIX)/sbin
 	@for type in $(AGENTS); do \
