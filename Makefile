@@ -8,6 +8,8 @@
 #   make test-vm   the real-DRBD tier alone (also part of make test)
 #   make bench     ferroha vs the reference agents, same machine, same run
 #   make demo      the demo on this machine: a two-node hb-monitor cluster (as root)
+#   make man       man pages and bash completion into target/man (examples/gen-docs)
+#   make deb       target/ferroha_<version>_amd64.deb (packaging/deb/build)
 #   make check     formatting, lints, meta-data against the OCF DTD and schema
 #   make fuzz      each fuzz target for FUZZ_SECS (default 60) seconds (CI runs it too)
 #   make simulate  hb-monitor's controller under deterministic simulation, STEPS steps
@@ -28,7 +30,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build install uninstall test test-vm test-unit bench soak fuzz simulate demo demo-hb demo-vip check clean
+.PHONY: all deps build man deb install uninstall test test-vm test-unit bench soak fuzz simulate demo demo-hb demo-vip check clean
 
 all: build
 
@@ -38,6 +40,18 @@ deps:
 
 build:
 	$(CARGO) build --release --locked --bins
+
+# hb-monitor(8) from its clap command and ocf_ferroha_<type>(7) from ocf-meta/<type>.xml, the
+# same sources as --help and meta-data (tests/man_pages.rs keeps them from drifting).
+MAN_DIR := target/man
+man:
+	$(CARGO) run --release --locked --example gen-docs -- $(MAN_DIR)
+
+# The Debian package, from a tree staged with `make install` (packaging/deb/build): lintian
+# must report no error and no warning that packaging/deb/lintian-overrides does not justify.
+deb: build man
+	packaging/deb/build $(BIN_DIR) $(MAN_DIR) target
+	lintian --fail-on error,warning --display-info target/ferroha_$$(dpkg-parsechangelog -l packaging/deb/changelog -S Version)_amd64.deb
 
 install: build
 	install -d $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER) $(DESTDIR)$(PREFIX)/sbin

@@ -19,6 +19,7 @@ mod hb_safety;
 #[cfg(feature = "soak")]
 mod hb_soak;
 mod hb_stalls;
+mod man_pages;
 mod mysql_agent;
 mod ocf_peers;
 mod pacemaker;

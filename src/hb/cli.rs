@@ -86,6 +86,12 @@ enum Command {
     },
 }
 
+/// The command line as clap defines it: the one source of `--help`, the man page and the shell
+/// completions (`examples/gen-docs`, `make man`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 fn node_name() -> String {
     // Heartbeat identifies nodes by `uname -n`.
     nix::sys::utsname::uname()
