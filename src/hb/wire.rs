@@ -80,8 +80,14 @@ impl KernelDrops {
             Some((g, s, _)) if g == generation && seq <= s => return None,
             _ => {}
         }
-        self.last_seen
-            .insert(peer.to_string(), (generation, seq, total));
+        // Every heartbeat passes here: allocate the peer's name only the first time.
+        match self.last_seen.get_mut(peer) {
+            Some(entry) => *entry = (generation, seq, total),
+            None => {
+                self.last_seen
+                    .insert(peer.to_string(), (generation, seq, total));
+            }
+        }
         let (g, s, dropped_then) = last?;
         let missing = seq
             .checked_sub(s + 1)
