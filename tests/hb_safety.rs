@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::hb_cluster::{Cluster, Sampler, VIP};
-use crate::util::host::{Host, Lan, wait_for};
+use crate::util::host::{Guarded, Host, Lan, wait_for};
 
 /// A fence command for the test world: "powers off" the named node as far as it goes here
 /// (flushes its addresses, takes its link down, SIGKILLs every process in its network
@@ -738,5 +738,116 @@ fn a_missing_watchdog_device_is_refused_at_start_and_by_check() {
         String::from_utf8_lossy(&out.stderr).contains("does not exist")
             || String::from_utf8_lossy(&out.stdout).contains("does not exist"),
         "{out:?}"
+    );
+}
+
+/// From node 2's restart until it holds the VIP of the silent n1; `replay`: a host that
+/// sends meanwhile the recorded IP packets in a file, as they were (n1's address and port),
+/// at n1's pace. Their UDP checksum is cleared (none, for IPv4): recorded on a veth, it is
+/// only the partial sum the sender left for an offload that never ran.
+fn takeover_after_restart(
+    c: &mut Cluster,
+    replay: Option<(&Host, &Path)>,
+) -> (Duration, Option<Guarded>) {
+    let restarted = Instant::now();
+    c.start(1);
+    let replayer = replay.map(|(intruder, packets)| {
+        intruder.spawn(
+            intruder
+                .command("python3")
+                .arg("-c")
+                .arg(
+                    "import socket, sys, time\n\
+                     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+                     for h in open(sys.argv[1]).read().split():\n\
+                     \x20   p = bytearray.fromhex(h)\n\
+                     \x20   ihl = (p[0] & 15) * 4\n\
+                     \x20   p[ihl + 6:ihl + 8] = bytes(2)\n\
+                     \x20   raw.sendto(p, ('198.18.1.2', 0))\n\
+                     \x20   time.sleep(0.05)\n",
+                )
+                .arg(packets),
+        )
+    });
+    c.wait_vip_on(1, Duration::from_secs(20));
+    (restarted.elapsed(), replayer)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn heartbeats_replayed_after_a_restart_do_not_delay_the_takeover() {
+    let fence = Fence::new();
+    let mut c = fenced_cluster(
+        &fence,
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "initdead 1\n",
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    // n1's heartbeats as n2 receives them, for 4 s (80 of them at keepalive 50 ms).
+    let recorded = c.hosts[1].sh_ok(
+        r#"python3 -c "
+import socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+s.settimeout(0.1)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        p, addr = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    ihl = (p[0] & 15) * 4
+    if addr[2] == socket.PACKET_HOST and p[9] == 17 and p[12:16] == socket.inet_aton('198.18.1.1') and p[ihl + 2:ihl + 4] == (694).to_bytes(2, 'big'):
+        print(p.hex())
+""#,
+    );
+    let count = recorded.lines().count();
+    assert!(count >= 40, "recorded only {count} heartbeats of n1");
+    let packets = c.state.path().join("n1-heartbeats");
+    std::fs::write(&packets, &recorded).unwrap();
+    // The standby's daemon dies, then n1 is powered off. First a pause: the daemon reads its
+    // socket once a keepalive, and what it never read is not what it accepted.
+    std::thread::sleep(Duration::from_millis(200));
+    c.kill(1);
+    c.crash(0);
+    let (baseline, _) = takeover_after_restart(&mut c, None);
+    // Again, with the recording replayed by a third host from the moment n2 starts.
+    c.kill(1);
+    c.hosts[1].sh_ok(&format!("ip addr del {VIP}/24 dev eth0"));
+    let intruder = Host::new("intruder");
+    c.lan.attach(&intruder, "eth0", Some("198.18.1.66/24"));
+    let (replayed, replayer) = takeover_after_restart(&mut c, Some((&intruder, &packets)));
+    let mut replayer = replayer.unwrap();
+    let sent = wait_for(
+        "the replay to end",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || replayer.child.try_wait().ok().flatten(),
+    );
+    assert!(sent.success(), "replay: {sent}");
+    eprintln!(
+        "takeover after a restart (initdead 1 s, fencing): {} ms; with {count} recorded heartbeats replayed: {} ms",
+        baseline.as_millis(),
+        replayed.as_millis()
+    );
+    // Accepted, the replay would keep n1 alive for its 4 s; refused, it changes nothing. The
+    // margin covers two daemon start-ups on a loaded machine.
+    assert!(
+        replayed < baseline + Duration::from_millis(1000),
+        "the replay delayed the takeover: {replayed:?} against {baseline:?}"
+    );
+    // None accepted (n1 has no generation in n2's eyes), and all refused as replays but the
+    // first few, sent before n2's daemon opened its socket.
+    let status = c.status(1);
+    let n1 = status["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["name"] == "n1"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(n1["generation"].is_null(), "a replay was accepted: {n1}");
+    let refused = status["dropped"]["replayed"].as_u64().unwrap_or(0);
+    assert!(
+        refused + 5 >= count as u64,
+        "only {refused} of {count} replays refused: {}",
+        status["dropped"]
     );
 }

@@ -241,6 +241,23 @@ impl Node {
             .is_some_and(|p| p.state == PeerState::Up)
     }
 
+    /// The peers, in the order [`Node::last_accepted`] reports them.
+    pub fn peer_names(&self) -> impl Iterator<Item = &str> {
+        self.members.peers.keys().map(String::as_str)
+    }
+
+    /// Per peer (in [`Node::peer_names`] order), the generation and sequence of the last
+    /// message accepted from it in this run, for the shell to keep across a restart.
+    pub fn last_accepted(&self) -> impl Iterator<Item = Option<(u64, u64)>> + '_ {
+        self.members.peers.values().map(|p| p.generation.zip(p.seq))
+    }
+
+    /// What an earlier run of this daemon last accepted from `peer`: nothing at or below it
+    /// is taken as new. Set before [`Input::Start`].
+    pub fn set_replay_floor(&mut self, peer: &str, generation: u64, seq: u64) {
+        self.members.set_replay_floor(peer, generation, seq);
+    }
+
     /// Whether the controller has exited.
     pub fn exited(&self) -> bool {
         self.exited

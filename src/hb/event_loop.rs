@@ -19,12 +19,13 @@ use super::agent_worker::{AgentWorker, Completion};
 use super::config::Config;
 use super::control::{self, ControlRequest};
 use super::controller::{Action, Input, Node, Request, Settings};
+use super::logging;
 use super::media::MediaSet;
 use super::ping::{PingSocket, PingTable};
 use super::proto::{self, ProtoError};
 use super::standin::{self, Outgoing};
+use super::state::{self, ReplayFloors};
 use super::wire::WireCounters;
-use super::{logging, state};
 
 /// At most this many datagrams are read from one medium per pass of the loop: enough to
 /// empty the queue of a flood that passed the filter between two passes (20 000 a second
@@ -138,6 +139,8 @@ impl Watchdog {
 /// Everything the loop owns besides the controller.
 struct Shell {
     node: Node,
+    /// What was last accepted from each peer, kept for the next run.
+    floors: ReplayFloors,
     cfg: Config,
     /// Where every message leaves (shared with the stand-ins, [`standin`]).
     out: Arc<Outgoing>,
@@ -156,7 +159,15 @@ struct Shell {
 
 impl Shell {
     fn step(&mut self, now: Instant, input: Input) {
+        let received = matches!(input, Input::Received { .. });
         let actions = self.node.step(now, input);
+        if received {
+            for (index, last) in self.node.last_accepted().enumerate() {
+                if let Some((generation, seq)) = last {
+                    self.floors.record(index, generation, seq);
+                }
+            }
+        }
         self.execute(actions, now);
     }
 
@@ -452,8 +463,21 @@ fn run_loop(
     let keepalive = ha.keepalive;
     let media_count = media.sockets.len();
     let settings = Settings::from_config(&cfg, node, op_timeout, generation);
+    let mut controller = Node::new(settings, ping_table, now);
+    let peers: Vec<String> = controller.peer_names().map(str::to_string).collect();
+    let peer_refs: Vec<&str> = peers.iter().map(String::as_str).collect();
+    let (floors, loaded) = ReplayFloors::open(state_dir, &peer_refs).map_err(state_error)?;
+    for (peer, floor) in peers.iter().zip(loaded) {
+        if let Some((generation, seq)) = floor {
+            info!(
+                "{peer}: accepting only messages above generation {generation} seq {seq}, the last accepted before this start"
+            );
+            controller.set_replay_floor(peer, generation, seq);
+        }
+    }
     let mut shell = Shell {
-        node: Node::new(settings, ping_table, now),
+        node: controller,
+        floors,
         out,
         sending,
         media,
@@ -510,6 +534,9 @@ fn run_loop(
         if shell.exit {
             if let Some(w) = shell.watchdog.take() {
                 w.disarm();
+            }
+            if let Err(e) = shell.floors.sync() {
+                warn!("writing the replay floors to {}: {e}", state_dir.display());
             }
             let _ = std::fs::remove_file(control_path);
             return Ok(());

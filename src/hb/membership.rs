@@ -46,6 +46,10 @@ pub struct Peer {
     /// The generation the peer had when it was fenced: nothing of it counts any more (late
     /// packets of a node that is off); it rejoins with a new generation (a restart).
     pub fenced_generation: Option<u64>,
+    /// Until its first message in this run: the last generation and sequence accepted from
+    /// it before this daemon restarted ([`Membership::set_replay_floor`]). Nothing at or
+    /// below it is new.
+    pub replay_floor: Option<(u64, u64)>,
 }
 
 /// Drop counters.
@@ -180,6 +184,7 @@ impl Membership {
                         status: String::new(),
                         last_fields: BTreeMap::new(),
                         fenced_generation: None,
+                        replay_floor: None,
                     },
                 )
             })
@@ -221,6 +226,14 @@ impl Membership {
         };
         if peer.fenced_generation.is_some_and(|g| generation <= g) {
             return Err(Dropped::Fenced);
+        }
+        if peer.generation.is_none()
+            && peer
+                .replay_floor
+                .is_some_and(|floor| (generation, seq) <= floor)
+        {
+            self.counters.replayed += 1;
+            return Err(Dropped::Replayed);
         }
         let mut events = Vec::new();
         match (peer.generation, peer.seq) {
@@ -285,6 +298,14 @@ impl Membership {
             events.push(Event::PeerDead(src.to_string()));
         }
         Ok(events)
+    }
+
+    /// The last generation and sequence accepted from `node` before this daemon restarted:
+    /// a message at or below it is a replay.
+    pub fn set_replay_floor(&mut self, node: &str, generation: u64, seq: u64) {
+        if let Some(peer) = self.peers.get_mut(node) {
+            peer.replay_floor = Some((generation, seq));
+        }
     }
 
     /// `node` was fenced: dead now, and what its current generation still sends is ignored.
@@ -432,6 +453,32 @@ mod tests {
                 Event::MediumUp("n2".into(), "eth0".into())
             ]
         );
+    }
+
+    #[test]
+    fn after_a_restart_nothing_at_or_below_the_floor_counts() {
+        let t0 = Instant::now();
+        let mut m = table(t0);
+        m.set_replay_floor("n2", 5, 20);
+        for (hg, seq) in [(5, 20), (5, 19), (5, 1), (4, 99)] {
+            assert_eq!(
+                m.receive(&fields("n2", hg, seq), "eth0", t0),
+                Err(Dropped::Replayed),
+                "hg {hg} seq {seq}"
+            );
+        }
+        assert_eq!(m.peers["n2"].state, PeerState::Unknown);
+        assert_eq!(m.counters.replayed, 4);
+        // The peer itself, still sending: its next heartbeat is above the floor.
+        assert_eq!(
+            m.receive(&fields("n2", 5, 21), "eth0", t0).unwrap(),
+            vec![Event::PeerUp("n2".into())]
+        );
+        // So is a restarted peer's first one.
+        let mut m = table(t0);
+        m.set_replay_floor("n2", 5, 20);
+        assert!(m.receive(&fields("n2", 6, 1), "eth0", t0).is_ok());
+        m.set_replay_floor("n9", 1, 1);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::sys::mapped::MappedWords;
+
 /// Where the daemon keeps what must survive restarts.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hb-monitor";
 
@@ -73,9 +75,197 @@ pub fn node_uuid(state_dir: &Path) -> io::Result<[u8; 16]> {
     Ok(uuid)
 }
 
+/// Where [`ReplayFloors`] live in the state directory.
+const REPLAY_FLOORS: &str = "replay-floors";
+const FLOORS_MAGIC: u64 = u64::from_ne_bytes(*b"hbfloor1");
+/// Words of a peer's name in its record: 128 bytes, above Heartbeat's own limit (100).
+const NAME_WORDS: usize = 16;
+/// A record: the name (NUL-padded), the generation (0: none yet), the sequence.
+const RECORD_WORDS: usize = NAME_WORDS + 2;
+/// Before the records: the magic and the number of records.
+const HEADER_WORDS: usize = 2;
+
+/// Per peer, the highest generation and sequence this node has accepted, kept in the state
+/// directory so that a restarted daemon refuses what it accepted before its restart: without
+/// it, heartbeats of a powered-off peer, recorded earlier and replayed, would keep that peer
+/// alive in the restarted daemon's eyes and delay the takeover. Each change is one or two
+/// memory stores into a shared file mapping ([`MappedWords`]), so the heartbeat path makes
+/// no system call for it and the record survives the daemon being killed at any instant.
+/// After a power loss of this node it is what the kernel last wrote back.
+#[derive(Debug)]
+pub struct ReplayFloors {
+    words: MappedWords,
+    /// Per peer (in the order given to `open`): its record, if its name fits one.
+    slots: Vec<Option<usize>>,
+    /// What each record holds now, so that only changes are stored.
+    stored: Vec<Option<Floor>>,
+}
+
+/// A generation and a sequence number.
+pub type Floor = (u64, u64);
+
+fn name_words(name: &str) -> Option<[u64; NAME_WORDS]> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > NAME_WORDS * 8 || bytes.contains(&0) {
+        return None;
+    }
+    let mut padded = [0u8; NAME_WORDS * 8];
+    padded[..bytes.len()].copy_from_slice(bytes);
+    let mut words = [0u64; NAME_WORDS];
+    for (word, chunk) in words.iter_mut().zip(padded.chunks_exact(8)) {
+        *word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    Some(words)
+}
+
+/// The records of a floors file: (name words, generation, sequence); none if it is not one.
+fn read_floors(bytes: &[u8]) -> Vec<([u64; NAME_WORDS], u64, u64)> {
+    let words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    if words.len() < HEADER_WORDS || words[0] != FLOORS_MAGIC {
+        return vec![];
+    }
+    words[HEADER_WORDS..]
+        .chunks_exact(RECORD_WORDS)
+        .take(usize::try_from(words[1]).unwrap_or(usize::MAX))
+        .map(|r| {
+            let name: [u64; NAME_WORDS] = r[..NAME_WORDS].try_into().expect("name words");
+            (name, r[NAME_WORDS], r[NAME_WORDS + 1])
+        })
+        .collect()
+}
+
+impl ReplayFloors {
+    /// The floors of `peers` in `state_dir`, with what an earlier run stored for each peer
+    /// (`None`: nothing). The file is rewritten for exactly these peers (a peer removed from
+    /// `ha.cf` loses its record), then mapped.
+    pub fn open(
+        state_dir: &Path,
+        peers: &[&str],
+    ) -> io::Result<(ReplayFloors, Vec<Option<Floor>>)> {
+        let path = state_dir.join(REPLAY_FLOORS);
+        let earlier = match std::fs::read(&path) {
+            Ok(bytes) => read_floors(&bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(e),
+        };
+        let mut slots = Vec::with_capacity(peers.len());
+        let mut loaded = Vec::with_capacity(peers.len());
+        let mut words = vec![FLOORS_MAGIC, 0];
+        for peer in peers {
+            let Some(name) = name_words(peer) else {
+                slots.push(None);
+                loaded.push(None);
+                continue;
+            };
+            let floor = earlier
+                .iter()
+                .find(|(n, g, _)| *n == name && *g != 0)
+                .map(|(_, g, s)| (*g, *s));
+            slots.push(Some(words[1] as usize));
+            loaded.push(floor);
+            words[1] += 1;
+            words.extend(name);
+            let (generation, seq) = floor.unwrap_or((0, 0));
+            words.extend([generation, seq]);
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        let words = MappedWords::open(&path, words.len())?;
+        let stored = loaded.clone();
+        Ok((
+            ReplayFloors {
+                words,
+                slots,
+                stored,
+            },
+            loaded,
+        ))
+    }
+
+    /// Peer `index` (as given to `open`) was last accepted at `generation`, `seq`.
+    pub fn record(&mut self, index: usize, generation: u64, seq: u64) {
+        let Some(Some(slot)) = self.slots.get(index).copied() else {
+            return;
+        };
+        let before = self.stored[index];
+        if before == Some((generation, seq)) {
+            return;
+        }
+        let at = HEADER_WORDS + slot * RECORD_WORDS + NAME_WORDS;
+        // The sequence first: a daemon killed between the two stores leaves a floor below
+        // the truth (a replay window), never above it (a live peer's messages refused).
+        self.words.set(at + 1, seq);
+        if before.map(|(g, _)| g) != Some(generation) {
+            self.words.set(at, generation);
+        }
+        self.stored[index] = Some((generation, seq));
+    }
+
+    /// Writes the floors to disk now, for an orderly exit.
+    pub fn sync(&self) -> io::Result<()> {
+        self.words.sync()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_floors_survive_a_restart_and_follow_the_node_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(200);
+        {
+            let (mut floors, loaded) =
+                ReplayFloors::open(dir.path(), &["n2", "n3", &long]).unwrap();
+            assert_eq!(loaded, vec![None, None, None]);
+            floors.record(0, 5, 9);
+            floors.record(1, 4, 1);
+            floors.record(1, 4, 2);
+            // A name that fits no record is not kept, and is no error.
+            floors.record(2, 1, 1);
+            // Dropped without sync: as if killed.
+        }
+        let (mut floors, loaded) = ReplayFloors::open(dir.path(), &["n3", "n2", &long]).unwrap();
+        assert_eq!(loaded, vec![Some((4, 2)), Some((5, 9)), None]);
+        floors.record(1, 6, 1);
+        floors.sync().unwrap();
+        drop(floors);
+        // n3 left ha.cf: its record goes; n4 is new.
+        let (_, loaded) = ReplayFloors::open(dir.path(), &["n2", "n4"]).unwrap();
+        assert_eq!(loaded, vec![Some((6, 1)), None]);
+        let (_, loaded) = ReplayFloors::open(dir.path(), &["n3"]).unwrap();
+        assert_eq!(loaded, vec![None]);
+    }
+
+    #[test]
+    fn a_floors_file_that_is_not_one_is_read_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPLAY_FLOORS);
+        for junk in [
+            &b""[..],
+            b"hbfloor1",
+            b"not a floors file at all, really",
+            &[0xff; 300],
+        ] {
+            std::fs::write(&path, junk).unwrap();
+            let (_, loaded) = ReplayFloors::open(dir.path(), &["n2"]).unwrap();
+            assert_eq!(loaded, vec![None], "{junk:?}");
+        }
+        // A count above what the file holds reads what is there.
+        let mut words = vec![FLOORS_MAGIC, u64::MAX];
+        words.extend(name_words("n2").unwrap());
+        words.extend([3, 4]);
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        std::fs::write(&path, bytes).unwrap();
+        let (_, loaded) = ReplayFloors::open(dir.path(), &["n2"]).unwrap();
+        assert_eq!(loaded, vec![Some((3, 4))]);
+    }
 
     #[test]
     fn the_generation_rises_past_ours_heartbeats_and_the_wall_clock() {

@@ -7,6 +7,7 @@ pub mod drbd;
 pub mod files;
 pub mod holders;
 pub mod icmp;
+pub mod mapped;
 pub mod mounts;
 pub mod netlink;
 pub mod packet;
