@@ -192,7 +192,7 @@ fn check_meta_data(chroot: &Chroot) {
         chroot
             .sh(&format!(
                 "set -e; /usr/lib/ocf/resource.d/ferroha/{agent} meta-data >/tmp/{agent}.xml
-                 xmllint --noout --dtdvalid /usr/share/resource-agents/ra-api-1.dtd /tmp/{agent}.xml
+                 xmllint --noout --path /usr/share/resource-agents --dtdvalid /usr/share/resource-agents/ra-api-1.dtd /tmp/{agent}.xml
                  xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng /tmp/{agent}.xml"
             ))
             .ok(&format!("{agent} meta-data against the OCF DTD and schema"));
