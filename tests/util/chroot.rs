@@ -21,8 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::cache;
 use super::host::Host;
 
 /// Default time limit of [`Chroot::sh`] and [`Chroot::outside`].
@@ -56,27 +57,11 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$ROOT/tmp"
 pub fn tarball() -> &'static Path {
     static TARBALL: OnceLock<PathBuf> = OnceLock::new();
     TARBALL.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let script = root.join("tests/deb/build-chroot.sh");
-        let start = Instant::now();
-        let out = Command::new("timeout")
-            .arg("900")
-            .arg(&script)
-            .arg(root.join("target/chroot-cache"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{} failed ({}):\n{stderr}\n(host packages: debootstrap zstd)",
-            script.display(),
-            out.status
+        let path = cache::build(
+            "tests/deb/build-chroot.sh",
+            "target/chroot-cache",
+            "debootstrap zstd",
         );
-        eprint!("{stderr}");
-        eprintln!("chroot tarball ready in {:.1?}", start.elapsed());
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
         assert!(
             path.is_file(),
             "build-chroot.sh printed {path:?}, not a file"

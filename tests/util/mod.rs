@@ -2,6 +2,7 @@
 //! a clean Debian chroot, and running agents as processes.
 
 pub mod agent;
+pub mod cache;
 pub mod chroot;
 pub mod drbd_sim;
 pub mod hb_cluster;
