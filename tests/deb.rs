@@ -15,8 +15,11 @@
 //! and its lintian check are the ones `make deb` runs.
 //!
 //! ferroha's own install and purge run with an allow-all `policy-rc.d`, `/run/systemd/system`
-//! present and a `systemctl` that only records its arguments: what its maintainer scripts
-//! would ask of systemd on a real node is observed, not hidden by the chroot's policy.
+//! present and a `systemctl` that records its arguments (and carries out only the offline
+//! `--root=` ones): what its maintainer scripts would ask of systemd on a real node is
+//! observed, not hidden by the chroot's policy-rc.d, which denies every start (101) for the
+//! other packages' scripts. The chroot's network namespace has no route out: apt installs
+//! from the local file only, so anything the package needed beyond the chroot would fail.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
