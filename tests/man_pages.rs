@@ -13,7 +13,7 @@ use crate::util::agent::{AGENT_TYPES, AgentCmd};
 
 #[path = "../examples/gen-docs/pages.rs"]
 #[allow(dead_code)]
-mod pages;
+pub(crate) mod pages;
 
 use pages::Kind;
 

@@ -3,10 +3,56 @@
 //! `ha.cf` directives, files, exit codes and signals below), and `ocf_ferroha_<type>(7)` from
 //! `ocf-meta/<type>.xml`, in the layout of resource-agents' `ocf_heartbeat_IPaddr2(7)`.
 //!
-//! Used by `examples/gen-docs/main.rs` (`make man`) and by `tests/man_pages.rs`, which checks
-//! the pages against `hb-monitor --help` and each agent's `meta-data`.
+//! Used by `examples/gen-docs/main.rs` (`make man`), by `tests/man_pages.rs`, which checks
+//! the pages against `hb-monitor --help` and each agent's `meta-data`, and by `tests/deb.rs`,
+//! which packages them.
+
+use std::io;
+use std::path::{Path, PathBuf};
 
 use clap_mangen::roff::{Roff, bold, italic, roman};
+
+/// Writes every page and the bash completion into `out` (created if missing), as `make man`
+/// does: `hb-monitor.8`, `ocf_ferroha_<type>.7` for each `ocf-meta/<type>.xml`, and
+/// `hb-monitor.bash`. Returns the paths written.
+pub fn write_all(out: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out)?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, text: &[u8]| -> io::Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        written.push(path);
+        Ok(())
+    };
+    write(
+        "hb-monitor.8",
+        hb_monitor_page(ferroha::hb::cli::command()).as_bytes(),
+    )?;
+    let meta = Path::new(env!("CARGO_MANIFEST_DIR")).join("ocf-meta");
+    let mut agents: Vec<PathBuf> = std::fs::read_dir(&meta)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    agents.retain(|p| p.extension().is_some_and(|e| e == "xml"));
+    agents.sort();
+    for xml in agents {
+        let agent = xml.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&xml)?;
+        write(
+            &format!("ocf_ferroha_{agent}.7"),
+            agent_page(&agent, &text, env!("CARGO_PKG_VERSION")).as_bytes(),
+        )?;
+    }
+    let mut bash = Vec::new();
+    clap_complete::generate(
+        clap_complete::Shell::Bash,
+        &mut ferroha::hb::cli::command(),
+        "hb-monitor",
+        &mut bash,
+    );
+    write("hb-monitor.bash", &bash)?;
+    Ok(written)
+}
 
 /// How `ha.cf` treats a directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

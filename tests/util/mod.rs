@@ -1,7 +1,9 @@
 //! Shared test support: namespaced hosts and LANs, loop devices, private MariaDB instances,
-//! and running agents as processes.
+//! a clean Debian chroot, and running agents as processes.
 
 pub mod agent;
+pub mod cache;
+pub mod chroot;
 pub mod drbd_sim;
 pub mod hb_cluster;
 pub mod hb_mixed;

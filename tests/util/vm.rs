@@ -33,6 +33,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::cache;
 use super::host::Host;
 
 /// Default time limit of [`Guest::run`]: generous, TCG is slow and the host has two cores.
@@ -59,27 +60,11 @@ pub struct GuestImage {
 pub fn guest_image() -> &'static GuestImage {
     static IMAGE: OnceLock<GuestImage> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let script = root.join("tests/vm/build-guest.sh");
-        let cache = root.join("target/vm");
-        let start = Instant::now();
-        let out = Command::new(&script)
-            .arg(&cache)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{} failed ({}):\n{stderr}\n\
-             (host packages: qemu-system-x86 debootstrap cpio zstd kmod)",
-            script.display(),
-            out.status
+        let dir = cache::build(
+            "tests/vm/build-guest.sh",
+            "target/vm",
+            "qemu-system-x86 debootstrap cpio zstd kmod",
         );
-        eprint!("{stderr}");
-        eprintln!("guest image ready in {:.1?}", start.elapsed());
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
         let image = GuestImage {
             kernel: dir.join("vmlinuz"),
             initrd: dir.join("rootfs.cpio.zst"),
