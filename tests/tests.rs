@@ -28,4 +28,5 @@ mod stack_durability;
 #[cfg(feature = "vm-tests")]
 mod stack_vm;
 mod util;
+mod version;
 mod vip_agent;
