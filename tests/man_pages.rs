@@ -273,7 +273,7 @@ fn sample(name: &str) -> String {
 
 /// The directive names src/hb/config.rs matches on in `ha.cf`, and its IGNORED list: read
 /// from the source, so that a directive added there and not to the page fails this test.
-fn parser_directives() -> BTreeSet<String> {
+pub(crate) fn parser_directives() -> BTreeSet<String> {
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/hb/config.rs"))
             .unwrap();

@@ -1,5 +1,12 @@
-//! The README's parameter tables are the meta-data's, rendered: this test fails (and prints
-//! the table to paste) when an agent's parameters change and the README does not.
+//! The user documentation against what it documents: the parameter tables of docs/agents.md
+//! are the meta-data's, rendered (a stale one fails and prints the table to paste), every
+//! exit-code row names tests that exist, the directive table of docs/hb-monitor.md lists
+//! every directive the parser knows with the treatment it gives, the README stays short,
+//! and every relative link in README.md and docs/*.md reaches a file (and heading) that
+//! exists.
+
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::util::agent::{AGENT_TYPES, AgentCmd};
 
@@ -42,45 +49,45 @@ fn table_from_meta_data(type_name: &str) -> String {
     table
 }
 
-fn readme_block(type_name: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let open = format!("<!-- params:{type_name} -->\n");
-    let close = format!("<!-- /params:{type_name} -->");
-    let start = readme
+/// A file of the repository (`README.md`, `docs/agents.md`), as text.
+fn doc(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The text between `<!-- NAME -->` and `<!-- /NAME -->` in `path`.
+fn block(path: &str, name: &str) -> String {
+    let text = doc(path);
+    let open = format!("<!-- {name} -->\n");
+    let close = format!("<!-- /{name} -->");
+    let start = text
         .find(&open)
-        .unwrap_or_else(|| panic!("README lacks {open}"))
+        .unwrap_or_else(|| panic!("{path} lacks {open}"))
         + open.len();
-    let end = readme[start..]
+    let end = text[start..]
         .find(&close)
-        .unwrap_or_else(|| panic!("README lacks {close}"));
-    readme[start..start + end].to_string()
+        .unwrap_or_else(|| panic!("{path} lacks {close}"));
+    text[start..start + end].to_string()
 }
 
 #[test]
-fn readme_parameter_tables_match_the_meta_data() {
+fn agent_parameter_tables_match_the_meta_data() {
     for type_name in AGENT_TYPES {
         let expected = table_from_meta_data(type_name);
         assert_eq!(
-            readme_block(type_name),
+            block("docs/agents.md", &format!("params:{type_name}")),
             expected,
-            "README's {type_name} table is stale; replace it with:\n{expected}"
+            "docs/agents.md's {type_name} table is stale; replace it with:\n{expected}"
         );
     }
 }
 
-/// Every row of the README's exit-code table names tests, and each named test exists.
+/// Every row of docs/agents.md's exit-code table names tests, and each named test exists.
 #[test]
 fn every_exit_code_row_names_existing_tests() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
-    let start = readme
-        .find("<!-- exit-codes -->")
-        .expect("README lacks the exit-code table");
-    let end = readme
-        .find("<!-- /exit-codes -->")
-        .expect("unterminated exit-code table");
-    let rows: Vec<&str> = readme[start..end]
+    let table = block("docs/agents.md", "exit-codes");
+    let rows: Vec<&str> = table
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| agent"))
         .collect();
@@ -95,8 +102,187 @@ fn every_exit_code_row_names_existing_tests() {
                 .unwrap_or_else(|e| panic!("{name}: tests/{module}.rs: {e}"));
             assert!(
                 source.contains(&format!("fn {function}()")),
-                "{name} (in the README's exit-code table) does not exist"
+                "{name} (in docs/agents.md's exit-code table) does not exist"
             );
         }
     }
+}
+
+/// The README is the front page: what ferroha is, install, the two commands, two short
+/// examples and links. Everything else lives in docs/.
+#[test]
+fn the_readme_stays_short() {
+    let lines = doc("README.md").lines().count();
+    assert!(
+        lines <= 260,
+        "README.md has {lines} lines; move detail to docs/"
+    );
+}
+
+/// docs/hb-monitor.md's directive table names every `ha.cf` directive the parser knows
+/// (src/hb/config.rs, read by `man_pages::parser_directives`) and no other, each with the
+/// treatment hb-monitor(8) gives it, which `man_pages` checks against the parser itself.
+#[test]
+fn the_directive_table_lists_every_directive_the_parser_knows() {
+    use crate::man_pages::pages::{DIRECTIVES, Kind};
+    let table = block("docs/hb-monitor.md", "directives");
+    let mut documented = BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let name = cells[0]
+            .trim_matches('`')
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("no directive in {row}"));
+        let kind = match cells.get(1).copied() {
+            Some("honoured") => Kind::Honoured,
+            Some("accepted, ignored") => Kind::Ignored,
+            Some("refused") => Kind::Refused,
+            other => panic!("{name}: treatment {other:?}: honoured, accepted, ignored or refused"),
+        };
+        let reason = cells.get(2).copied().unwrap_or("");
+        assert!(reason.len() > 10, "{name}: say what it does or why not");
+        let page = DIRECTIVES
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("{name} in docs/hb-monitor.md is unknown to the parser"));
+        assert_eq!(
+            kind, page.kind,
+            "{name}: docs/hb-monitor.md against the parser"
+        );
+        assert!(
+            documented.insert(name.to_string()),
+            "{name} is listed twice"
+        );
+    }
+    let parser = crate::man_pages::parser_directives();
+    let missing: Vec<_> = parser.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&parser).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "ha.cf directives missing from docs/hb-monitor.md: {missing:?}; listed there but \
+         unknown to the parser: {unknown:?}"
+    );
+}
+
+/// Links that will resolve only once another branch is merged: each is a file that branch
+/// writes. Remove an entry as soon as its file exists.
+const PENDING_LINK_TARGETS: &[&str] = &[
+    // written by the observe branch
+    "docs/metrics-and-hooks.md",
+];
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks), with GitHub's `-1`,
+/// `-2` suffixes for repeated headings.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            let base = slug(line.trim_start_matches('#').trim());
+            let mut anchor = base.clone();
+            let mut n = 0;
+            while !anchors.insert(anchor.clone()) {
+                n += 1;
+                anchor = format!("{base}-{n}");
+            }
+        }
+    }
+    anchors
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown file, outside code.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        // Inline code spans are text, not links: drop them first.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            targets.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    targets
+}
+
+#[test]
+fn every_relative_link_reaches_a_file_and_heading() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec!["README.md".to_string(), "CHANGELOG.md".to_string()];
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+        for target in link_targets(&doc(file)) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (path, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            // The repository path of the target, from the linking file's directory.
+            let mut parts: Vec<&str> = dir.iter().filter_map(|p| p.to_str()).collect();
+            for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                if part == ".." {
+                    parts.pop();
+                } else {
+                    parts.push(part);
+                }
+            }
+            let repo_path = if path.is_empty() {
+                file.clone()
+            } else {
+                parts.join("/")
+            };
+            if PENDING_LINK_TARGETS.contains(&repo_path.as_str()) {
+                continue;
+            }
+            let full = root.join(&repo_path);
+            if !full.exists() {
+                broken.push(format!("{file}: {target}: no such file"));
+            } else if !anchor.is_empty() {
+                let text = std::fs::read_to_string(&full).unwrap_or_default();
+                if !anchors(&text).contains(anchor) {
+                    broken.push(format!("{file}: {target}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} links found: is the parser broken?"
+    );
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }

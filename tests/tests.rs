@@ -29,4 +29,5 @@ mod stack_durability;
 #[cfg(feature = "vm-tests")]
 mod stack_vm;
 mod util;
+mod version;
 mod vip_agent;

@@ -306,7 +306,7 @@ pub fn parse_texts(ha_cf: &str, haresources: &str, authkeys: &str) -> Vec<String
 pub const MAX_TIME: Duration = Duration::from_secs(86_400);
 
 /// The shortest `keepalive`: 1 ms. Below it the loop would spend its CPU sending and the log
-/// would fill (see the README, "Membership"); 5 ms, the benchmark setting, is well above.
+/// would fill (docs/hb-monitor.md, "Configuration"); 5 ms, the benchmark setting, is well above.
 pub const MIN_KEEPALIVE: Duration = Duration::from_millis(1);
 
 /// The most restarts `restart_limit` may allow within its window.

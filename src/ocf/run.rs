@@ -193,7 +193,8 @@ struct CliArgs {
     params: BTreeMap<String, String>,
 }
 
-/// Why the command line was not parsed: help was printed (0), or the error to report (2).
+/// Why the command line was not parsed: help or the version was printed (0), or the error
+/// to report (2).
 enum CliOutcome {
     HelpPrinted,
     Invalid(String),
@@ -209,6 +210,11 @@ fn parse_cli<A: ResourceAgent>(
         Ok(m) => m,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
             let _ = write!(std::io::stdout().lock(), "{}", cli.clone().render_help());
+            return Err(CliOutcome::HelpPrinted);
+        }
+        // `NAME VERSION`, as hb-monitor (clap) and coreutils print it: what a bug report needs.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            let _ = write!(std::io::stdout().lock(), "{}", cli.render_version());
             return Err(CliOutcome::HelpPrinted);
         }
         Err(e) => {
@@ -261,7 +267,7 @@ fn command_line<A: ResourceAgent>(agent: &A, hints: &[meta::ActionHint]) -> Comm
             agent.type_name(),
             agent.type_name()
         ))
-        .disable_version_flag(true)
+        .version(env!("CARGO_PKG_VERSION"))
         .arg(
             Arg::new("action")
                 .value_name("ACTION")
@@ -465,6 +471,7 @@ mod tests {
         assert_eq!(call(&d, &["usage"], &[]), OcfRc::Success);
         assert_eq!(call(&d, &["help"], &[]), OcfRc::Success);
         assert_eq!(call(&d, &["--help"], &[]), OcfRc::Success);
+        assert_eq!(call(&d, &["--version"], &[]), OcfRc::Success);
         assert!(d.calls.borrow().is_empty());
     }
 
