@@ -118,7 +118,7 @@ check: build
 	@for type in $(AGENTS); do \
 	  $(BIN_DIR)/$$type-agent meta-data > target/$$type.xml || exit 1; \
 	  xmllint --noout --path $(dir $(RA_DTD)) --dtdvalid $(RA_DTD) target/$$type.xml || exit 1; \
-	  xmllint --noout --relaxng $(RA_RNG) target/$$type.xml || exit 1; \
+	  xmllint --noout --path $(dir $(RA_DTD)) --relaxng $(RA_RNG) target/$$type.xml || exit 1; \
 	done
 
 clean:
