@@ -263,8 +263,9 @@ fn sample(name: &str) -> String {
         "realtime" | "crm" | "pacemaker" => "off",
         "rtprio" => "20",
         "watchdog" => "/dev/watchdog",
-        "fence_command" => "/bin/true",
-        "fence_timeout" | "monitor_interval" => "5",
+        "fence_command" | "notify_command" => "/bin/true",
+        "fence_timeout" | "monitor_interval" | "notify_timeout" => "5",
+        "metrics_listen" => "9664",
         "restart_limit" => "2 60",
         _ => "1",
     };

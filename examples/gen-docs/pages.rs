@@ -217,6 +217,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "hb-monitor's own: how long fence_command may take (default 60).",
     ),
     d(
+        "notify_command",
+        "PROGRAM [ARG...]",
+        Kind::Honoured,
+        "hb-monitor's own: run on each transition an operator wants to hear of (peer-dead, peer-up, medium-down, medium-up, group-acquired, group-released, group-failed, fence-started, fence-succeeded, fence-failed, local-restart) with the event and its subjects appended and in HB_* variables; off the heartbeat loop, one at a time, killed at notify_timeout.",
+    ),
+    d(
+        "notify_timeout",
+        "TIME",
+        Kind::Honoured,
+        "hb-monitor's own: how long one run of notify_command may take (default 10).",
+    ),
+    d(
+        "metrics_listen",
+        "[ADDR:]PORT",
+        Kind::Honoured,
+        "hb-monitor's own: serve the metrics (as hb-monitor metrics prints them, Prometheus text) on GET /metrics over HTTP at ADDR:PORT; a bare PORT listens on 127.0.0.1.",
+    ),
+    d(
         "monitor_interval",
         "TIME",
         Kind::Honoured,

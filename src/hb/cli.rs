@@ -75,6 +75,14 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
+    /// Print the running daemon's state as Prometheus metrics (text format, for
+    /// node_exporter's textfile collector); `ha_cluster_hb_up 0` and exit 3 when it does not
+    /// answer.
+    Metrics {
+        /// The control socket.
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
     /// Show the running daemon's view: nodes, media, last heartbeats, dropped packets.
     Status {
         /// Print the daemon's JSON as it is.
@@ -176,6 +184,30 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Metrics { control } => match control::query(&control, "status") {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("metrics"),
+            Ok(reply) => match refusal(&reply) {
+                Some(code) => code,
+                None => match serde_json::from_str(&reply) {
+                    Ok(status) => {
+                        print!("{}", super::metrics::render(&status));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("hb-monitor metrics: the daemon's answer is not JSON: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+            },
+            Err(e) => {
+                print!("{}", super::metrics::render_down());
+                eprintln!(
+                    "hb-monitor metrics: {}: {e} (is hb-monitor running?)",
+                    control.display()
+                );
+                ExitCode::from(3)
+            }
+        },
         Command::Status { json, control } => match control::query(&control, "status") {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("status"),
             Ok(reply) => match refusal(&reply) {

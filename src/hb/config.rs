@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -134,6 +134,14 @@ pub struct HaCf {
     /// `watchdog DEVICE` (Heartbeat's): fed every keepalive; if the daemon hangs or dies, the
     /// watchdog resets the machine.
     pub watchdog: Option<PathBuf>,
+    /// `metrics_listen [ADDR:]PORT` (ours): serve `GET /metrics` (Prometheus text) there;
+    /// 127.0.0.1 when only a port is given.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `notify_command PROGRAM [ARG...]` (ours): run on each transition an operator wants
+    /// to hear of, with the event appended and in `HB_*` variables.
+    pub notify_command: Vec<String>,
+    /// `notify_timeout` (ours, default 10 s): how long one run of notify_command may take.
+    pub notify_timeout: Duration,
     /// The line of each directive (its last occurrence), for messages about what it names.
     pub lines: BTreeMap<String, usize>,
     /// The line of each medium, in the order of `media`.
@@ -345,6 +353,23 @@ const IGNORED: &[&str] = &[
     "logfile_max_size",
 ];
 
+/// `metrics_listen`'s value: `ADDR:PORT` (IPv4, or IPv6 in brackets) or a bare `PORT` on
+/// 127.0.0.1, so that metrics are not served beyond this machine unless asked for.
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let addr = match value.parse::<u16>() {
+        Ok(port) => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Err(_) => value.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "metrics_listen '{value}' is not ADDR:PORT or PORT (e.g. 127.0.0.1:9664, or 9664 for localhost)"
+            )
+        })?,
+    };
+    if addr.port() == 0 {
+        return Err(format!("metrics_listen '{value}': the port must not be 0"));
+    }
+    Ok(addr)
+}
+
 fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut err = |line: usize, message: String| {
@@ -377,6 +402,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         monitor_interval: Duration::from_secs(10),
         restart_limit: (3, Duration::from_secs(600)),
         watchdog: None,
+        metrics_listen: None,
+        notify_command: vec![],
+        notify_timeout: Duration::from_secs(10),
         lines: BTreeMap::new(),
         media_lines: vec![],
     };
@@ -617,6 +645,19 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                     ));
                 }
                 "watchdog" => cf.watchdog = Some(PathBuf::from(one("watchdog")?)),
+                "metrics_listen" => cf.metrics_listen = Some(parse_listen(one("metrics_listen")?)?),
+                "notify_command" => {
+                    if args.is_empty() {
+                        return Err("notify_command needs a program".into());
+                    }
+                    cf.notify_command = args.iter().map(|a| a.to_string()).collect();
+                }
+                "notify_timeout" => {
+                    cf.notify_timeout = time("notify_timeout")?;
+                    if cf.notify_timeout.is_zero() {
+                        return Err("notify_timeout must be more than 0".into());
+                    }
+                }
                 "autojoin" | "respawn_hold" => {
                     return Err(format!(
                         "'{directive}' is not supported yet; hb-monitor will not start without \

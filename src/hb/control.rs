@@ -62,26 +62,43 @@ pub fn serve(path: &Path, requests: mpsc::Sender<ControlRequest>, wake: OwnedFd)
                     );
                     continue;
                 }
-                // Each client on a short-lived thread of its own, so that one that stalls
-                // does not keep the others waiting; a few at a time.
-                if open.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                let (requests, wake) = (requests.clone(), wake.clone());
+                let busy = |mut stream: UnixStream| {
                     let _ = stream.write_all(b"{\"error\":\"busy: too many control clients\"}\n");
-                    continue;
-                }
-                open.fetch_add(1, Ordering::Relaxed);
-                let (requests, wake, open) = (requests.clone(), wake.clone(), open.clone());
-                let served = std::thread::Builder::new()
-                    .name("control-client".into())
-                    .spawn(move || {
-                        serve_client(stream, &requests, &wake);
-                        open.fetch_sub(1, Ordering::Relaxed);
-                    });
-                if served.is_err() {
-                    log::warn!("control: cannot start a thread for a client");
-                }
+                };
+                serve_limited(&open, "control-client", stream, busy, move |stream| {
+                    serve_client(stream, &requests, &wake)
+                });
             }
         })
         .map(|_| ())
+}
+
+/// Serves `stream` with `serve` on a short-lived thread of its own, so that a client that
+/// stalls does not keep the others waiting; at most [`MAX_CLIENTS`] at a time (`open`
+/// counts them), and beyond that `busy` answers it at once.
+pub(super) fn serve_limited<S: Send + 'static>(
+    open: &Arc<AtomicUsize>,
+    name: &str,
+    stream: S,
+    busy: impl FnOnce(S),
+    serve: impl FnOnce(S) + Send + 'static,
+) {
+    if open.load(Ordering::Relaxed) >= MAX_CLIENTS {
+        busy(stream);
+        return;
+    }
+    open.fetch_add(1, Ordering::Relaxed);
+    let open = open.clone();
+    let served = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            serve(stream);
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    if served.is_err() {
+        log::warn!("{name}: cannot start a thread for a client");
+    }
 }
 
 /// How long a client has to send its whole request (a slow client, one byte a second, is
@@ -113,39 +130,101 @@ impl BadRequest {
     }
 }
 
-/// Reads one request: up to a newline or the client's end of writing, at most
-/// [`MAX_REQUEST`] bytes, within [`REQUEST_DEADLINE`] in all.
-fn read_request(stream: &mut UnixStream) -> Result<String, BadRequest> {
-    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
-    let mut request = Vec::with_capacity(MAX_REQUEST);
-    let mut chunk = [0u8; MAX_REQUEST + 1];
+/// A stream whose reads can be given a time limit (the control socket's, the metrics').
+pub(super) trait TimedRead: Read {
+    /// As `UnixStream::set_read_timeout`.
+    fn read_timeout(&self, limit: Duration) -> io::Result<()>;
+}
+
+impl TimedRead for UnixStream {
+    fn read_timeout(&self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))
+    }
+}
+
+impl TimedRead for std::net::TcpStream {
+    fn read_timeout(&self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))
+    }
+}
+
+/// Why a bounded read gave up.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Unbounded {
+    /// More than the most allowed without the end.
+    TooLong,
+    /// Nothing complete within the time allowed.
+    TooSlow,
+}
+
+/// Reads up to the first `end` (left out) or the client's end of writing, at most `max`
+/// bytes, within `limit` in all: a client cannot hold a thread longer, nor make it hold
+/// more.
+pub(super) fn read_bounded(
+    stream: &mut impl TimedRead,
+    end: &[u8],
+    max: usize,
+    limit: Duration,
+) -> Result<Vec<u8>, Unbounded> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut request = Vec::with_capacity(max.min(4096));
+    let mut chunk = [0u8; 1024];
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Err(BadRequest::TooSlow);
+        if left.is_zero() || stream.read_timeout(left).is_err() {
+            return Err(Unbounded::TooSlow);
         }
-        match stream.read(&mut chunk) {
+        let room = (max + 1 - request.len()).min(chunk.len());
+        match stream.read(&mut chunk[..room]) {
             Ok(0) => break,
             Ok(n) => {
                 request.extend_from_slice(&chunk[..n]);
-                if let Some(end) = request.iter().position(|b| *b == b'\n') {
-                    request.truncate(end);
+                if let Some(at) = request.windows(end.len()).position(|w| w == end) {
+                    request.truncate(at);
                     break;
                 }
-                if request.len() > MAX_REQUEST {
-                    return Err(BadRequest::TooLong);
+                if request.len() > max {
+                    return Err(Unbounded::TooLong);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(BadRequest::TooSlow),
+            Err(_) => return Err(Unbounded::TooSlow),
         }
     }
-    if request.len() > MAX_REQUEST {
-        return Err(BadRequest::TooLong);
+    if request.len() > max {
+        return Err(Unbounded::TooLong);
     }
+    Ok(request)
+}
+
+/// Reads one request: up to a newline or the client's end of writing, at most
+/// [`MAX_REQUEST`] bytes, within [`REQUEST_DEADLINE`] in all.
+fn read_request(stream: &mut UnixStream) -> Result<String, BadRequest> {
+    let request =
+        read_bounded(stream, b"\n", MAX_REQUEST, REQUEST_DEADLINE).map_err(|e| match e {
+            Unbounded::TooLong => BadRequest::TooLong,
+            Unbounded::TooSlow => BadRequest::TooSlow,
+        })?;
     String::from_utf8(request)
         .map(|t| t.trim().to_string())
         .map_err(|_| BadRequest::NotText)
+}
+
+/// Hands `text` to the loop (a byte on `wake` tells it) and waits for its answer; None
+/// when the loop has ended.
+pub(super) fn ask(
+    requests: &mpsc::Sender<ControlRequest>,
+    wake: &OwnedFd,
+    text: String,
+) -> Option<String> {
+    let (reply, answer) = mpsc::channel();
+    requests.send(ControlRequest { text, reply }).ok()?;
+    crate::sys::poll::wake(wake);
+    Some(
+        answer
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| r#"{"error":"the daemon did not answer"}"#.to_string()),
+    )
 }
 
 /// Reads one request, has the loop answer it, writes the answer. A bad request is answered
@@ -159,14 +238,9 @@ fn serve_client(mut stream: UnixStream, requests: &mpsc::Sender<ControlRequest>,
             return;
         }
     };
-    let (reply, answer) = mpsc::channel();
-    if requests.send(ControlRequest { text, reply }).is_err() {
+    let Some(reply) = ask(requests, wake, text) else {
         return; // the loop has ended
-    }
-    crate::sys::poll::wake(wake);
-    let reply = answer
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_else(|_| r#"{"error":"the daemon did not answer"}"#.to_string());
+    };
     let _ = stream.write_all(reply.as_bytes());
     let _ = stream.write_all(b"\n");
 }

@@ -39,7 +39,7 @@ mod operator;
 mod peers;
 mod status;
 
-pub use interface::{Action, GroupSpec, Input, Mutation, Op, Request, Scope, Settings};
+pub use interface::{Action, GroupSpec, Input, Mutation, Notice, Op, Request, Scope, Settings};
 use jobs::{Job, JobKind, LastOp};
 
 /// One group on this node.
@@ -62,6 +62,13 @@ struct Group {
     waiting_unfenced: Option<String>,
     /// The last connectivity verdict logged.
     connectivity_note: Option<String>,
+    /// The peer that died with the group, or failed to stop it: the next start here is a
+    /// failover.
+    taking_over_from: Option<String>,
+    /// Failovers to this node (status and metrics).
+    failovers: u64,
+    /// Local restarts since the daemon started (the window's count is `restarts`).
+    restarts_total: u64,
 }
 
 /// One hb-monitor node's cluster logic (see the module documentation).
@@ -97,6 +104,10 @@ pub struct Node {
     started: Instant,
     pauses: u64,
     longest_pause: Duration,
+    /// The time of the input being stepped (an operation's start, for its duration).
+    now: Instant,
+    /// Fence commands run, by node: (succeeded, failed).
+    fences: BTreeMap<String, (u64, u64)>,
     out: Vec<Action>,
 }
 
@@ -124,6 +135,9 @@ impl Node {
                 last_ops: vec![None; spec.resources.len()],
                 waiting_unfenced: None,
                 connectivity_note: None,
+                taking_over_from: None,
+                failovers: 0,
+                restarts_total: 0,
             })
             .collect();
         Node {
@@ -145,6 +159,8 @@ impl Node {
             started: now,
             pauses: 0,
             longest_pause: Duration::ZERO,
+            now,
+            fences: BTreeMap::new(),
             out: Vec::new(),
         }
     }
@@ -165,6 +181,7 @@ impl Node {
         if self.exited {
             return Vec::new();
         }
+        self.now = now;
         match input {
             Input::Start => self.start(),
             Input::Tick => {
@@ -265,6 +282,10 @@ impl Node {
 
     fn log(&mut self, level: Level, message: impl Into<String>) {
         self.out.push(Action::Log(level, message.into()));
+    }
+
+    fn notify(&mut self, notice: Notice) {
+        self.out.push(Action::Notify(notice));
     }
 
     /// "the resource group" with one group, "group NAME" with several.
@@ -441,10 +462,14 @@ impl Node {
         if self.fencing.is_some() {
             return; // a fence runs: its outcome decides
         }
-        if let Some(node) = self.node_to_fence(g)
-            && !self.fence_first(node, g, now)
-        {
-            return;
+        if let Some(node) = self.node_to_fence(g) {
+            if self.peer_up(&node) {
+                // Alive but unclean (its stop failed): taking the group from it is a failover.
+                self.groups[g].taking_over_from = Some(node.clone());
+            }
+            if !self.fence_first(node, g, now) {
+                return;
+            }
         }
         self.groups[g].waiting_unfenced = None;
         let n = self.groups[g].spec.resources.len();

@@ -21,6 +21,7 @@ use super::control::{self, ControlRequest};
 use super::controller::{Action, Input, Node, Request, Settings};
 use super::logging;
 use super::media::MediaSet;
+use super::notify::Notifier;
 use super::ping::{PingSocket, PingTable};
 use super::proto::{self, ProtoError};
 use super::standin::{self, Outgoing};
@@ -149,6 +150,7 @@ struct Shell {
     media: MediaSet,
     ping: Option<PingSocket>,
     worker: AgentWorker,
+    notifier: Option<Notifier>,
     watchdog: Option<Watchdog>,
     wire: WireCounters,
     stand_in_cpus: Vec<usize>,
@@ -209,6 +211,11 @@ impl Shell {
                 } => self.worker.agent(group, resource, op, timeout),
                 Action::Fence { node, timeout } => self.worker.fence(node, timeout),
                 Action::Log(level, line) => log::log!(level, "{line}"),
+                Action::Notify(notice) => {
+                    if let Some(n) = &self.notifier {
+                        n.notify(notice);
+                    }
+                }
                 Action::Reply(reply) => self.replies.push(reply),
                 Action::Exit => self.exit = true,
             }
@@ -234,7 +241,7 @@ impl Shell {
             };
             self.wire.kernel[index].count(received.kernel_dropped);
             if received.len > proto::MAX_MESSAGE {
-                self.wire.too_large += 1;
+                self.wire.refused[index].too_large += 1;
                 continue;
             }
             let arrived = received
@@ -245,11 +252,12 @@ impl Shell {
             let msg = match proto::decode(&buf[..received.len], &self.cfg.auth) {
                 Ok(m) => m,
                 Err(e) => {
+                    let refused = &mut self.wire.refused[index];
                     match e {
-                        ProtoError::BadSignature => self.wire.bad_signature += 1,
-                        ProtoError::UnknownKey(_) => self.wire.unknown_key += 1,
-                        ProtoError::TooLarge(_) => self.wire.too_large += 1,
-                        _ => self.wire.malformed += 1,
+                        ProtoError::BadSignature => refused.bad_signature += 1,
+                        ProtoError::UnknownKey(_) => refused.unknown_key += 1,
+                        ProtoError::TooLarge(_) => refused.too_large += 1,
+                        _ => refused.malformed += 1,
                     }
                     continue;
                 }
@@ -303,10 +311,9 @@ impl Shell {
             .collect::<Vec<_>>()
             .into();
         let dropped = &mut status["dropped"];
-        dropped["bad_signature"] = self.wire.bad_signature.into();
-        dropped["unknown_key"] = self.wire.unknown_key.into();
-        dropped["malformed"] = self.wire.malformed.into();
-        dropped["too_large"] = self.wire.too_large.into();
+        for (kind, n) in self.wire.refused_total().by_kind() {
+            dropped[kind] = n.into();
+        }
         dropped["kernel"] = self.wire.kernel_total().into();
         dropped["kernel_by_medium"] = self
             .media
@@ -314,6 +321,23 @@ impl Shell {
             .iter()
             .zip(&self.wire.kernel)
             .map(|(m, k)| (m.name.clone(), serde_json::Value::from(k.total)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        // The same by medium, for the metrics' medium label.
+        status["dropped_by_medium"] = self
+            .media
+            .sockets
+            .iter()
+            .zip(self.wire.refused.iter().zip(&self.wire.kernel))
+            .map(|(m, (refused, kernel))| {
+                let mut kinds: serde_json::Map<_, _> = refused
+                    .by_kind()
+                    .into_iter()
+                    .map(|(kind, n)| (kind.to_string(), n.into()))
+                    .collect();
+                kinds.insert("kernel".into(), kernel.total.into());
+                (m.name.clone(), serde_json::Value::from(kinds))
+            })
             .collect::<serde_json::Map<_, _>>()
             .into();
         status["stand_in"] = serde_json::json!({
@@ -409,8 +433,16 @@ fn run_loop(
         .map_err(|e| DaemonError::Failed(format!("signalfd: {e}")))?;
     let (control_read, control_write) = crate::sys::poll::pipe().map_err(failed("pipe"))?;
     let (control_sender, control_requests) = mpsc::channel::<ControlRequest>();
+    if let Some(addr) = cfg.ha_cf.metrics_listen {
+        let wake = control_write.try_clone().map_err(failed("pipe"))?;
+        super::metrics_http::serve(addr, control_sender.clone(), wake)
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        info!("metrics_listen: Prometheus metrics on http://{addr}/metrics");
+    }
     control::serve(control_path, control_sender, control_write)
         .map_err(|e| DaemonError::Failed(e.to_string()))?;
+    let notifier = Notifier::start(&cfg.ha_cf.notify_command, cfg.ha_cf.notify_timeout, node)
+        .map_err(failed("notify thread"))?;
     let now = Instant::now();
     let ha = &cfg.ha_cf;
     for note in &ha.notes {
@@ -483,6 +515,7 @@ fn run_loop(
         media,
         ping,
         worker,
+        notifier,
         watchdog,
         wire: WireCounters::new(media_count),
         stand_in_cpus,

@@ -5,8 +5,9 @@
 //! groups' decisions ([`group`]) and the Heartbeat 3 protocol ([`compat`]); the daemon
 //! ([`event_loop`]) is a thin shell that owns the sockets, the clock and the agents'
 //! processes ([`agent_worker`]), with the control socket ([`control`]), the persisted
-//! generation and UUID ([`state`]), what the wire refused ([`wire`]) and the log
-//! ([`logging`]) beside it.
+//! generation and UUID ([`state`]), what the wire refused ([`wire`]), the log
+//! ([`logging`]), the metrics ([`metrics`], [`metrics_http`]) and the operator's hook
+//! ([`notify`]) beside it.
 
 pub mod agent_worker;
 pub mod check;
@@ -21,6 +22,9 @@ pub mod group;
 pub mod logging;
 pub mod media;
 pub mod membership;
+pub mod metrics;
+pub mod metrics_http;
+pub mod notify;
 pub mod ping;
 pub mod preflight;
 pub mod proto;

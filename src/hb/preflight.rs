@@ -1,7 +1,8 @@
 //! The configuration as `run` and `check` both build it: the files read and checked
 //! ([`config::load`]), then everything they name probed for what `run` needs it to be, before
 //! `run` opens anything: each medium's interface exists, a serial medium is a terminal, the
-//! watchdog is a character device, the fence command an executable file, the log files
+//! watchdog is a character device, the fence and notify commands executable files, metrics_listen an address of this
+//! machine, the log files
 //! something to append to, the state directory writable. Probing has no side effects: the
 //! watchdog is not opened (that would arm it), a terminal is opened read-only and closed, no
 //! file is created. `run` then checks what it opens again on the descriptor, for a path
@@ -48,10 +49,22 @@ pub fn probe(cfg: &Config, state_dir: &Path) -> Vec<ConfigError> {
     {
         refuse(ha.line_of("watchdog"), problem);
     }
-    if let Some(program) = ha.fence_command.first()
-        && let Some(problem) = fence_problem(program)
+    for directive in ["fence_command", "notify_command"] {
+        let command = if directive == "fence_command" {
+            &ha.fence_command
+        } else {
+            &ha.notify_command
+        };
+        if let Some(program) = command.first()
+            && let Some(problem) = program_problem(directive, program)
+        {
+            refuse(ha.line_of(directive), problem);
+        }
+    }
+    if let Some(addr) = ha.metrics_listen
+        && let Some(problem) = listen_problem(addr)
     {
-        refuse(ha.line_of("fence_command"), problem);
+        refuse(ha.line_of("metrics_listen"), problem);
     }
     for (directive, path) in [("logfile", &ha.logfile), ("debugfile", &ha.debugfile)] {
         if let Some(path) = path
@@ -116,10 +129,20 @@ fn watchdog_problem(device: &Path) -> Option<String> {
     }
 }
 
-/// The fence command's program: a path, or a name looked up in `PATH` as the agents' runner
-/// will.
-fn fence_problem(program: &str) -> Option<String> {
-    let at = format!("fence_command {program}");
+/// `metrics_listen`: an address of this machine. Bound and let go at once (nothing is
+/// served); a port in use is not refused, since `check` runs beside the daemon.
+fn listen_problem(addr: std::net::SocketAddr) -> Option<String> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) => Some(format!("metrics_listen {addr}: {e}")),
+    }
+}
+
+/// The fence or notify command's program: a path, or a name looked up in `PATH` as it will
+/// be run.
+fn program_problem(directive: &str, program: &str) -> Option<String> {
+    let at = format!("{directive} {program}");
     let path = if program.contains('/') {
         PathBuf::from(program)
     } else {

@@ -10,9 +10,18 @@ use std::time::{Duration, Instant};
 /// How often the loss warning may repeat for one medium.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Counters of what was refused on the wire.
+/// Counters of what was refused on the wire, per medium (in the order of the media).
 #[derive(Debug, Default)]
 pub struct WireCounters {
+    /// Per medium: datagrams that were no valid heartbeat, by kind.
+    pub refused: Vec<Refused>,
+    /// Per medium: what its kernel dropped.
+    pub kernel: Vec<KernelDrops>,
+}
+
+/// Datagrams of one medium that were no valid heartbeat, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
     /// A signature that did not verify.
     pub bad_signature: u64,
     /// A key id not in authkeys.
@@ -21,8 +30,18 @@ pub struct WireCounters {
     pub malformed: u64,
     /// Longer than any heartbeat.
     pub too_large: u64,
-    /// Per medium: what its kernel dropped.
-    pub kernel: Vec<KernelDrops>,
+}
+
+impl Refused {
+    /// Each kind by the name status and metrics give it.
+    pub fn by_kind(&self) -> [(&'static str, u64); 4] {
+        [
+            ("bad_signature", self.bad_signature),
+            ("unknown_key", self.unknown_key),
+            ("malformed", self.malformed),
+            ("too_large", self.too_large),
+        ]
+    }
 }
 
 /// One medium's kernel drops and the last message of each peer on it.
@@ -43,9 +62,21 @@ impl WireCounters {
     /// Counters for `media` media.
     pub fn new(media: usize) -> WireCounters {
         WireCounters {
+            refused: vec![Refused::default(); media],
             kernel: (0..media).map(|_| KernelDrops::default()).collect(),
-            ..WireCounters::default()
         }
+    }
+
+    /// Every medium's refusals together.
+    pub fn refused_total(&self) -> Refused {
+        self.refused
+            .iter()
+            .fold(Refused::default(), |a, r| Refused {
+                bad_signature: a.bad_signature + r.bad_signature,
+                unknown_key: a.unknown_key + r.unknown_key,
+                malformed: a.malformed + r.malformed,
+                too_large: a.too_large + r.too_large,
+            })
     }
 
     /// Every medium's kernel drops together.

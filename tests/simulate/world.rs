@@ -784,7 +784,10 @@ impl World {
             Action::Heartbeat { msg, .. } => self.send(m, msg, true),
             Action::Send { msg, sequenced } => self.send(m, msg, sequenced),
             // Only Heartbeat peers ask for retransmission; ping nodes are not simulated.
-            Action::Retransmit { .. } | Action::SendPings | Action::Reply(_) => {}
+            Action::Retransmit { .. }
+            | Action::SendPings
+            | Action::Reply(_)
+            | Action::Notify(_) => {}
             Action::Agent {
                 group,
                 resource,

@@ -377,3 +377,67 @@ fn resource_mapping() {
         assert!(map_resource(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn metrics_listen_and_notify_command() {
+    let ok_res = "n1 vip::ip=198.18.0.7\n";
+    let keys = "auth 1\n1 sha1 k\n";
+    let read = |extra: &str| {
+        let dir = dir_with(
+            &format!("node n1\nbcast eth0\n{extra}"),
+            ok_res,
+            keys,
+            0o600,
+        );
+        load(dir.path())
+            .map(|c| c.ha_cf)
+            .map_err(|_| errors_of(&dir))
+    };
+    let cf = read("").unwrap();
+    assert_eq!(cf.metrics_listen, None);
+    assert!(cf.notify_command.is_empty());
+    assert_eq!(cf.notify_timeout, Duration::from_secs(10));
+    // A bare port stays on this machine.
+    let cf = read("metrics_listen 9664\n").unwrap();
+    assert_eq!(cf.metrics_listen, Some("127.0.0.1:9664".parse().unwrap()));
+    let cf = read("metrics_listen 198.18.0.1:9100\n").unwrap();
+    assert_eq!(cf.metrics_listen, Some("198.18.0.1:9100".parse().unwrap()));
+    let cf = read("metrics_listen [::1]:9100\n").unwrap();
+    assert_eq!(cf.metrics_listen, Some("[::1]:9100".parse().unwrap()));
+    let cf = read("notify_command /usr/local/bin/hook --to ops\nnotify_timeout 2\n").unwrap();
+    assert_eq!(cf.notify_command, ["/usr/local/bin/hook", "--to", "ops"]);
+    assert_eq!(cf.notify_timeout, Duration::from_secs(2));
+    assert_eq!(cf.line_of("notify_command"), 3);
+    for (extra, error) in [
+        (
+            "metrics_listen localhost:9100\n",
+            "/ha.cf:3: metrics_listen 'localhost:9100' is not ADDR:PORT or PORT",
+        ),
+        (
+            "metrics_listen 99999\n",
+            "/ha.cf:3: metrics_listen '99999' is not ADDR:PORT or PORT",
+        ),
+        (
+            "metrics_listen 0\n",
+            "/ha.cf:3: metrics_listen '0': the port must not be 0",
+        ),
+        (
+            "metrics_listen 1 2\n",
+            "/ha.cf:3: metrics_listen takes exactly one value",
+        ),
+        (
+            "notify_command\n",
+            "/ha.cf:3: notify_command needs a program",
+        ),
+        (
+            "notify_timeout 0\n",
+            "/ha.cf:3: notify_timeout must be more than 0",
+        ),
+    ] {
+        let errors = read(extra).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{extra:?}: {errors:?}"
+        );
+    }
+}

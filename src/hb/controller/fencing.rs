@@ -79,6 +79,7 @@ impl Node {
         );
         self.next_fence_attempt = None;
         self.fencing = Some(node.clone());
+        self.notify(Notice::FenceStarted { peer: node.clone() });
         self.out.push(Action::Fence {
             node,
             timeout: self.s.fence_timeout,
@@ -91,9 +92,15 @@ impl Node {
             return;
         }
         self.fencing = None;
+        let count = self.fences.entry(node.clone()).or_default();
+        match &result {
+            Ok(()) => count.0 += 1,
+            Err(_) => count.1 += 1,
+        }
         match result {
             Ok(()) => {
                 self.log(Level::Info, format!("{node} is fenced"));
+                self.notify(Notice::FenceSucceeded { peer: node.clone() });
                 self.fence_needed.remove(&node);
                 self.just_fenced = Some(node.clone());
                 self.next_fence_attempt = None;
@@ -107,6 +114,10 @@ impl Node {
                     Level::Error,
                     format!("fencing {node} failed ({why}): no takeover; trying again in 1 s"),
                 );
+                self.notify(Notice::FenceFailed {
+                    peer: node,
+                    reason: why,
+                });
                 self.next_fence_attempt = Some(now + Duration::from_secs(1));
             }
         }

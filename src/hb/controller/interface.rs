@@ -295,8 +295,124 @@ pub enum Action {
     },
     /// A log line.
     Log(Level, String),
+    /// A transition an operator wants to hear of (`notify_command`).
+    Notify(Notice),
     /// The answer to a request (JSON).
     Reply(String),
     /// Everything is given up: exit.
     Exit,
+}
+
+/// A transition an operator wants to hear of: what `notify_command` is run with. Each has a
+/// word (its first argument, `HB_EVENT`) and subjects (the arguments after it, and `HB_*`
+/// variables by name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A peer is dead.
+    PeerDead {
+        /// The peer.
+        peer: String,
+    },
+    /// A peer is up (its first heartbeat, or heartbeats again after it was dead).
+    PeerUp {
+        /// The peer.
+        peer: String,
+    },
+    /// A medium of a peer went silent.
+    MediumDown {
+        /// The peer.
+        peer: String,
+        /// The medium.
+        medium: String,
+    },
+    /// A medium of a peer works again.
+    MediumUp {
+        /// The peer.
+        peer: String,
+        /// The medium.
+        medium: String,
+    },
+    /// A group started here.
+    GroupAcquired {
+        /// The group's name.
+        group: String,
+    },
+    /// A group stopped here (handed over, standby, shutdown).
+    GroupReleased {
+        /// The group's name.
+        group: String,
+    },
+    /// A group failed here: a start that failed, a stop that failed, or local recovery that
+    /// gave up.
+    GroupFailed {
+        /// The group's name.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+    /// The fence command runs against a peer.
+    FenceStarted {
+        /// The peer.
+        peer: String,
+    },
+    /// A peer is fenced.
+    FenceSucceeded {
+        /// The peer.
+        peer: String,
+    },
+    /// The fence command failed.
+    FenceFailed {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// A resource failed its monitor and is restarted here (with what follows it).
+    LocalRestart {
+        /// The group's name.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Notice {
+    /// The event's name: notify_command's first argument and `HB_EVENT`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Notice::PeerDead { .. } => "peer-dead",
+            Notice::PeerUp { .. } => "peer-up",
+            Notice::MediumDown { .. } => "medium-down",
+            Notice::MediumUp { .. } => "medium-up",
+            Notice::GroupAcquired { .. } => "group-acquired",
+            Notice::GroupReleased { .. } => "group-released",
+            Notice::GroupFailed { .. } => "group-failed",
+            Notice::FenceStarted { .. } => "fence-started",
+            Notice::FenceSucceeded { .. } => "fence-succeeded",
+            Notice::FenceFailed { .. } => "fence-failed",
+            Notice::LocalRestart { .. } => "local-restart",
+        }
+    }
+
+    /// What it is about, in argument order, each with its `HB_*` variable's name.
+    pub fn subjects(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Notice::PeerDead { peer }
+            | Notice::PeerUp { peer }
+            | Notice::FenceStarted { peer }
+            | Notice::FenceSucceeded { peer } => vec![("HB_PEER", peer)],
+            Notice::MediumDown { peer, medium } | Notice::MediumUp { peer, medium } => {
+                vec![("HB_PEER", peer), ("HB_MEDIUM", medium)]
+            }
+            Notice::GroupAcquired { group } | Notice::GroupReleased { group } => {
+                vec![("HB_GROUP", group)]
+            }
+            Notice::GroupFailed { group, reason } | Notice::LocalRestart { group, reason } => {
+                vec![("HB_GROUP", group), ("HB_REASON", reason)]
+            }
+            Notice::FenceFailed { peer, reason } => {
+                vec![("HB_PEER", peer), ("HB_REASON", reason)]
+            }
+        }
+    }
 }

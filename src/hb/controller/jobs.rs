@@ -35,6 +35,8 @@ pub(super) struct Job {
     pub(super) queue: VecDeque<(usize, Op)>,
     /// Why the start this job undoes failed.
     pub(super) failed: Option<String>,
+    /// When the running operation was asked for.
+    pub(super) op_started: Instant,
 }
 
 /// How a job ended.
@@ -53,6 +55,8 @@ pub(super) struct LastOp {
     pub(super) op: Op,
     pub(super) result: Result<(), String>,
     pub(super) at: Instant,
+    /// From asking for it to its result.
+    pub(super) took: std::time::Duration,
 }
 
 impl Node {
@@ -75,6 +79,7 @@ impl Node {
             running: first,
             queue,
             failed: None,
+            op_started: self.now,
         });
         self.run(g, first);
         if kind != JobKind::Monitor {
@@ -113,6 +118,7 @@ impl Node {
                 op,
                 result: result.clone(),
                 at: now,
+                took: now.saturating_duration_since(job.op_started),
             });
         }
         let failure = result
@@ -155,6 +161,7 @@ impl Node {
                 match next {
                     Some(next) => {
                         job.running = next;
+                        job.op_started = now;
                         self.run(g, next);
                     }
                     None => {
@@ -185,10 +192,18 @@ impl Node {
             Holding::None
         };
         let mut log = None;
+        let mut notice = None;
+        let name = group.spec.name.clone();
         match outcome {
             Outcome::Started => {
                 self.compat.started();
                 log = Some((Level::Info, format!("{subject} started")));
+                if kind == JobKind::Start {
+                    if group.taking_over_from.take().is_some() {
+                        group.failovers += 1;
+                    }
+                    notice = Some(Notice::GroupAcquired { group: name });
+                }
                 group.want = false;
                 group.last_error = None;
                 group.next_monitor = monitor_from_now;
@@ -202,6 +217,11 @@ impl Node {
                         "{subject} failed to start ({why}); stopped it again, leaving it to the peers"
                     ),
                 ));
+                group.taking_over_from = None;
+                notice = Some(Notice::GroupFailed {
+                    group: name,
+                    reason: why.clone(),
+                });
                 group.last_error = Some(why);
                 group.want = false;
                 group.holding = Holding::Failed;
@@ -221,6 +241,14 @@ impl Node {
             Outcome::Stopped => {
                 self.compat.stopped();
                 log = Some((Level::Info, format!("{subject} stopped")));
+                notice = Some(if group.giving_up {
+                    Notice::GroupFailed {
+                        group: name,
+                        reason: group.last_error.clone().unwrap_or_default(),
+                    }
+                } else {
+                    Notice::GroupReleased { group: name }
+                });
                 group.giving_up = false;
                 group.holding = after_stop;
             }
@@ -236,6 +264,10 @@ impl Node {
                         "{subject} failed to stop ({why}): its state on this node is unknown; {what}"
                     ),
                 ));
+                notice = Some(Notice::GroupFailed {
+                    group: name,
+                    reason: why.clone(),
+                });
                 group.last_error = Some(why);
                 group.giving_up = false;
                 group.holding = Holding::Unclean;
@@ -245,6 +277,9 @@ impl Node {
         }
         if let Some((level, line)) = log {
             self.log(level, line);
+        }
+        if let Some(notice) = notice {
+            self.notify(notice);
         }
         self.changed = true;
     }
@@ -264,7 +299,9 @@ impl Node {
         group.last_error = Some(why.clone());
         if (group.restarts.len() as u32) < limit {
             group.restarts.push_back(now);
+            group.restarts_total += 1;
             let count = group.restarts.len();
+            let name = group.spec.name.clone();
             self.log(
                 Level::Error,
                 format!(
@@ -272,6 +309,10 @@ impl Node {
                     window.as_secs()
                 ),
             );
+            self.notify(Notice::LocalRestart {
+                group: name,
+                reason: why,
+            });
             self.begin(g, JobKind::Restart, index);
         } else {
             self.log(

@@ -237,13 +237,17 @@ impl Node {
                 Event::PeerUp(p) => {
                     self.log(Level::Info, format!("node {p} is up"));
                     self.fence_needed.remove(&p);
+                    self.forget_takeover_from(&p);
+                    self.notify(Notice::PeerUp { peer: p });
                 }
                 Event::PeerRestarted(p) => {
                     // A restarted daemon cleans up before it takes part (start-up clean-up).
                     self.log(Level::Info, format!("node {p} restarted (new generation)"));
                     self.fence_needed.remove(&p);
+                    self.forget_takeover_from(&p);
                 }
                 Event::PeerDead(p) => {
+                    self.notify(Notice::PeerDead { peer: p.clone() });
                     let orderly = self
                         .members
                         .peers
@@ -280,6 +284,7 @@ impl Node {
                         let may_run = holding.occupies() || holding == Holding::Cleaning;
                         if may_run && !(orderly && holding != Holding::Unclean) {
                             unclean_groups.insert(g);
+                            self.groups[g].taking_over_from = Some(p.clone());
                             words.push(if self.groups.len() == 1 {
                                 holding.word().to_string()
                             } else {
@@ -331,11 +336,23 @@ impl Node {
                     format!("late heartbeat from {p}: {} ms", gap.as_millis()),
                 ),
                 Event::MediumDown(p, m) => {
-                    self.log(Level::Warn, format!("no heartbeats from {p} on {m}"))
+                    self.log(Level::Warn, format!("no heartbeats from {p} on {m}"));
+                    self.notify(Notice::MediumDown { peer: p, medium: m });
                 }
                 Event::MediumUp(p, m) => {
-                    self.log(Level::Info, format!("heartbeats from {p} on {m} again"))
+                    self.log(Level::Info, format!("heartbeats from {p} on {m} again"));
+                    self.notify(Notice::MediumUp { peer: p, medium: m });
                 }
+            }
+        }
+    }
+
+    /// `peer` is back: whatever it died with, it has cleaned up (start-up clean-up), so a
+    /// later start here is no failover from it.
+    fn forget_takeover_from(&mut self, peer: &str) {
+        for group in &mut self.groups {
+            if group.taking_over_from.as_deref() == Some(peer) {
+                group.taking_over_from = None;
             }
         }
     }

@@ -63,9 +63,13 @@ impl Node {
                         "last_op": last.as_ref().map(|l| l.op.word()),
                         "last_result": last.as_ref().map(|l| match &l.result { Ok(()) => "ok".to_string(), Err(e) => e.clone() }),
                         "last_op_ms_ago": last.as_ref().map(|l| now.saturating_duration_since(l.at).as_millis() as u64),
+                        "last_op_ok": last.as_ref().map(|l| l.result.is_ok()),
+                        "last_op_duration_ms": last.as_ref().map(|l| l.took.as_millis() as u64),
                     })).collect::<Vec<_>>(),
                     "last_error": group.last_error,
                     "restarts_in_window": group.restarts.len(),
+                    "restarts": group.restarts_total,
+                    "failovers": group.failovers,
                 })
             })
             .collect();
@@ -100,6 +104,10 @@ impl Node {
             "to_fence": self.fence_needed.keys().collect::<Vec<_>>(),
             "fencing": self.s.fencing,
             "fence_running": self.fencing,
+            "fences": self.fences.iter().map(|(node, (ok, failed))| (node.clone(), serde_json::json!({
+                "succeeded": ok,
+                "failed": failed,
+            }))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }

@@ -110,6 +110,8 @@ struct Member {
     sent: Vec<Message>,
     replies: Vec<String>,
     logs: Vec<String>,
+    /// What notify_command would be run with, in order.
+    notices: Vec<Notice>,
 }
 
 /// Nodes on a simulated clock and wire.
@@ -161,6 +163,7 @@ impl Cluster {
                 sent: Vec::new(),
                 replies: Vec::new(),
                 logs: Vec::new(),
+                notices: Vec::new(),
             });
         }
         for i in 0..cluster.members.len() {
@@ -222,6 +225,7 @@ impl Cluster {
                     m.fence = Some(node);
                 }
                 Action::Log(_, line) => self.members[i].logs.push(line),
+                Action::Notify(notice) => self.members[i].notices.push(notice),
                 Action::Reply(reply) => self.members[i].replies.push(reply),
                 Action::Exit => self.members[i].daemon = false,
                 Action::Retransmit { .. } | Action::SendPings => {}
@@ -606,7 +610,32 @@ fn takeover_after_fence(mutation: Option<Mutation>) {
     let done = c.when("n2", mark, &Event::Done(Fence("n1"), true));
     assert!(c.when("n2", mark, &Event::Asked(Start(0, 0))) >= done);
     assert!(c.logged("n2", "fencing n1 before taking the group over"));
+    let group = c.members[1].node.settings().groups[0].name.clone();
+    let peer = "n1".to_string();
+    let notices: Vec<_> = c.members[1]
+        .notices
+        .iter()
+        .filter(|n| !matches!(n, Notice::MediumDown { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        notices[notices.len() - 4..],
+        [
+            Notice::PeerDead { peer: peer.clone() },
+            Notice::FenceStarted { peer: peer.clone() },
+            Notice::FenceSucceeded { peer },
+            Notice::GroupAcquired { group },
+        ]
+    );
     let status = c.members[1].node.status(c.now);
+    assert_eq!(status["groups"][0]["failovers"], 1);
+    assert_eq!(
+        status["fences"]["n1"],
+        serde_json::json!({"succeeded": 1, "failed": 0})
+    );
+    assert_eq!(status["groups"][0]["resources"][0]["last_op"], "start");
+    assert_eq!(status["groups"][0]["resources"][0]["last_op_ok"], true);
+    assert!(status["groups"][0]["resources"][0]["last_op_duration_ms"].is_u64());
     // Still unheard, n1 may boot and take a group unheard: a later takeover fences it again.
     assert_eq!(status["to_fence"], serde_json::json!(["n1"]));
     assert_eq!(status["fence_running"], serde_json::Value::Null);
@@ -650,6 +679,10 @@ fn a_failed_fence_means_no_takeover_and_a_retry_a_second_later() {
         c.story()
     );
     assert!(c.logged("n2", "fencing n1 failed (exit 1: the PDU did not answer)"));
+    assert!(c.members[1].notices.contains(&Notice::FenceFailed {
+        peer: "n1".into(),
+        reason: "exit 1: the PDU did not answer".into()
+    }));
     assert_eq!(c.holdings("n2"), [NONE]);
 
     // The retry succeeds: the takeover follows.
@@ -714,6 +747,15 @@ fn a_failing_monitor_restarts_in_place_up_to_the_limit_then_hands_over() {
     let status = c.members[0].node.status(c.now);
     assert_eq!(status["groups"][0]["holding"], "failed");
     assert_eq!(status["groups"][0]["restarts_in_window"], 2);
+    assert_eq!(status["groups"][0]["restarts"], 2);
+    let words: Vec<_> = c.members[0].notices.iter().map(Notice::word).collect();
+    assert_eq!(
+        words[words.len() - 3..],
+        ["local-restart", "local-restart", "group-failed"]
+    );
+    // A clean hand-over is no failover.
+    let n2 = c.members[1].node.status(c.now);
+    assert_eq!(n2["groups"][0]["failovers"], 0);
     assert!(
         status["groups"][0]["last_error"]
             .as_str()
