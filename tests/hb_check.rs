@@ -292,6 +292,18 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
             "error: DIR/ha.cf:8: debugfile /dev/null: a character device, not a file to append to".into(),
         ),
         (
+            "notify command not executable",
+            format!("notify_command {f}/fence-644 --to ops\n"),
+            good_state.clone(),
+            format!("error: DIR/ha.cf:8: notify_command {f}/fence-644: not executable (chmod +x)"),
+        ),
+        (
+            "metrics_listen on an address of another machine",
+            "metrics_listen 198.18.9.9:9664\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: metrics_listen 198.18.9.9:9664: 198.18.9.9 is not an address of this machine (use one it has, or a bare PORT for localhost)".into(),
+        ),
+        (
             "bcast on a missing interface",
             "bcast eth9\n".into(),
             good_state.clone(),

@@ -135,6 +135,11 @@ fn listen_problem(addr: std::net::SocketAddr) -> Option<String> {
     match std::net::TcpListener::bind(addr) {
         Ok(_) => None,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Some(format!(
+            "metrics_listen {addr}: {} is not an address of this machine (use one it has, or \
+             a bare PORT for localhost)",
+            addr.ip()
+        )),
         Err(e) => Some(format!("metrics_listen {addr}: {e}")),
     }
 }
