@@ -16,6 +16,7 @@ mod hb_group;
 mod hb_groups;
 mod hb_media;
 mod hb_membership;
+mod hb_observe;
 mod hb_safety;
 #[cfg(feature = "soak")]
 mod hb_soak;

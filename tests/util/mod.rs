@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cache;
 pub mod chroot;
 pub mod drbd_sim;
+pub mod fence;
 pub mod hb_cluster;
 pub mod hb_mixed;
 pub mod heartbeat_node;
