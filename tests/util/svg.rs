@@ -214,12 +214,22 @@ const PHASE_COLOUR: &str = "#3b6fb6";
 const COMMIT_COLOUR: &str = "#4a9a5b";
 const OUTAGE_COLOUR: &str = "#f3d3d0";
 
-/// How long a phase took, or when it happened, for its label beside the bar.
+/// Whole ms, truncated as `Duration::as_millis` does, so that the picture's numbers are the
+/// ones printed beside it.
+fn whole_ms(ms: f64) -> i64 {
+    ms.trunc() as i64
+}
+
+/// How long a phase took, and when it ended unless it started at the failure; or when it
+/// happened. For its label beside the bar.
 fn phase_note(p: &Phase) -> String {
-    if p.end_ms > p.start_ms {
-        format!("{:.0} ms (to {:.0})", p.end_ms - p.start_ms, p.end_ms)
+    let took = whole_ms(p.end_ms) - whole_ms(p.start_ms);
+    if p.end_ms <= p.start_ms {
+        format!("at {} ms", whole_ms(p.start_ms))
+    } else if p.start_ms == 0.0 {
+        format!("{took} ms")
     } else {
-        format!("at {:.0} ms", p.start_ms)
+        format!("{took} ms (to {})", whole_ms(p.end_ms))
     }
 }
 
@@ -325,7 +335,7 @@ fn commits(svg: &mut Svg, chart: &FailoverChart) {
             Anchor::Middle,
             12.0,
             true,
-            &format!("no commits for {:.0} ms", first - last),
+            &format!("no commits for {} ms", whole_ms(first - last)),
         );
     }
     scale.axis(svg, top, CHART_BOTTOM);
@@ -383,7 +393,7 @@ mod tests {
                 },
             ],
             commits_ms: vec![-20.0, -12.0, -3.0, 481.0, 485.0, 497.0],
-            outage_ms: Some((-3.0, 481.0)),
+            outage_ms: Some((-3.0, 481.9)),
             window_ms: (-1000.0, 1500.0),
             bucket_ms: 10.0,
         }
@@ -438,7 +448,8 @@ mod tests {
             texts.contains(&"no commits for 484 ms".to_string()),
             "{texts:?}"
         );
-        assert!(texts.contains(&"105 ms (to 105)".to_string()), "{texts:?}");
+        assert!(texts.contains(&"105 ms".to_string()), "{texts:?}");
+        assert!(texts.contains(&"40 ms (to 180)".to_string()), "{texts:?}");
         assert!(texts.contains(&"at 480 ms".to_string()), "{texts:?}");
         assert!(!svg.contains("<script"));
     }
