@@ -1,5 +1,5 @@
 //! Shared test support: namespaced hosts and LANs, loop devices, private MariaDB instances,
-//! a clean Debian chroot, and running agents as processes.
+//! a clean Debian chroot, running agents as processes, and SVG pictures of the results.
 
 pub mod agent;
 pub mod cache;
@@ -14,5 +14,6 @@ pub mod loopdev;
 pub mod mariadb;
 pub mod pacemaker;
 pub mod stack;
+pub mod svg;
 #[cfg(feature = "vm-tests")]
 pub mod vm;

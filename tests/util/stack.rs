@@ -72,6 +72,13 @@ impl ClientLog {
     /// The client-visible downtime around `from`: the longest gap between two consecutive
     /// acknowledgements from the last one before `from` on.
     pub fn longest_gap_since(&self, from: Instant) -> Duration {
+        self.longest_gap_span_since(from)
+            .map(|(last, first)| first.duration_since(last))
+            .unwrap_or_default()
+    }
+
+    /// That gap's ends: the acknowledgements before and after it.
+    pub fn longest_gap_span_since(&self, from: Instant) -> Option<(Instant, Instant)> {
         let start = self
             .acked
             .iter()
@@ -79,9 +86,8 @@ impl ClientLog {
             .unwrap_or(0);
         self.acked[start..]
             .windows(2)
-            .map(|w| w[1].1.duration_since(w[0].1))
-            .max()
-            .unwrap_or_default()
+            .max_by_key(|w| w[1].1.duration_since(w[0].1))
+            .map(|w| (w[0].1, w[1].1))
     }
 
     /// The acknowledged ids so far: take them *before* reading the table, or commits
