@@ -3,7 +3,7 @@
 //! machine's mount table.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::agent::{AgentCmd, AgentRun};
 use crate::util::host::{Guarded, Host, wait_for};
@@ -251,21 +251,29 @@ fn safe_mode_finds_holders_without_stat() {
 fn a_term_ignoring_holder_gets_kill() {
     let dev = LoopDevice::with_fs("ext4", None);
     let host = Host::new("fs-node");
-    let agent = fs_on(&host, &dev).param("signal_delay", "1");
+    stop_kills_a_term_ignoring_holder(&host, &fs_on(&host, &dev).param("signal_delay", "1"));
+}
+
+/// Starts `agent`, holds the mount with a process that ignores TERM, and checks that stop
+/// succeeds after TERM and KILL and unmounts. Returns how long the stop took.
+fn stop_kills_a_term_ignoring_holder(host: &Host, agent: &AgentCmd<'_>) -> Duration {
     agent.run("start").rc(0);
     let stubborn = holder(
-        &host,
+        host,
         &format!("trap '' TERM; cd {DIR}; while :; do sleep 1; done"),
     );
     wait_until_using(stubborn.pid(), DIR);
+    let started = Instant::now();
     let run = agent.run("stop");
+    let took = started.elapsed();
     run.rc(0);
     assert!(
         run.stderr.contains("signal 15") && run.stderr.contains("signal 9"),
         "{}",
         run.stderr
     );
-    assert!(mounted(&host, DIR).is_empty());
+    assert!(mounted(host, DIR).is_empty());
+    took
 }
 
 #[test]
@@ -532,4 +540,57 @@ fn directory_is_created_when_missing() {
     fs_on(&host, &dev).run("stop").rc(0);
     assert!(host.sh(&format!("test -d {DIR}")).status.success());
     let _ = Path::new(DIR);
+}
+
+/// `fast_stop` caps the signal rounds at 6 s, KILL after the first round: with a
+/// `signal_delay` far above the cap and a holder that ignores TERM, stop sends TERM, waits
+/// no longer than the cap and KILLs, well inside a 60 s op timeout.
+#[test]
+#[ignore = "needs root"]
+fn fast_stop_kills_a_term_ignoring_holder_within_6_s() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev)
+        .param("fast_stop", "yes")
+        .param("signal_delay", "30")
+        .env("OCF_RESKEY_CRM_meta_timeout", "60000");
+    let took = stop_kills_a_term_ignoring_holder(&host, &agent);
+    // TERM's round lasts until 1 s before the cap ends (the agent keeps that second for
+    // KILL): about 5 s, so at least 4 s shows TERM was given its time, not skipped. At most
+    // the cap plus 2 s for the agent's start, the KILL's effect (50 ms polls) and the unmount
+    // on a loaded 2-core machine; without the cap the pause would be signal_delay (30 s).
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(8),
+        "stop took {took:?}"
+    );
+}
+
+/// In a clone (`CRM_meta_clone_max` above 1) a non-cluster filesystem would be mounted on
+/// several nodes at once, which destroys it: 6 unless `force_clones`. A cluster or network
+/// filesystem, and a clone of one instance, are fine.
+#[test]
+#[ignore = "needs root"]
+fn a_clone_of_a_non_cluster_filesystem_needs_force_clones() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let clone_of = |max: &str| fs_on(&host, &dev).env("OCF_RESKEY_CRM_meta_clone_max", max);
+    clone_of("2")
+        .run("validate-all")
+        .rc(6)
+        .reason_contains("force_clones");
+    clone_of("2").run("start").rc(6);
+    assert!(mounted(&host, DIR).is_empty());
+    clone_of("2")
+        .param("force_clones", "true")
+        .run("validate-all")
+        .rc(0);
+    clone_of("1").run("validate-all").rc(0);
+    AgentCmd::new("fs")
+        .on(&host)
+        .param("device", "198.18.10.1:/export")
+        .param("fstype", "nfs")
+        .param("directory", DIR)
+        .env("OCF_RESKEY_CRM_meta_clone_max", "2")
+        .run("validate-all")
+        .rc(0);
 }
