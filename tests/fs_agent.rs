@@ -2,6 +2,7 @@
 //! host (a private mount namespace), so tests run in parallel and nothing reaches the
 //! machine's mount table.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -593,4 +594,82 @@ fn a_clone_of_a_non_cluster_filesystem_needs_force_clones() {
         .env("OCF_RESKEY_CRM_meta_clone_max", "2")
         .run("validate-all")
         .rc(0);
+}
+
+/// "No modprobe, fuser, lsof, blkid or mount is needed for block devices": with none of them
+/// (nor anything else) on PATH, start (device by label), every monitor depth and a stop that
+/// must find and kill a holder all succeed, and strace sees no program executed.
+#[test]
+#[ignore = "needs root"]
+fn block_devices_need_no_helper_program() {
+    let dev = LoopDevice::with_fs("ext4", Some("fh-nohelpers"));
+    let host = Host::new("fs-node");
+    let empty_path = tempfile::tempdir().unwrap();
+    let agent = || {
+        AgentCmd::new("fs")
+            .on(&host)
+            .param("device", "-L fh-nohelpers")
+            .param("directory", DIR)
+            .param("signal_delay", "0")
+            .env("PATH", &empty_path.path().display().to_string())
+    };
+    let expect_no_exec = |traced: crate::util::agent::Traced, what: &str, rc: i32| {
+        traced.run.rc(rc);
+        assert_eq!(traced.execs, 0, "{what} executed a program");
+    };
+    expect_no_exec(agent().run_traced("start"), "start", 0);
+    assert!(mounted(&host, DIR)[0].contains(&dev.name()));
+    for depth in ["0", "10", "20"] {
+        let traced = agent().env("OCF_CHECK_LEVEL", depth).run_traced("monitor");
+        expect_no_exec(traced, &format!("monitor depth {depth}"), 0);
+    }
+    let cwd = holder(&host, &format!("cd {DIR} && exec sleep 1000"));
+    wait_until_using(cwd.pid(), DIR);
+    expect_no_exec(agent().run_traced("stop"), "stop", 0);
+    assert!(!alive(cwd.pid()), "the holder survived the stop");
+    assert!(mounted(&host, DIR).is_empty());
+}
+
+/// nfs, cifs and fuse go through `mount -t TYPE -o OPTIONS SHARE DIR`. A stand-in `mount`
+/// on PATH records its argv and fails as mount.cifs does without a server (exit 32): start
+/// is 1 with mount's complaint, and leaves nothing, not even the mount point it created.
+#[test]
+#[ignore = "needs root"]
+fn network_and_fuse_filesystems_go_through_mount_and_fail_cleanly_without_a_server() {
+    let host = Host::new("fs-node");
+    let bin = tempfile::tempdir().unwrap();
+    let argv_file = bin.path().join("argv");
+    let mount = bin.path().join("mount");
+    std::fs::write(
+        &mount,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"${0%/*}/argv\"\n\
+         echo 'mount error(112): Host is down' >&2\nexit 32\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&mount, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        ("//198.18.10.1/share", "cifs", "username=ha,vers=3.0"),
+        ("198.18.10.1:/export", "nfs4", "soft,timeo=10"),
+        ("sshfs#ha@198.18.10.1:/srv", "fuse", "ro"),
+    ];
+    for (device, fstype, options) in cases {
+        let _ = std::fs::remove_file(&argv_file);
+        AgentCmd::new("fs")
+            .on(&host)
+            .param("device", device)
+            .param("fstype", fstype)
+            .param("options", options)
+            .param("directory", DIR)
+            .env("PATH", &bin.path().display().to_string())
+            .run("start")
+            .rc(1)
+            .reason_contains("Host is down");
+        let argv = std::fs::read_to_string(&argv_file)
+            .unwrap_or_else(|e| panic!("{fstype}: mount was not run: {e}"));
+        let argv: Vec<&str> = argv.lines().collect();
+        assert_eq!(argv, ["-t", fstype, "-o", options, device, DIR], "{fstype}");
+        assert!(mounted(&host, DIR).is_empty(), "{fstype}");
+        let left = host.sh("test -e /run/ferroha");
+        assert!(!left.status.success(), "{fstype}: /run/ferroha left behind");
+    }
 }
