@@ -366,3 +366,60 @@ fn a_scrubbed_environment_finds_the_state_and_the_node_by_hostname() {
     );
     assert_eq!(sim.events2("a"), "exists -\n");
 }
+
+/// `drbd-sim-ctl show`'s value of `key` (`b.disk`).
+fn sim_value(sim: &DrbdSim, key: &str) -> String {
+    let r = sim.run("a", "drbd-sim-ctl", &["show"]);
+    r.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{}", r.stdout))
+        .to_string()
+}
+
+/// Both nodes started as clone instances, UpToDate and connected, `a` Primary.
+fn primary_a_secondary_b() -> DrbdSim {
+    let sim = DrbdSim::new();
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    sim.clone_run("a", "start").rc(0);
+    sim.clone_run("b", "start").rc(0);
+    sim.clone_run("a", "promote").rc(0);
+    wait_events2(&sim, "b", "secondary-uptodate-connected");
+    sim
+}
+
+/// `stop_outdates_secondary`: a Secondary stopped while its peer is Primary marks its own data
+/// Outdated, so that it cannot be promoted later with what it has; without the parameter, or
+/// with a Secondary peer, its data stays UpToDate.
+#[test]
+fn stop_outdates_secondary_outdates_a_secondary_stopped_beside_a_primary() {
+    let sim = primary_a_secondary_b();
+    sim.clone_run("b", "stop").rc(0);
+    assert_eq!(sim_value(&sim, "b.disk"), "UpToDate", "outdated by default");
+    sim.clone_run("b", "start").rc(0);
+    wait_events2(&sim, "b", "secondary-uptodate-connected");
+    let outdating = |node: &str| {
+        sim.clone_agent(node)
+            .param("stop_outdates_secondary", "true")
+    };
+    let run = outdating("b").run("stop");
+    run.rc(0);
+    assert_eq!(sim_value(&sim, "b.up"), "0", "stop left b up");
+    assert_eq!(
+        sim_value(&sim, "b.disk"),
+        "Outdated",
+        "stop did not outdate b; stderr:\n{}",
+        run.stderr
+    );
+    // The Primary goes away: b's stale data is refused.
+    sim.ctl(&["crash", "a"]);
+    sim.clone_run("b", "start").rc(0);
+    sim.clone_run("b", "promote")
+        .rc(1)
+        .reason_contains("Outdated");
+    // A Secondary beside a Secondary peer keeps its data.
+    let sim = primary_a_secondary_b();
+    sim.clone_run("a", "demote").rc(0);
+    outdating("b").run("stop").rc(0);
+    assert_eq!(sim_value(&sim, "b.disk"), "UpToDate");
+}
