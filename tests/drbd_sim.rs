@@ -366,3 +366,196 @@ fn a_scrubbed_environment_finds_the_state_and_the_node_by_hostname() {
     );
     assert_eq!(sim.events2("a"), "exists -\n");
 }
+
+/// `drbd-sim-ctl show`'s value of `key` (`b.disk`).
+fn sim_value(sim: &DrbdSim, key: &str) -> String {
+    let r = sim.run("a", "drbd-sim-ctl", &["show"]);
+    r.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{}", r.stdout))
+        .to_string()
+}
+
+/// Both nodes started as clone instances, UpToDate and connected, `a` Primary.
+fn primary_a_secondary_b() -> DrbdSim {
+    let sim = DrbdSim::new();
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    sim.clone_run("a", "start").rc(0);
+    sim.clone_run("b", "start").rc(0);
+    sim.clone_run("a", "promote").rc(0);
+    wait_events2(&sim, "b", "secondary-uptodate-connected");
+    sim
+}
+
+/// `stop_outdates_secondary`: a Secondary stopped while its peer is Primary marks its own data
+/// Outdated, so that it cannot be promoted later with what it has; without the parameter, or
+/// with a Secondary peer, its data stays UpToDate.
+#[test]
+fn stop_outdates_secondary_outdates_a_secondary_stopped_beside_a_primary() {
+    let sim = primary_a_secondary_b();
+    sim.clone_run("b", "stop").rc(0);
+    assert_eq!(sim_value(&sim, "b.disk"), "UpToDate", "outdated by default");
+    sim.clone_run("b", "start").rc(0);
+    wait_events2(&sim, "b", "secondary-uptodate-connected");
+    let outdating = |node: &str| {
+        sim.clone_agent(node)
+            .param("stop_outdates_secondary", "true")
+    };
+    let run = outdating("b").run("stop");
+    run.rc(0);
+    assert_eq!(sim_value(&sim, "b.up"), "0", "stop left b up");
+    assert_eq!(
+        sim_value(&sim, "b.disk"),
+        "Outdated",
+        "stop did not outdate b; stderr:\n{}",
+        run.stderr
+    );
+    // The Primary goes away: b's stale data is refused.
+    sim.ctl(&["crash", "a"]);
+    sim.clone_run("b", "start").rc(0);
+    sim.clone_run("b", "promote")
+        .rc(1)
+        .reason_contains("Outdated");
+    // A Secondary beside a Secondary peer keeps its data.
+    let sim = primary_a_secondary_b();
+    sim.clone_run("a", "demote").rc(0);
+    outdating("b").run("stop").rc(0);
+    assert_eq!(sim_value(&sim, "b.disk"), "UpToDate");
+}
+
+/// A program `name` in `dir` that appends its arguments (one call a line) to
+/// `<dir>/<name>.calls`, then runs `then` with them, or exits 0.
+fn recording(dir: &Path, name: &str, then: Option<&Path>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let tail = match then {
+        Some(program) => format!("exec '{}' \"$@\"\n", program.display()),
+        None => "exit 0\n".to_string(),
+    };
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n{tail}"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// The calls [`recording`] recorded for `name`.
+fn calls(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(format!("{name}.calls")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// PATH with `dir` (stand-in programs) first.
+fn path_with(dir: &Path) -> String {
+    format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", dir.display())
+}
+
+/// LINBIT's promotion table, "Consistent → the first adjust_master_score value": a node whose
+/// disk is Consistent and whose peer's disk is unknown publishes that value; a first value of
+/// 0 (the default) publishes none, as LINBIT's set_master_score removes a score of 0; an
+/// Inconsistent disk none either.
+#[test]
+fn consistent_data_gets_the_first_adjust_master_score_value() {
+    let sim = DrbdSim::new();
+    let bin = tempfile::tempdir().unwrap();
+    recording(bin.path(), "crm_attribute", None);
+    sim.clone_run("a", "start").rc(0);
+    let recurring_monitor = |scores: Option<&str>| {
+        let mut agent = sim
+            .clone_agent("a")
+            .env("PATH", &path_with(bin.path()))
+            .env("OCF_RESKEY_CRM_meta_interval", "10000");
+        if let Some(scores) = scores {
+            agent = agent.param("adjust_master_score", scores);
+        }
+        agent.run("monitor").rc(0);
+        calls(bin.path(), "crm_attribute").pop().unwrap_or_default()
+    };
+    sim.ctl(&["disk", "a", "Consistent"]);
+    assert_eq!(
+        recurring_monitor(Some("5 10 1000 10000")),
+        "--promotion --lifetime reboot --update 5"
+    );
+    assert_eq!(
+        recurring_monitor(None),
+        "--promotion --lifetime reboot --delete"
+    );
+    sim.ctl(&["disk", "a", "Inconsistent"]);
+    assert_eq!(
+        recurring_monitor(Some("5 10 1000 10000")),
+        "--promotion --lifetime reboot --delete"
+    );
+}
+
+/// The `notify` action the meta-data advertises: before a peer starts, a started instance
+/// runs `drbdadm adjust` (so it connects to the peer); after any operation it publishes its
+/// promotion score afresh, none once it is down; it never fails.
+#[test]
+fn notify_adjusts_before_a_peer_starts_and_rescores_after_an_operation() {
+    let sim = primary_a_secondary_b();
+    let bin = tempfile::tempdir().unwrap();
+    let drbdadm = recording(bin.path(), "drbdadm", Some(&sim.bin("drbdadm")));
+    recording(bin.path(), "crm_attribute", None);
+    let notify = |kind: &str, operation: &str| {
+        sim.clone_agent("b")
+            .param("drbdadm", &drbdadm)
+            .env("PATH", &path_with(bin.path()))
+            .env("OCF_RESKEY_CRM_meta_notify_type", kind)
+            .env("OCF_RESKEY_CRM_meta_notify_operation", operation)
+            .run("notify")
+            .rc(0);
+    };
+    let conf = sim.conf().display().to_string();
+    notify("pre", "start");
+    assert_eq!(
+        calls(bin.path(), "drbdadm"),
+        [format!("-c {conf} adjust r0")]
+    );
+    notify("post", "promote");
+    assert_eq!(
+        calls(bin.path(), "crm_attribute"),
+        ["--promotion --lifetime reboot --update 10000"]
+    );
+    sim.clone_run("b", "stop").rc(0);
+    notify("pre", "start");
+    notify("post", "stop");
+    assert_eq!(
+        calls(bin.path(), "drbdadm").len(),
+        1,
+        "adjust of a stopped instance"
+    );
+    assert_eq!(
+        calls(bin.path(), "crm_attribute")
+            .last()
+            .map(String::as_str),
+        Some("--promotion --lifetime reboot --delete")
+    );
+}
+
+/// A plain start beside a Primary peer waits for DRBD to notice the peer gone (it may have
+/// been fenced), but at most 15 s even when the op timeout allows far more: a peer that is
+/// really alive and Primary fails the start then.
+#[test]
+fn primitive_start_waits_at_most_15_s_for_a_primary_peer_to_go() {
+    let sim = DrbdSim::new();
+    sim.ctl(&["disk", "a", "UpToDate"]);
+    sim.agent("a").run("start").rc(0);
+    let t = std::time::Instant::now();
+    sim.agent("b")
+        .env("OCF_RESKEY_CRM_meta_timeout", "120000")
+        .run("start")
+        .rc(1)
+        .reason_contains("Primary");
+    let took = t.elapsed();
+    // The wait polls every 200 ms; 2 s more for the agent's own calls on a loaded machine.
+    assert!(
+        took >= std::time::Duration::from_secs(15) && took < std::time::Duration::from_secs(17),
+        "start took {took:?}"
+    );
+}

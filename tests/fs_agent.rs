@@ -2,8 +2,9 @@
 //! host (a private mount namespace), so tests run in parallel and nothing reaches the
 //! machine's mount table.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::agent::{AgentCmd, AgentRun};
 use crate::util::host::{Guarded, Host, wait_for};
@@ -251,21 +252,29 @@ fn safe_mode_finds_holders_without_stat() {
 fn a_term_ignoring_holder_gets_kill() {
     let dev = LoopDevice::with_fs("ext4", None);
     let host = Host::new("fs-node");
-    let agent = fs_on(&host, &dev).param("signal_delay", "1");
+    stop_kills_a_term_ignoring_holder(&host, &fs_on(&host, &dev).param("signal_delay", "1"));
+}
+
+/// Starts `agent`, holds the mount with a process that ignores TERM, and checks that stop
+/// succeeds after TERM and KILL and unmounts. Returns how long the stop took.
+fn stop_kills_a_term_ignoring_holder(host: &Host, agent: &AgentCmd<'_>) -> Duration {
     agent.run("start").rc(0);
     let stubborn = holder(
-        &host,
+        host,
         &format!("trap '' TERM; cd {DIR}; while :; do sleep 1; done"),
     );
     wait_until_using(stubborn.pid(), DIR);
+    let started = Instant::now();
     let run = agent.run("stop");
+    let took = started.elapsed();
     run.rc(0);
     assert!(
         run.stderr.contains("signal 15") && run.stderr.contains("signal 9"),
         "{}",
         run.stderr
     );
-    assert!(mounted(&host, DIR).is_empty());
+    assert!(mounted(host, DIR).is_empty());
+    took
 }
 
 #[test]
@@ -532,4 +541,135 @@ fn directory_is_created_when_missing() {
     fs_on(&host, &dev).run("stop").rc(0);
     assert!(host.sh(&format!("test -d {DIR}")).status.success());
     let _ = Path::new(DIR);
+}
+
+/// `fast_stop` caps the signal rounds at 6 s, KILL after the first round: with a
+/// `signal_delay` far above the cap and a holder that ignores TERM, stop sends TERM, waits
+/// no longer than the cap and KILLs, well inside a 60 s op timeout.
+#[test]
+#[ignore = "needs root"]
+fn fast_stop_kills_a_term_ignoring_holder_within_6_s() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let agent = fs_on(&host, &dev)
+        .param("fast_stop", "yes")
+        .param("signal_delay", "30")
+        .env("OCF_RESKEY_CRM_meta_timeout", "60000");
+    let took = stop_kills_a_term_ignoring_holder(&host, &agent);
+    // TERM's round lasts until 1 s before the cap ends (the agent keeps that second for
+    // KILL): about 5 s, so at least 4 s shows TERM was given its time, not skipped. At most
+    // the cap plus 2 s for the agent's start, the KILL's effect (50 ms polls) and the unmount
+    // on a loaded 2-core machine; without the cap the pause would be signal_delay (30 s).
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(8),
+        "stop took {took:?}"
+    );
+}
+
+/// In a clone (`CRM_meta_clone_max` above 1) a non-cluster filesystem would be mounted on
+/// several nodes at once, which destroys it: 6 unless `force_clones`. A cluster or network
+/// filesystem, and a clone of one instance, are fine.
+#[test]
+#[ignore = "needs root"]
+fn a_clone_of_a_non_cluster_filesystem_needs_force_clones() {
+    let dev = LoopDevice::with_fs("ext4", None);
+    let host = Host::new("fs-node");
+    let clone_of = |max: &str| fs_on(&host, &dev).env("OCF_RESKEY_CRM_meta_clone_max", max);
+    clone_of("2")
+        .run("validate-all")
+        .rc(6)
+        .reason_contains("force_clones");
+    clone_of("2").run("start").rc(6);
+    assert!(mounted(&host, DIR).is_empty());
+    clone_of("2")
+        .param("force_clones", "true")
+        .run("validate-all")
+        .rc(0);
+    clone_of("1").run("validate-all").rc(0);
+    AgentCmd::new("fs")
+        .on(&host)
+        .param("device", "198.18.10.1:/export")
+        .param("fstype", "nfs")
+        .param("directory", DIR)
+        .env("OCF_RESKEY_CRM_meta_clone_max", "2")
+        .run("validate-all")
+        .rc(0);
+}
+
+/// "No modprobe, fuser, lsof, blkid or mount is needed for block devices": with none of them
+/// (nor anything else) on PATH, start (device by label), every monitor depth and a stop that
+/// must find and kill a holder all succeed, and strace sees no program executed.
+#[test]
+#[ignore = "needs root"]
+fn block_devices_need_no_helper_program() {
+    let dev = LoopDevice::with_fs("ext4", Some("fh-nohelpers"));
+    let host = Host::new("fs-node");
+    let empty_path = tempfile::tempdir().unwrap();
+    let agent = || {
+        AgentCmd::new("fs")
+            .on(&host)
+            .param("device", "-L fh-nohelpers")
+            .param("directory", DIR)
+            .param("signal_delay", "0")
+            .env("PATH", &empty_path.path().display().to_string())
+    };
+    let expect_no_exec = |traced: crate::util::agent::Traced, what: &str, rc: i32| {
+        traced.run.rc(rc);
+        assert_eq!(traced.execs, 0, "{what} executed a program");
+    };
+    expect_no_exec(agent().run_traced("start"), "start", 0);
+    assert!(mounted(&host, DIR)[0].contains(&dev.name()));
+    for depth in ["0", "10", "20"] {
+        let traced = agent().env("OCF_CHECK_LEVEL", depth).run_traced("monitor");
+        expect_no_exec(traced, &format!("monitor depth {depth}"), 0);
+    }
+    let cwd = holder(&host, &format!("cd {DIR} && exec sleep 1000"));
+    wait_until_using(cwd.pid(), DIR);
+    expect_no_exec(agent().run_traced("stop"), "stop", 0);
+    assert!(!alive(cwd.pid()), "the holder survived the stop");
+    assert!(mounted(&host, DIR).is_empty());
+}
+
+/// nfs, cifs and fuse go through `mount -t TYPE -o OPTIONS SHARE DIR`. A stand-in `mount`
+/// on PATH records its argv and fails as mount.cifs does without a server (exit 32): start
+/// is 1 with mount's complaint, and leaves nothing, not even the mount point it created.
+#[test]
+#[ignore = "needs root"]
+fn network_and_fuse_filesystems_go_through_mount_and_fail_cleanly_without_a_server() {
+    let host = Host::new("fs-node");
+    let bin = tempfile::tempdir().unwrap();
+    let argv_file = bin.path().join("argv");
+    let mount = bin.path().join("mount");
+    std::fs::write(
+        &mount,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"${0%/*}/argv\"\n\
+         echo 'mount error(112): Host is down' >&2\nexit 32\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&mount, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        ("//198.18.10.1/share", "cifs", "username=ha,vers=3.0"),
+        ("198.18.10.1:/export", "nfs4", "soft,timeo=10"),
+        ("sshfs#ha@198.18.10.1:/srv", "fuse", "ro"),
+    ];
+    for (device, fstype, options) in cases {
+        let _ = std::fs::remove_file(&argv_file);
+        AgentCmd::new("fs")
+            .on(&host)
+            .param("device", device)
+            .param("fstype", fstype)
+            .param("options", options)
+            .param("directory", DIR)
+            .env("PATH", &bin.path().display().to_string())
+            .run("start")
+            .rc(1)
+            .reason_contains("Host is down");
+        let argv = std::fs::read_to_string(&argv_file)
+            .unwrap_or_else(|e| panic!("{fstype}: mount was not run: {e}"));
+        let argv: Vec<&str> = argv.lines().collect();
+        assert_eq!(argv, ["-t", fstype, "-o", options, device, DIR], "{fstype}");
+        assert!(mounted(&host, DIR).is_empty(), "{fstype}");
+        let left = host.sh("test -e /run/ferroha");
+        assert!(!left.status.success(), "{fstype}: /run/ferroha left behind");
+    }
 }

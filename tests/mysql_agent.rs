@@ -351,3 +351,122 @@ fn port_and_bind_address_reach_the_server() {
     assert!(listening.contains("198.18.1.1:3307"), "{listening}");
     agent.run("stop").rc(0);
 }
+
+/// The first child of `pid` (`/proc/<pid>/task/<pid>/children`), once it has one.
+fn first_child(pid: u32) -> u32 {
+    wait_for(
+        "a child process",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        },
+    )
+}
+
+/// A process the agent cannot kill: the init of a PID namespace ignores every signal it has
+/// no handler for, SIGKILL included, when the sender is inside that namespace (only an
+/// ancestor namespace can kill it). The stand-in server is that init, named `mariadbd` and
+/// working in the datadir as the real one does, and the agent runs inside its PID and mount
+/// namespaces (with their /proc), where the pid file's `1` names it.
+#[test]
+#[ignore = "needs root"]
+fn stop_fails_when_the_server_survives_kill() {
+    let db = MariaDb::new();
+    let host = Host::new("mysql-unkillable");
+    let bin_dir = tempfile::tempdir().unwrap();
+    let fake_server = bin_dir.path().join("mariadbd");
+    std::fs::copy("/usr/bin/sleep", &fake_server).unwrap();
+    let unshare = host.spawn(
+        host.command("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(&fake_server)
+            .arg("1000")
+            .current_dir(db.datadir()),
+    );
+    let server = first_child(unshare.pid());
+    wait_for(
+        "the stand-in server to run",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || {
+            let comm = std::fs::read_to_string(format!("/proc/{server}/comm")).ok()?;
+            (comm.trim() == "mariadbd").then_some(())
+        },
+    );
+    std::fs::write(db.pid_file(), "1\n").unwrap();
+    let server_ns = server.to_string();
+    let started = Instant::now();
+    let run = mysql_for(&db)
+        .wrapped(&["nsenter", "-t", &server_ns, "--pid", "--mount", "--"])
+        .env("OCF_RESKEY_CRM_meta_timeout", "3000")
+        .run("stop");
+    run.rc(1).reason_contains("still exists after KILL");
+    assert!(run.stderr.contains("sending KILL"), "{}", run.stderr);
+    assert!(
+        alive(server),
+        "the stand-in server did die: the test proved nothing"
+    );
+    // The agent gives up on its own, before the 3 s op timeout (its margin is 150 ms).
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        started.elapsed()
+    );
+}
+
+/// The server creates its pid file and socket as `user`: a directory it cannot write is 4,
+/// for each of them, and a missing one is fine (start creates it).
+#[test]
+#[ignore = "needs root"]
+fn pid_or_socket_directory_not_writable_by_the_user_is_err_perm() {
+    let db = MariaDb::new();
+    let root_only = db.datadir().with_file_name("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    let in_root_only = |name: &str| root_only.join(name).display().to_string();
+    for (param, what) in [("pid", "pid file"), ("socket", "socket")] {
+        mysql_for(&db)
+            .param(param, &in_root_only("mysqld.x"))
+            .run("validate-all")
+            .rc(4)
+            .reason_contains(&format!("cannot create the {what} in"));
+        let missing = root_only.with_file_name("missing").join("mysqld.x");
+        mysql_for(&db)
+            .param(param, &missing.display().to_string())
+            .run("validate-all")
+            .rc(0);
+    }
+}
+
+/// "Queries use the MySQL protocol: nothing is forked" at every monitor depth, and no
+/// program is executed, while a probe of a stopped server forks nothing either.
+#[test]
+#[ignore = "needs root"]
+fn monitor_forks_nothing_at_any_depth() {
+    let db = MariaDb::new();
+    let probe = mysql_for(&db).run_traced("monitor");
+    probe.run.rc(7);
+    assert_eq!(
+        (probe.forks, probe.execs),
+        (0, 0),
+        "probe of a stopped server"
+    );
+    mysql_for(&db).run("start").rc(0);
+    for depth in ["0", "10", "20"] {
+        let agent = mysql_for(&db).env("OCF_CHECK_LEVEL", depth);
+        let traced = agent.run_traced("monitor");
+        traced.run.rc(0);
+        assert_eq!(
+            (traced.forks, traced.execs),
+            (0, 0),
+            "monitor depth {depth} forked or executed; stderr:\n{}",
+            traced.run.stderr
+        );
+    }
+    mysql_for(&db).run("stop").rc(0);
+}

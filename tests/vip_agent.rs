@@ -196,13 +196,13 @@ fn world_v6() -> World {
 
 const VIP: &str = "198.18.1.100";
 
-/// tcpdump of ARP on `ifname` in `host`, started before the test's action.
-struct ArpCapture {
+/// tcpdump of what `filter` selects on `ifname` in `host`, started before the test's action.
+struct Capture {
     tcpdump: crate::util::host::Guarded,
 }
 
-impl ArpCapture {
-    fn start(host: &Host, ifname: &str) -> ArpCapture {
+impl Capture {
+    fn start(host: &Host, ifname: &str, filter: &str) -> Capture {
         let tcpdump = host.spawn(
             host.command("tcpdump")
                 .args([
@@ -213,14 +213,14 @@ impl ArpCapture {
                     "-l",
                     "-tt",
                     "--immediate-mode",
-                    "arp",
+                    filter,
                 ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null()),
         );
         // tcpdump needs a moment to open its socket; what it misses would fail the test.
         std::thread::sleep(Duration::from_millis(500));
-        ArpCapture { tcpdump }
+        Capture { tcpdump }
     }
 
     /// Stops the capture and returns its lines (`<epoch seconds> <src mac> > <dst mac> ...`).
@@ -286,7 +286,7 @@ fn vip_moves_between_hosts_and_the_peers_neighbour_entry_follows() {
 fn announcements_arrive_arp_count_times_arp_interval_apart() {
     let w = world();
     // The client records every ARP packet it sees, with timestamps.
-    let capture = ArpCapture::start(&w.c, "eth0");
+    let capture = Capture::start(&w.c, "eth0", "arp");
     vip_on(&w.a, VIP)
         .param("arp_count", "4")
         .param("arp_interval", "150")
@@ -697,7 +697,7 @@ fn announcements_are_also_unicast_to_the_default_gateway() {
     // The switch is a's default gateway (inside the isolated LAN; nothing leaves it).
     w.a.sh_ok("ip route add default via 198.18.1.254 dev eth0");
     let gateway_mac = w.lan.switch.mac("br0");
-    let capture = ArpCapture::start(&w.lan.switch, "br0");
+    let capture = Capture::start(&w.lan.switch, "br0", "arp");
     vip_on(&w.a, VIP)
         .param("arp_unicast_gateway", "true")
         .param("arp_mode", "reply")
@@ -809,4 +809,162 @@ fn a_stalled_action_fails_with_a_reason_before_its_op_timeout() {
         "{stderr}"
     );
     vip_on(&w.a, VIP).run("stop").rc(0);
+}
+
+/// Two hosts on a LAN of their own: the node (`::1`, 198.18.12.1) and a client (`::3`,
+/// 198.18.12.3), IPv6 without DAD.
+fn node_and_client() -> (Lan, Host, Host) {
+    let lan = Lan::new(12);
+    let (node, client) = (Host::new("node-a"), Host::new("client"));
+    lan.attach(&node, "eth0", Some(&lan.cidr(1)));
+    lan.attach(&client, "eth0", Some(&lan.cidr(3)));
+    for (host, n) in [(&node, 1), (&client, 3)] {
+        host.sh_ok(&format!("ip addr add {}/64 dev eth0 nodad", lan.ip6(n)));
+    }
+    (lan, node, client)
+}
+
+/// `HA_RSCTMP` says where the records go: the ownership record and the announcer's pid file
+/// are there and not in the default directory, and it is that record which lets stop remove
+/// the VIP once it became the interface's primary address (its base address deleted).
+#[test]
+#[ignore = "needs root"]
+fn ha_rsctmp_holds_the_records_that_stop_relies_on() {
+    let (lan, node, _client) = node_and_client();
+    let rsctmp = tempfile::tempdir().unwrap();
+    let rsctmp_dir = rsctmp.path().display().to_string();
+    let ip = lan.ip(100);
+    let agent = || {
+        vip_on(&node, &ip)
+            .param("arp_count", "100")
+            .param("arp_interval", "100")
+            .env("HA_RSCTMP", &rsctmp_dir)
+    };
+    agent().run("start").rc(0);
+    let records = rsctmp.path().join("ferroha-vip");
+    assert!(
+        records.join(&ip).exists(),
+        "no ownership record in HA_RSCTMP"
+    );
+    assert!(
+        records.join(format!("{ip}.announce.pid")).exists(),
+        "no announcer pid file in HA_RSCTMP"
+    );
+    assert!(
+        !node
+            .sh("test -e /run/resource-agents/ferroha-vip")
+            .status
+            .success(),
+        "records written to the default directory too"
+    );
+    node.sh_ok(&format!(
+        "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1 && ip addr del {} dev eth0",
+        lan.cidr(1)
+    ));
+    // Without the record, the primary address looks like the node's own: kept.
+    vip_on(&node, &ip).run("stop").rc(0);
+    assert!(addrs(&node, "eth0").contains(&format!("{ip}/24")));
+    agent().run("stop").rc(0);
+    assert!(!addrs(&node, "eth0").contains(&format!("{ip}/24")));
+    assert!(!records.join(&ip).exists() && announcer_pids_in(&records).is_empty());
+}
+
+/// The pid files left in `records`.
+fn announcer_pids_in(records: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(records)
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".pid"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The source address the node's kernel picks for a connection to the client, seen from the
+/// client: the source of the node's ping.
+fn source_seen_by_client(lan: &Lan, node: &Host, client: &Host) -> String {
+    let capture = Capture::start(client, "eth0", "icmp6 and ip6[40] == 128");
+    node.sh_ok(&format!("ping -6 -c1 -W1 {}", lan.ip6(3)));
+    let out = capture.finish();
+    let line = out
+        .lines()
+        .find(|l| l.contains("echo request"))
+        .unwrap_or_else(|| panic!("no echo request captured:\n{out}"));
+    // `<time> <mac> > <mac>, ethertype IPv6 (0x86dd), length N: <src> > <dst>: ICMP6, ...`
+    line.split(": ")
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected line {line}"))
+        .to_string()
+}
+
+/// `preferred_lft 0` makes the IPv6 VIP deprecated, so it is never a source address. The VIP
+/// `::2` shares more leading bits with the client `::3` than the node's own `::1` and is the
+/// newer address, so the kernel would pick it but for the deprecation.
+#[test]
+#[ignore = "needs root"]
+fn ipv6_vip_with_preferred_lft_0_is_never_the_source_of_a_connection() {
+    let (lan, node, client) = node_and_client();
+    let ip = lan.ip6(2);
+    for (preferred_lft, source) in [("forever", ip.clone()), ("0", lan.ip6(1))] {
+        let agent = vip_on(&node, &ip)
+            .param("preferred_lft", preferred_lft)
+            .param("nodad", "true");
+        agent.run("start").rc(0);
+        assert_eq!(
+            source_seen_by_client(&lan, &node, &client),
+            source,
+            "preferred_lft {preferred_lft}"
+        );
+        agent.run("stop").rc(0);
+    }
+}
+
+/// The unsolicited neighbour advertisement for an IPv6 VIP reaches the peer before any other
+/// packet about the VIP, so the peer learns the new MAC without asking: from the VIP and the
+/// node's MAC to all nodes, override set, solicited not.
+#[test]
+#[ignore = "needs root"]
+fn ipv6_vip_is_announced_by_an_unsolicited_advertisement_before_any_traffic() {
+    let (lan, node, client) = node_and_client();
+    let ip = lan.ip6(0x100);
+    let node_mac = node.mac("eth0");
+    let capture = Capture::start(&client, "eth0", "icmp6");
+    // Neighbour advertisements (type 136) whose flags byte has override and not solicited.
+    let unsolicited = Capture::start(
+        &client,
+        "eth0",
+        "icmp6 and ip6[40] == 136 and ip6[44] & 0x60 == 0x20",
+    );
+    let agent = vip_on(&node, &ip).param("arp_count", "1");
+    agent.run("start").rc(0);
+    assert!(client.sh(&format!("ping -6 -c1 -W1 {ip}")).status.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let (out, unsolicited) = (capture.finish(), unsolicited.finish());
+    agent.run("stop").rc(0);
+    // Packets about the VIP, DAD's probes (from the unspecified address) aside.
+    let first = out
+        .lines()
+        .find(|l| l.contains(&ip) && !l.contains(": :: > "))
+        .unwrap_or_else(|| panic!("nothing about {ip} captured:\n{out}"));
+    assert!(
+        first.contains(&format!(
+            ": {ip} > ff02::1: ICMP6, neighbor advertisement, tgt is {ip}"
+        )) && first.starts_with(&format!("{} {node_mac} > ", time_of(first))),
+        "the first packet about the VIP is not the node's advertisement to all nodes:\n{out}"
+    );
+    assert!(
+        unsolicited.lines().any(|l| untimed(l) == untimed(first)),
+        "the advertisement is solicited or does not override:\n{first}\n{unsolicited}"
+    );
+}
+
+/// The timestamp tcpdump `-tt` starts a line with.
+fn time_of(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
+/// The line without it: the same packet as another capture shows it.
+fn untimed(line: &str) -> &str {
+    line.split_once(' ').map_or("", |(_, rest)| rest)
 }

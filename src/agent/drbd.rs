@@ -511,13 +511,17 @@ impl ResourceAgent for DrbdAgent {
             return Ok(());
         };
         self.become_secondary(cfg, ctx)?;
-        if cfg.stop_outdates_secondary
-            && state.peer_primary()
-            && let Err(f) = self.adm(cfg, ctx, &["outdate"])
-        {
-            log::warn!("drbdadm outdate {}: {}", cfg.resource, f.message);
-        }
         if promotable(ctx) {
+            if cfg.stop_outdates_secondary && state.peer_primary() {
+                // DRBD refuses to outdate a connected disk (the Primary keeps it current):
+                // disconnect first, as LINBIT's agent does; the resource goes down next anyway.
+                for step in ["disconnect", "outdate"] {
+                    if let Err(f) = self.adm(cfg, ctx, &[step]) {
+                        log::warn!("drbdadm {step} {}: {}", cfg.resource, f.message);
+                        break;
+                    }
+                }
+            }
             self.adm(cfg, ctx, &["down"]).map_err(|f| {
                 AgentError::Generic(format!("drbdadm down {}: {}", cfg.resource, f.message))
             })?;

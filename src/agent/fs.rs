@@ -65,6 +65,12 @@ pub static PARAMS: &[ParamSpec] = &[
 /// The actions the meta-data advertises.
 pub const ACTIONS: &[&str] = &["start", "stop", "monitor", "validate-all", "meta-data"];
 
+/// The end of the stop budget kept for KILL and the unmount after it: a term-signal round
+/// whose pause would reach the budget's end (a `signal_delay` beyond `fast_stop`'s cap or the
+/// stop timeout) is cut short by this much and followed by KILL, so that a holder ignoring
+/// the term signals is still killed instead of the stop failing with it alive.
+const KILL_RESERVE: Duration = Duration::from_secs(1);
+
 /// Filesystems mounted through `mount -t` because they need a userspace helper.
 const HELPER_FSTYPES: &[&str] = &[
     "nfs",
@@ -505,7 +511,10 @@ impl FsAgent {
             if cfg.force_unmount == ForceUnmount::Never || Instant::now() >= until {
                 return Err(busy_error(&entry.mount_point, &holders, cfg.force_unmount));
             }
-            let signal = if cfg.fast_stop {
+            let left = until.saturating_duration_since(Instant::now());
+            let signal = if left <= KILL_RESERVE {
+                None
+            } else if cfg.fast_stop {
                 cfg.term_signals.get(round).copied().filter(|_| round == 0)
             } else {
                 cfg.term_signals.get(round).copied()
@@ -526,7 +535,7 @@ impl FsAgent {
             let pause = if signal == libc::SIGKILL {
                 Duration::from_millis(50)
             } else {
-                cfg.signal_delay
+                cfg.signal_delay.min(left.saturating_sub(KILL_RESERVE))
             };
             let pause = pause.min(until.saturating_duration_since(Instant::now()));
             std::thread::sleep(pause);

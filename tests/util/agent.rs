@@ -148,6 +148,8 @@ pub struct AgentCmd<'h> {
     host: Option<&'h Host>,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// A program (and its arguments) the agent runs under: `strace ...`, `nsenter ...`.
+    wrapper: Vec<String>,
 }
 
 impl<'h> AgentCmd<'h> {
@@ -158,6 +160,7 @@ impl<'h> AgentCmd<'h> {
             host: None,
             env: vec![],
             args: vec![],
+            wrapper: vec![],
         }
     }
 
@@ -176,6 +179,7 @@ impl<'h> AgentCmd<'h> {
                 ("OCF_RESOURCE_INSTANCE".into(), "original".into()),
             ],
             args: vec![],
+            wrapper: vec![],
         })
     }
 
@@ -204,16 +208,30 @@ impl<'h> AgentCmd<'h> {
         self
     }
 
+    /// Run the agent as the last arguments of `wrapper` (`["strace", "-f", ...]`), which
+    /// must exec or wait for it and pass its exit code on.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> AgentCmd<'h> {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Runs `action` and collects the result.
     pub fn run(&self, action: &str) -> AgentRun {
+        let (program, leading): (&Path, &[String]) = match self.wrapper.split_first() {
+            Some((program, args)) => (Path::new(program), args),
+            None => (&self.bin, &[]),
+        };
         let mut cmd = match self.host {
-            Some(h) => h.command(&self.bin),
+            Some(h) => h.command(program),
             None => {
-                let mut c = Command::new(&self.bin);
+                let mut c = Command::new(program);
                 c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
                 c
             }
         };
+        if !self.wrapper.is_empty() {
+            cmd.args(leading).arg(&self.bin);
+        }
         cmd.arg(action).args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -223,6 +241,50 @@ impl<'h> AgentCmd<'h> {
             .output()
             .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
         AgentRun::from_output(&what, out)
+    }
+}
+
+/// What [`AgentCmd::run_traced`] saw.
+#[derive(Debug)]
+pub struct Traced {
+    /// The action's result.
+    pub run: AgentRun,
+    /// Processes (not threads) the agent forked.
+    pub forks: usize,
+    /// Programs it executed, itself not counted.
+    pub execs: usize,
+}
+
+impl<'h> AgentCmd<'h> {
+    /// Runs `action` under `strace -f` (as the benchmarks count forks) and counts the
+    /// processes the agent and its children forked and the programs they executed.
+    pub fn run_traced(self, action: &str) -> Traced {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let trace_path = trace.path().display().to_string();
+        let run = self
+            .wrapped(&[
+                "/usr/bin/strace",
+                "-f",
+                "-qq",
+                "-e",
+                "trace=clone,clone3,fork,vfork,execve,execveat",
+                "-o",
+                &trace_path,
+            ])
+            .run(action);
+        let text = std::fs::read_to_string(trace.path()).unwrap();
+        let calls = |names: &[&str]| {
+            text.lines()
+                .filter(|l| !l.contains("resumed>") && !l.contains("CLONE_THREAD"))
+                .filter(|l| names.iter().any(|n| l.contains(&format!(" {n}("))))
+                .count()
+        };
+        Traced {
+            run,
+            forks: calls(&["clone", "clone3", "fork", "vfork"]),
+            // strace's exec of the agent itself.
+            execs: calls(&["execve", "execveat"]).saturating_sub(1),
+        }
     }
 }
 
