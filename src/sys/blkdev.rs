@@ -397,12 +397,14 @@ mod tests {
     use std::process::Command;
 
     /// blkid's view of a file: (TYPE, UUID, LABEL), or `None` when blkid is not installed.
-    fn blkid(path: &Path) -> Option<(String, Option<String>, Option<String>)> {
+    /// `blkid -p` of `path`: the reference every probe is compared with, so that a missing
+    /// blkid fails the test rather than passing it unchecked.
+    fn blkid(path: &Path) -> (String, Option<String>, Option<String>) {
         let output = Command::new("blkid")
             .args(["-p", "-o", "export"])
             .arg(path)
             .output()
-            .ok()?;
+            .unwrap_or_else(|e| panic!("blkid (util-linux) must run for the comparison: {e}"));
         let text = String::from_utf8_lossy(&output.stdout);
         // Values are shell-escaped: "my\\ data".
         let unescape = |v: &str| {
@@ -422,27 +424,31 @@ mod tests {
                 .find_map(|l| l.strip_prefix(&format!("{key}=")))
                 .map(unescape)
         };
-        Some((
+        (
             value("TYPE").unwrap_or_default(),
             value("UUID"),
             value("LABEL"),
-        ))
+        )
     }
 
-    fn have(tool: &str) -> bool {
-        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-            .iter()
-            .any(|dir| Path::new(dir).join(tool).exists())
+    /// Fails the test when `tool` is missing: scripts/install-deps installs every mkfs these
+    /// tests use, so a missing one is a broken set-up, not a reason to pass.
+    fn require(tool: &str) {
+        assert!(
+            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .any(|dir| Path::new(dir).join(tool).exists()),
+            "{tool} is not installed (scripts/install-deps installs it)"
+        );
     }
 
     /// Probes an image and checks the result against `blkid -p`.
     fn probe_and_compare(image: &Path) -> Probe {
         let found = probe(image).unwrap().expect("a filesystem");
-        if let Some((fstype, uuid, label)) = blkid(image) {
-            assert_eq!(found.fstype, fstype, "{}", image.display());
-            assert_eq!(found.uuid, uuid, "{}", image.display());
-            assert_eq!(found.label, label, "{}", image.display());
-        }
+        let (fstype, uuid, label) = blkid(image);
+        assert_eq!(found.fstype, fstype, "{}", image.display());
+        assert_eq!(found.uuid, uuid, "{}", image.display());
+        assert_eq!(found.label, label, "{}", image.display());
         found
     }
 
@@ -487,10 +493,7 @@ mod tests {
 
     #[test]
     fn xfs_matches_blkid() {
-        if !have("mkfs.xfs") {
-            eprintln!("mkfs.xfs not installed: skipped");
-            return;
-        }
+        require("mkfs.xfs");
         let dir = tempfile::tempdir().unwrap();
         let image = make_image(dir.path(), "xfs", 300 * MIB, &["-L", "xfs lbl"]);
         let found = probe_and_compare(&image);
@@ -500,10 +503,7 @@ mod tests {
 
     #[test]
     fn btrfs_matches_blkid() {
-        if !have("mkfs.btrfs") {
-            eprintln!("mkfs.btrfs not installed: skipped");
-            return;
-        }
+        require("mkfs.btrfs");
         let dir = tempfile::tempdir().unwrap();
         let image = make_image(dir.path(), "btrfs", 300 * MIB, &["-L", "a btrfs label"]);
         let found = probe_and_compare(&image);
@@ -580,9 +580,7 @@ mod tests {
         assert_eq!(probe_ext(sb).unwrap().uuid, None);
         let journal = make_image(dir.path(), "ext4", 16 * MIB, &["-O", "journal_dev"]);
         assert_eq!(probe(&journal).unwrap(), None);
-        if let Some((fstype, _, _)) = blkid(&journal) {
-            assert_eq!(fstype, "jbd");
-        }
+        assert_eq!(blkid(&journal).0, "jbd");
     }
 
     #[test]
@@ -596,17 +594,12 @@ mod tests {
             .unwrap();
         drop(file);
         assert_eq!(probe(&image).unwrap(), None);
-        if let Some((fstype, _, _)) = blkid(&image) {
-            assert_eq!(fstype, "drbd", "blkid agrees it is DRBD meta-data");
-        }
+        assert_eq!(blkid(&image).0, "drbd", "blkid agrees it is DRBD meta-data");
     }
 
     #[test]
     fn stale_second_signature_is_an_error() {
-        if !have("mkfs.btrfs") {
-            eprintln!("mkfs.btrfs not installed: skipped");
-            return;
-        }
+        require("mkfs.btrfs");
         let dir = tempfile::tempdir().unwrap();
         let btrfs = std::fs::read(make_image(dir.path(), "btrfs", 300 * MIB, &[])).unwrap();
         let ext4 = make_image(dir.path(), "ext4", 300 * MIB, &[]);
@@ -620,10 +613,9 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("ext4, btrfs"), "{err}");
         // blkid -p refuses too ("ambivalent result"), exit code 8.
-        if have("blkid") {
-            let status = Command::new("blkid").arg("-p").arg(&ext4).output().unwrap();
-            assert!(!status.status.success());
-        }
+        require("blkid");
+        let status = Command::new("blkid").arg("-p").arg(&ext4).output().unwrap();
+        assert!(!status.status.success());
     }
 
     #[test]
