@@ -620,11 +620,7 @@ impl Compat {
         }
         if msg.get("t") == Some("NS_nak_rexmit") {
             // It no longer has what we asked for: stop asking.
-            if let (Some(peer), Some(seq)) = (
-                self.peers.get_mut(src),
-                msg.get("firstseq")
-                    .and_then(|v| u64::from_str_radix(v, 16).ok()),
-            ) {
+            if let (Some(peer), Some(seq)) = (self.peers.get_mut(src), msg.get_hex("firstseq")) {
                 peer.missing.remove(&seq);
             }
             return Effect::None;

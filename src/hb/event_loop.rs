@@ -263,9 +263,8 @@ impl Shell {
                 }
             };
             let medium = self.media.sockets[index].name.clone();
-            let number = |field| msg.get(field).and_then(|v| u64::from_str_radix(v, 16).ok());
             if let (Some(src), Some(generation), Some(seq)) =
-                (msg.get("src"), number("hg"), number("seq"))
+                (msg.get("src"), msg.get_hex("hg"), msg.get_hex("seq"))
                 && let Some(warning) =
                     self.wire.kernel[index].message(&medium, src, generation, seq, now)
             {

@@ -154,10 +154,6 @@ const STATE_FIELDS: &[&str] = &[
 /// How far back a sequence number counts as a copy from another medium rather than a replay.
 const RECENT: u64 = 8;
 
-fn hex(text: Option<&str>) -> Option<u64> {
-    u64::from_str_radix(text?, 16).ok()
-}
-
 impl Membership {
     /// The table for node `me` among `nodes`.
     pub fn new(
@@ -214,8 +210,10 @@ impl Membership {
         if src == self.me {
             return Err(Dropped::Own);
         }
-        let (Some(generation), Some(seq)) = (hex(fields.field("hg")), hex(fields.field("seq")))
-        else {
+        let (Some(generation), Some(seq)) = (
+            fields.field("hg").and_then(super::proto::parse_hex),
+            fields.field("seq").and_then(super::proto::parse_hex),
+        ) else {
             self.counters.incomplete += 1;
             return Err(Dropped::Incomplete);
         };

@@ -67,6 +67,12 @@ impl Message {
         })
     }
 
+    /// The value of `name` as the hex number Heartbeat writes generations and sequence
+    /// numbers in (`hg`, `seq`, `firstseq`).
+    pub fn get_hex(&self, name: &str) -> Option<u64> {
+        parse_hex(self.get(name)?)
+    }
+
     /// The binary value of `name`.
     pub fn get_binary(&self, name: &str) -> Option<&[u8]> {
         self.fields.iter().find_map(|(n, v)| match v {
@@ -146,6 +152,11 @@ impl fmt::Display for ProtoError {
 }
 
 /// Lowercase hex HMAC of `data` with `method` and `secret`.
+/// A hex number as Heartbeat writes them (no prefix; either case).
+pub fn parse_hex(text: &str) -> Option<u64> {
+    u64::from_str_radix(text, 16).ok()
+}
+
 pub fn hmac_hex(method: AuthMethod, secret: &[u8], data: &[u8]) -> String {
     let mut text = Vec::with_capacity(64);
     push_hmac_hex(&mut text, method, secret, data);

@@ -52,7 +52,7 @@ impl Node {
                 .filter_map(|entry| entry.split_once(':'))
                 .any(|(node, id)| {
                     node == self.s.node
-                        && u64::from_str_radix(id, 16).is_ok_and(|id| id >= self.want_id)
+                        && crate::hb::proto::parse_hex(id).is_some_and(|id| id >= self.want_id)
                 })
         })
     }
@@ -126,8 +126,8 @@ impl Node {
         // A Heartbeat peer's message we asked for again (it was lost): older than the last
         // one, so membership would take it for a replay; it is of the current generation,
         // authenticated and awaited, and counts for the resource protocol.
-        let hex = |f: &str| msg.get(f).and_then(|v| u64::from_str_radix(v, 16).ok());
-        if let (Some((Some(g), _)), Some(hg), Some(seq)) = (before, hex("hg"), hex("seq"))
+        if let (Some((Some(g), _)), Some(hg), Some(seq)) =
+            (before, msg.get_hex("hg"), msg.get_hex("seq"))
             && g == hg
             && self.compat.resent(&src, seq)
         {
