@@ -325,9 +325,54 @@ pub fn has_local_address(pid: u32, ip: &str) -> bool {
     false
 }
 
-/// What a [`Sampler`] saw: the number of samples, and when (since its start) two or more
-/// hosts had the address, with which.
-pub type Samples = (u64, Vec<(Duration, Vec<usize>)>);
+/// The hosts (indices into `pids`) whose network namespace has `ip`.
+fn holders_of(pids: &[u32], ip: &str) -> Vec<usize> {
+    pids.iter()
+        .enumerate()
+        .filter(|(_, p)| has_local_address(**p, ip))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// What a [`Sampler`] saw.
+#[derive(Debug)]
+pub struct Samples {
+    /// The address sampled.
+    pub ip: &'static str,
+    /// How many samples were taken.
+    pub samples: u64,
+    /// How many of them found exactly one host with the address.
+    pub held: u64,
+    /// When (since the start) two or more hosts had the address, with which.
+    pub doubles: Vec<(Duration, Vec<usize>)>,
+}
+
+impl Samples {
+    /// Panics unless at least `min` samples were taken, some host had the address in one of
+    /// them (else a sampler that looked in the wrong place would pass), and no two hosts
+    /// ever had it at once.
+    pub fn assert_never_two(&self, min: u64) {
+        assert!(
+            self.samples >= min,
+            "{}: only {} samples",
+            self.ip,
+            self.samples
+        );
+        assert!(
+            self.held > 0,
+            "no host was ever seen holding {} (of {} samples)",
+            self.ip,
+            self.samples
+        );
+        assert!(
+            self.doubles.is_empty(),
+            "two hosts held {} at once: {:?} (of {} samples)",
+            self.ip,
+            self.doubles,
+            self.samples
+        );
+    }
+}
 
 /// Samples, every `every`, which hosts have `ip`, on a thread, until stopped; keeps the
 /// moments when more than one had it.
@@ -343,22 +388,23 @@ impl Sampler {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let t0 = Instant::now();
-            let mut samples = 0u64;
-            let mut doubles = vec![];
+            let mut seen = Samples {
+                ip,
+                samples: 0,
+                held: 0,
+                doubles: vec![],
+            };
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let holders: Vec<usize> = pids
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| has_local_address(**p, ip))
-                    .map(|(i, _)| i)
-                    .collect();
-                samples += 1;
-                if holders.len() > 1 {
-                    doubles.push((t0.elapsed(), holders));
+                let holders = holders_of(&pids, ip);
+                seen.samples += 1;
+                match holders.len() {
+                    0 => {}
+                    1 => seen.held += 1,
+                    _ => seen.doubles.push((t0.elapsed(), holders)),
                 }
                 std::thread::sleep(every);
             }
-            (samples, doubles)
+            seen
         });
         Sampler {
             stop,
@@ -366,7 +412,7 @@ impl Sampler {
         }
     }
 
-    /// Stops; the number of samples and the moments with two or more holders.
+    /// Stops; what was seen.
     pub fn finish(mut self) -> Samples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
@@ -401,11 +447,19 @@ impl Timeline {
         matches!(self.changes.as_slice(), [(_, holders)] if holders == &[i])
     }
 
-    /// Panics unless at least `min` samples were taken and no two hosts ever had the address.
+    /// Panics unless at least `min` samples were taken, some host had the address at some
+    /// point (else a watch that looked in the wrong place would pass), and no two hosts ever
+    /// had it at once.
     pub fn assert_never_two(&self, min: u64) {
         assert!(
             self.samples >= min,
             "{}: only {} samples",
+            self.ip,
+            self.samples
+        );
+        assert!(
+            self.changes.iter().any(|(_, h)| h.len() == 1),
+            "no host was ever seen holding {} (of {} samples)",
             self.ip,
             self.samples
         );
@@ -441,12 +495,7 @@ impl Watch {
                 changes: vec![],
             };
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let holders: Vec<usize> = pids
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| has_local_address(**p, ip))
-                    .map(|(i, _)| i)
-                    .collect();
+                let holders = holders_of(&pids, ip);
                 timeline.samples += 1;
                 if timeline.changes.last().map(|(_, h)| h) != Some(&holders) {
                     timeline.changes.push((t0.elapsed(), holders));
