@@ -329,9 +329,12 @@ fn announcements_arrive_arp_count_times_arp_interval_apart() {
         .collect();
     for pair in times.windows(2) {
         let gap = (pair[1] - pair[0]) * 1000.0;
+        // The agent sleeps arp_interval between rounds: measured 150.2..152.3 ms. Below:
+        // 2 ms for timestamps taken where the client receives, not where a sends. Above:
+        // 50 ms for a loaded 2-core machine to be late waking the agent from its sleep.
         assert!(
-            (140.0..400.0).contains(&gap),
-            "gap {gap:.0} ms, arp_interval 150: {times:?}"
+            (148.0..200.0).contains(&gap),
+            "gap {gap:.1} ms, arp_interval 150: {times:?}"
         );
     }
     vip_on(&w.a, VIP).run("stop").rc(0);
