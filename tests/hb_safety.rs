@@ -15,15 +15,6 @@ fn anchors(c: &Cluster) -> Vec<u32> {
     c.hosts.iter().map(|h| h.pid()).collect()
 }
 
-fn assert_never_two(sampler: Sampler) {
-    let (samples, doubles) = sampler.finish();
-    assert!(samples >= 10, "only {samples} samples");
-    assert!(
-        doubles.is_empty(),
-        "two nodes held {VIP} at once: {doubles:?} (of {samples} samples)"
-    );
-}
-
 fn log_of(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(c.dirs[i].path().join("daemon.log")).unwrap_or_default()
 }
@@ -40,7 +31,7 @@ fn a_killed_active_daemon_is_fenced_before_the_takeover_and_two_never_hold_the_v
     c.wait_vip_on(1, Duration::from_secs(10));
     let took = t0.elapsed();
     std::thread::sleep(Duration::from_millis(200));
-    assert_never_two(sampler);
+    sampler.finish().assert_never_two(10);
     assert_eq!(fence.calls(), ["n1 n1"], "n1 fenced exactly once");
     assert!(!c.has(0, VIP), "the fence powered n1 off");
     let log = log_of(&c, 1);
@@ -98,7 +89,7 @@ fn a_cut_link_is_fenced_and_a_failing_fence_blocks_the_takeover_until_it_works()
     );
     fence.set_failing(false);
     c.wait_vip_on(1, Duration::from_secs(10));
-    assert_never_two(sampler);
+    sampler.finish().assert_never_two(10);
     assert_eq!(fence.calls(), ["n1 n1"]);
 }
 
@@ -185,7 +176,7 @@ fn a_failed_stop_is_fenced_by_the_peer_and_without_fencing_nobody_takes_over() {
                 "n2 does not say why it waits:\n{log}"
             );
         }
-        assert_never_two(sampler);
+        sampler.finish().assert_never_two(10);
     }
 }
 
@@ -356,7 +347,7 @@ fn a_node_that_loses_its_ping_node_hands_the_group_to_the_peer_that_sees_it() {
     c.wait_vip_on(1, Duration::from_secs(10));
     assert!(!c.has(0, VIP));
     // An orderly handover (n1 stops, then n2 starts): never two holders, no fencing needed.
-    assert_never_two(sampler);
+    sampler.finish().assert_never_two(10);
     let log = log_of(&c, 0);
     assert!(
         log.contains("n2 sees 1 ping nodes, this node 0"),
@@ -435,7 +426,7 @@ fn a_cut_heartbeat_link_with_the_ping_node_reachable_from_both() {
     c.hosts[0].sh_ok("ip link set eth0 down");
     c.wait_vip_on(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
-    assert_never_two(sampler);
+    sampler.finish().assert_never_two(10);
     assert_eq!(
         fence.calls(),
         ["n1 n1"],

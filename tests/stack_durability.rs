@@ -154,13 +154,14 @@ fn every_acknowledged_commit_survives_mixed_failovers_and_two_nodes_never_run_th
         report += &format!("  {f:?}: {} ms\n", d.as_millis());
     }
     eprintln!(
-        "{} failovers; {} commits acknowledged, {} lost; {} fences; sampler: {} samples, {} with two nodes active\n{report}",
+        "{} failovers; {} commits acknowledged, {} lost; {} fences; sampler: {} samples, {} with two nodes active, {:?} with one node DRBD Primary, mounted, running MySQL, holding the VIP\n{report}",
         downtimes.len(),
         acked,
         lost.len(),
         s.fences().len(),
         watch.samples,
-        watch.doubles.len()
+        watch.doubles.len(),
+        watch.single
     );
     // Where takeover time goes: each agent's start, from both nodes' logs.
     let mut phases: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
@@ -190,11 +191,8 @@ fn every_acknowledged_commit_survives_mixed_failovers_and_two_nodes_never_run_th
         );
     }
     assert!(lost.is_empty(), "acknowledged commits lost: {lost:?}");
-    assert!(
-        watch.doubles.is_empty(),
-        "two nodes active at once: {:?}",
-        &watch.doubles[..watch.doubles.len().min(10)]
-    );
+    // Twenty-odd failovers of about a second each at one sample per 10 ms: well over 1000.
+    watch.assert_saw_each_and_never_two(1000);
     assert!(downtimes.len() >= 20);
     assert!(acked > 100, "the client hardly wrote: {acked}");
 }

@@ -18,6 +18,8 @@ pub struct Cluster {
     pub dirs: Vec<tempfile::TempDir>,
     pub state: tempfile::TempDir,
     pub install: tempfile::TempDir,
+    /// Each host's address on the LAN: 198.18.1.<octet>.
+    octets: Vec<u8>,
 }
 
 impl Cluster {
@@ -57,7 +59,30 @@ impl Cluster {
         deadtime: &str,
         extra: impl Fn(&Host),
     ) -> Cluster {
-        Cluster::build(count, None, haresources, ha_cf_extra, deadtime, extra)
+        Cluster::build(
+            &numbered(count),
+            None,
+            haresources,
+            ha_cf_extra,
+            deadtime,
+            extra,
+        )
+    }
+
+    /// As [`Cluster::of`] with these nodes: (name, last octet of its address), in the order
+    /// of ha.cf's `node` lines, which is also the order of [`Cluster::hosts`].
+    pub fn of_nodes(
+        nodes: &[(&str, u8)],
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+    ) -> Cluster {
+        let nodes: Vec<(String, u8)> = nodes.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        let mut c = Cluster::build(&nodes, None, haresources, ha_cf_extra, deadtime, |_| {});
+        for i in 0..nodes.len() {
+            c.start(i);
+        }
+        c
     }
 
     /// As [`Cluster::of`], with `media` (the same lines on every node, e.g. `bcast eth0`)
@@ -71,7 +96,7 @@ impl Cluster {
         extra: impl Fn(&Host),
     ) -> Cluster {
         let mut c = Cluster::build(
-            count,
+            &numbered(count),
             Some(media),
             haresources,
             ha_cf_extra,
@@ -85,7 +110,7 @@ impl Cluster {
     }
 
     fn build(
-        count: usize,
+        nodes: &[(String, u8)],
         media: Option<&str>,
         haresources: &str,
         ha_cf_extra: &str,
@@ -95,10 +120,10 @@ impl Cluster {
         let install = world_readable_tempdir();
         make_install(install.path());
         let lan = Lan::new(1);
-        let hosts: Vec<Host> = (1..=count).map(|i| Host::new(&format!("n{i}"))).collect();
+        let hosts: Vec<Host> = nodes.iter().map(|(name, _)| Host::new(name)).collect();
         let mut dirs = vec![];
-        for (i, host) in hosts.iter().enumerate() {
-            lan.attach(host, "eth0", Some(&format!("198.18.1.{}/24", i + 1)));
+        for (host, (_, octet)) in hosts.iter().zip(nodes) {
+            lan.attach(host, "eth0", Some(&format!("198.18.1.{octet}/24")));
             extra(host);
             let dir = tempfile::tempdir().unwrap();
             // `{node}` in the extra lines is this node's name (a serial device per node).
@@ -109,13 +134,13 @@ impl Cluster {
             match media {
                 Some(media) => ha_cf += media,
                 None => {
-                    for peer in (1..=count).filter(|p| *p != i + 1) {
+                    for (_, peer) in nodes.iter().filter(|(_, p)| p != octet) {
                         ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
                     }
                 }
             }
-            for node in 1..=count {
-                ha_cf += &format!("node n{node}\n");
+            for (node, _) in nodes {
+                ha_cf += &format!("node {node}\n");
             }
             std::fs::write(dir.path().join("ha.cf"), ha_cf).unwrap();
             std::fs::write(dir.path().join("haresources"), haresources).unwrap();
@@ -127,17 +152,18 @@ impl Cluster {
         Cluster {
             lan,
             hosts,
-            daemons: (0..count).map(|_| None).collect(),
+            daemons: nodes.iter().map(|_| None).collect(),
             dirs,
             state: tempfile::tempdir().unwrap(),
             install,
+            octets: nodes.iter().map(|(_, octet)| *octet).collect(),
         }
     }
 
     /// Waits until node i's daemon answers on its control socket.
     pub fn wait_ready(&self, i: usize) {
         wait_for(
-            &format!("n{}'s control socket", i + 1),
+            &format!("{}'s control socket", self.hosts[i].name()),
             Duration::from_secs(10),
             Duration::from_millis(5),
             || {
@@ -206,7 +232,7 @@ impl Cluster {
     pub fn boot(&mut self, i: usize) {
         self.hosts[i].sh_ok(&format!(
             "ip link set eth0 up && ip addr add 198.18.1.{}/24 dev eth0",
-            i + 1
+            self.octets[i]
         ));
         self.start(i);
     }
@@ -277,7 +303,7 @@ impl Cluster {
     pub fn wait_addr_on(&self, on: usize, ip: &str, g: usize, within: Duration) -> Duration {
         let started = Instant::now();
         wait_for(
-            &format!("{ip} (group {}) on n{}", g + 1, on + 1),
+            &format!("{ip} (group {}) on {}", g + 1, self.hosts[on].name()),
             within,
             Duration::from_millis(5),
             || (self.has(on, ip) && self.holding_of(on, g) == "held").then_some(()),
@@ -297,13 +323,25 @@ pub fn log_file(path: &std::path::Path) -> std::fs::File {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for (i, dir) in self.dirs.iter().enumerate() {
+            for (host, dir) in self.hosts.iter().zip(&self.dirs) {
                 let log =
                     std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-                eprintln!("---- n{} daemon log ----\n{log}", i + 1);
+                eprintln!("---- {} daemon log ----\n{log}", host.name());
             }
         }
     }
+}
+
+/// Nodes n1, n2, … at 198.18.1.1, .2, …
+fn numbered(count: usize) -> Vec<(String, u8)> {
+    (1..=count)
+        .map(|i| {
+            (
+                format!("n{i}"),
+                u8::try_from(i).expect("a node number below 256"),
+            )
+        })
+        .collect()
 }
 
 /// Whether the network namespace of `pid` has `ip` as a local address, read from
@@ -325,9 +363,54 @@ pub fn has_local_address(pid: u32, ip: &str) -> bool {
     false
 }
 
-/// What a [`Sampler`] saw: the number of samples, and when (since its start) two or more
-/// hosts had the address, with which.
-pub type Samples = (u64, Vec<(Duration, Vec<usize>)>);
+/// The hosts (indices into `pids`) whose network namespace has `ip`.
+fn holders_of(pids: &[u32], ip: &str) -> Vec<usize> {
+    pids.iter()
+        .enumerate()
+        .filter(|(_, p)| has_local_address(**p, ip))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// What a [`Sampler`] saw.
+#[derive(Debug)]
+pub struct Samples {
+    /// The address sampled.
+    pub ip: &'static str,
+    /// How many samples were taken.
+    pub samples: u64,
+    /// How many of them found exactly one host with the address.
+    pub held: u64,
+    /// When (since the start) two or more hosts had the address, with which.
+    pub doubles: Vec<(Duration, Vec<usize>)>,
+}
+
+impl Samples {
+    /// Panics unless at least `min` samples were taken, some host had the address in one of
+    /// them (else a sampler that looked in the wrong place would pass), and no two hosts
+    /// ever had it at once.
+    pub fn assert_never_two(&self, min: u64) {
+        assert!(
+            self.samples >= min,
+            "{}: only {} samples",
+            self.ip,
+            self.samples
+        );
+        assert!(
+            self.held > 0,
+            "no host was ever seen holding {} (of {} samples)",
+            self.ip,
+            self.samples
+        );
+        assert!(
+            self.doubles.is_empty(),
+            "two hosts held {} at once: {:?} (of {} samples)",
+            self.ip,
+            self.doubles,
+            self.samples
+        );
+    }
+}
 
 /// Samples, every `every`, which hosts have `ip`, on a thread, until stopped; keeps the
 /// moments when more than one had it.
@@ -343,22 +426,23 @@ impl Sampler {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let t0 = Instant::now();
-            let mut samples = 0u64;
-            let mut doubles = vec![];
+            let mut seen = Samples {
+                ip,
+                samples: 0,
+                held: 0,
+                doubles: vec![],
+            };
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let holders: Vec<usize> = pids
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| has_local_address(**p, ip))
-                    .map(|(i, _)| i)
-                    .collect();
-                samples += 1;
-                if holders.len() > 1 {
-                    doubles.push((t0.elapsed(), holders));
+                let holders = holders_of(&pids, ip);
+                seen.samples += 1;
+                match holders.len() {
+                    0 => {}
+                    1 => seen.held += 1,
+                    _ => seen.doubles.push((t0.elapsed(), holders)),
                 }
                 std::thread::sleep(every);
             }
-            (samples, doubles)
+            seen
         });
         Sampler {
             stop,
@@ -366,7 +450,7 @@ impl Sampler {
         }
     }
 
-    /// Stops; the number of samples and the moments with two or more holders.
+    /// Stops; what was seen.
     pub fn finish(mut self) -> Samples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
@@ -401,22 +485,26 @@ impl Timeline {
         matches!(self.changes.as_slice(), [(_, holders)] if holders == &[i])
     }
 
-    /// Panics unless at least `min` samples were taken and no two hosts ever had the address.
+    /// Panics unless at least `min` samples were taken, some host had the address at some
+    /// point (else a watch that looked in the wrong place would pass), and no two hosts ever
+    /// had it at once.
     pub fn assert_never_two(&self, min: u64) {
-        assert!(
-            self.samples >= min,
-            "{}: only {} samples",
-            self.ip,
-            self.samples
-        );
-        let doubles: Vec<_> = self.changes.iter().filter(|(_, h)| h.len() > 1).collect();
-        assert!(
-            doubles.is_empty(),
-            "two hosts had {} at once: {doubles:?} (of {} samples; all changes {:?})",
-            self.ip,
-            self.samples,
-            self.changes
-        );
+        if self.changes.iter().any(|(_, h)| h.len() > 1) {
+            eprintln!("{}: every change of holders: {:?}", self.ip, self.changes);
+        }
+        Samples {
+            ip: self.ip,
+            samples: self.samples,
+            // Changes, not samples: each stretch with one holder is at least one sample.
+            held: self.changes.iter().filter(|(_, h)| h.len() == 1).count() as u64,
+            doubles: self
+                .changes
+                .iter()
+                .filter(|(_, h)| h.len() > 1)
+                .cloned()
+                .collect(),
+        }
+        .assert_never_two(min);
     }
 }
 
@@ -441,12 +529,7 @@ impl Watch {
                 changes: vec![],
             };
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let holders: Vec<usize> = pids
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| has_local_address(**p, ip))
-                    .map(|(i, _)| i)
-                    .collect();
+                let holders = holders_of(&pids, ip);
                 timeline.samples += 1;
                 if timeline.changes.last().map(|(_, h)| h) != Some(&holders) {
                     timeline.changes.push((t0.elapsed(), holders));

@@ -30,6 +30,9 @@ pub const VIP: &str = "198.18.1.100";
 pub const CLIENT_IP: &str = "198.18.1.200";
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 
+/// What [`node_state`] reports, in its order.
+pub const STATE_NAMES: [&str; 4] = ["DRBD Primary", "mounted", "MySQL running", "VIP"];
+
 /// What the sampler found.
 #[derive(Debug, Default, Clone)]
 pub struct Watch {
@@ -37,6 +40,47 @@ pub struct Watch {
     pub samples: u64,
     /// (ms since start, what, nodes) whenever two nodes had the same thing.
     pub doubles: Vec<(u128, &'static str, Vec<usize>)>,
+    /// Samples in which exactly one node was DRBD Primary, mounted, running MySQL, holding
+    /// the VIP ([`STATE_NAMES`] order).
+    pub single: [u64; 4],
+}
+
+impl Watch {
+    /// Counts one sample: `states` is every node's [`node_state`], taken `ms` after the start.
+    pub fn record(&mut self, ms: u128, states: &[[bool; 4]]) {
+        self.samples += 1;
+        for (k, name) in STATE_NAMES.iter().enumerate() {
+            let nodes: Vec<usize> = (0..states.len()).filter(|&i| states[i][k]).collect();
+            match nodes.len() {
+                0 => {}
+                1 => self.single[k] += 1,
+                _ => self.doubles.push((ms, name, nodes)),
+            }
+        }
+    }
+
+    /// Panics unless at least `min` samples were taken, each of DRBD Primary, the mount,
+    /// MySQL and the VIP was seen on one node (a sampler that never saw the stack running,
+    /// say because it read the wrong place, proves nothing by never seeing it twice), and
+    /// no two nodes ever had the same one.
+    pub fn assert_saw_each_and_never_two(&self, min: u64) {
+        assert!(self.samples >= min, "only {} samples", self.samples);
+        let unseen: Vec<&str> = (0..4)
+            .filter(|&k| self.single[k] == 0)
+            .map(|k| STATE_NAMES[k])
+            .collect();
+        assert!(
+            unseen.is_empty(),
+            "the sampler never saw {unseen:?} on a node ({} samples; seen on one node: {:?})",
+            self.samples,
+            self.single
+        );
+        assert!(
+            self.doubles.is_empty(),
+            "two nodes active at once: {:?}",
+            &self.doubles[..self.doubles.len().min(10)]
+        );
+    }
 }
 
 /// One node's view from outside: (DRBD Primary, mounted, mysqld running, VIP), for the node
@@ -267,7 +311,6 @@ impl Stack {
         let t0 = self.t0;
         self.watch_thread = Some(std::thread::spawn(move || {
             let mut watch = Watch::default();
-            let what = ["DRBD Primary", "mounted", "MySQL running", "VIP"];
             while !stop.load(Ordering::Relaxed) {
                 let sim_state = std::fs::read_to_string(&state_file).unwrap_or_default();
                 let states: Vec<[bool; 4]> = anchors
@@ -275,13 +318,7 @@ impl Stack {
                     .zip(["a", "b"])
                     .map(|(p, l)| node_state(*p, &mnt, &sim_state, l))
                     .collect();
-                watch.samples += 1;
-                for (k, name) in what.iter().enumerate() {
-                    let nodes: Vec<usize> = (0..states.len()).filter(|&i| states[i][k]).collect();
-                    if nodes.len() > 1 {
-                        watch.doubles.push((t0.elapsed().as_millis(), name, nodes));
-                    }
-                }
+                watch.record(t0.elapsed().as_millis(), &states);
                 std::thread::sleep(Duration::from_millis(10));
             }
             watch
