@@ -163,7 +163,7 @@ fn absurd_op_timeouts_are_usage_errors_not_panics() {
 
 /// An OCF root with one agent, `ocf:ferroha-test:ok`, whose every action succeeds: the
 /// agents are not what the refusal table is about.
-fn ok_agent_root() -> tempfile::TempDir {
+pub(crate) fn ok_agent_root() -> tempfile::TempDir {
     let root = world_readable_tempdir();
     let dir = root.path().join("resource.d/ferroha-test");
     std::fs::create_dir_all(&dir).unwrap();
