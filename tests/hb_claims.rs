@@ -186,9 +186,17 @@ fn logfacility_sends_each_line_to_syslog_with_its_facility_and_severity() {
     );
     let mut received = vec![];
     let mut buf = [0u8; 8192];
+    // The daemon keeps logging (its peer stays silent), so the receive timeout alone would
+    // never end a wait for lines that do not come.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !(received.iter().any(|l: &String| l.starts_with(&warning))
         && received.iter().any(|l| l.starts_with(&info)))
     {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {warning:?} and {info:?} within 10 s; received:\n{}",
+            received.join("\n")
+        );
         let n = syslog
             .recv(&mut buf)
             .unwrap_or_else(|e| panic!("syslog: {e}; received so far:\n{}", received.join("\n")));
