@@ -163,7 +163,7 @@ fn absurd_op_timeouts_are_usage_errors_not_panics() {
 
 /// An OCF root with one agent, `ocf:ferroha-test:ok`, whose every action succeeds: the
 /// agents are not what the refusal table is about.
-fn ok_agent_root() -> tempfile::TempDir {
+pub(crate) fn ok_agent_root() -> tempfile::TempDir {
     let root = world_readable_tempdir();
     let dir = root.path().join("resource.d/ferroha-test");
     std::fs::create_dir_all(&dir).unwrap();
@@ -332,6 +332,36 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
             "keepalive 0.0000001\n".into(),
             good_state.clone(),
             "error: DIR/ha.cf:8: keepalive (0 µs) must be at least 1 ms: shorter ones only burn CPU and flood the log".into(),
+        ),
+        (
+            "initdead below deadtime",
+            "initdead 500ms\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: initdead must be at least deadtime".into(),
+        ),
+        (
+            "a Heartbeat STONITH plugin",
+            "stonith external/ipmi /etc/ha.d/stonith.cfg\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: 'stonith': Heartbeat's STONITH plugins are not run by hb-monitor; use 'fence_command PROGRAM' (run with the node's name appended, exit 0 when that node is off)".into(),
+        ),
+        (
+            "a Heartbeat STONITH host",
+            "stonith_host * external/ipmi n2 198.18.1.202 admin secret\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: 'stonith_host': Heartbeat's STONITH plugins are not run by hb-monitor; use 'fence_command PROGRAM' (run with the node's name appended, exit 0 when that node is off)".into(),
+        ),
+        (
+            "autojoin",
+            "autojoin any\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: 'autojoin' is not supported yet; hb-monitor will not start without honouring it".into(),
+        ),
+        (
+            "respawn_hold",
+            "respawn_hold hacluster /usr/lib/heartbeat/ipfail\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: 'respawn_hold' is not supported yet; hb-monitor will not start without honouring it".into(),
         ),
         (
             "a state directory under a regular file",

@@ -9,6 +9,7 @@ mod drbd_vm;
 mod fs_agent;
 mod harness;
 mod hb_check;
+mod hb_claims;
 mod hb_compat;
 mod hb_compat_stack;
 mod hb_flood;
