@@ -120,6 +120,25 @@ impl Node {
             .is_none()
     }
 
+    /// A /dev of n1's own (its mount namespace only): a tmpfs with the devices the daemon
+    /// uses bound from the real /dev (kept visible under n1's /run), and `log` (a socket of
+    /// the test) bound at /dev/log, or no /dev/log at all.
+    fn private_dev(&self, log: Option<&std::path::Path>) {
+        let bind_log = log.map_or(String::new(), |socket| {
+            format!(
+                " && touch /dev/log && mount --bind {} /dev/log",
+                socket.display()
+            )
+        });
+        self.host.sh_ok(&format!(
+            "mkdir /run/real-dev && mount --bind /dev /run/real-dev && \
+             mount -t tmpfs -o mode=755 hb-claims-dev /dev && \
+             for d in null zero full random urandom; do \
+                 touch /dev/$d && mount --bind /run/real-dev/$d /dev/$d; done && \
+             ln -s /proc/self/fd /dev/fd{bind_log}"
+        ));
+    }
+
     /// The daemon's main thread's scheduling as `chrt -p` says it: (policy, priority).
     fn scheduling(&self) -> (String, String) {
         let out = self.host.sh_ok(&format!("chrt -p {}", self.pid()));
@@ -169,14 +188,7 @@ fn logfacility_sends_each_line_to_syslog_with_its_facility_and_severity() {
     syslog
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    n1.host.sh_ok(&format!(
-        "mkdir /run/real-dev && mount --bind /dev /run/real-dev && \
-         mount -t tmpfs -o mode=755 hb-claims-dev /dev && \
-         for d in null zero full random urandom; do \
-             touch /dev/$d && mount --bind /run/real-dev/$d /dev/$d; done && \
-         ln -s /proc/self/fd /dev/fd && touch /dev/log && mount --bind {} /dev/log",
-        socket.display()
-    ));
+    n1.private_dev(Some(&socket));
     n1.start("keepalive 50ms\ndeadtime 1\nlogfacility local3\n", &[]);
     let pid = n1.pid();
     // local3 is facility 19: <19*8 + severity>, warning 4 and informational 6.
@@ -202,6 +214,19 @@ fn logfacility_sends_each_line_to_syslog_with_its_facility_and_severity() {
             .unwrap_or_else(|e| panic!("syslog: {e}; received so far:\n{}", received.join("\n")));
         received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_syslog_that_cannot_be_reached_is_said_in_the_log() {
+    let mut n1 = Node::new();
+    n1.private_dev(None);
+    n1.start("keepalive 50ms\ndeadtime 1\nlogfacility local3\n", &[]);
+    let log = n1.wait_log("not logging to syslog");
+    assert!(
+        log.contains("WARN: logfacility local3: syslog at /dev/log: No such file or directory"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -92,13 +92,25 @@ pub fn open_sinks(cfg: &HaCf) -> io::Result<()> {
             })?),
             None => None,
         };
+    let mut unreachable = None;
     let syslog = cfg.logfacility.as_deref().and_then(|name| {
         let facility = crate::ocf::log::facility_code(name)?;
-        let socket = UnixDatagram::unbound().ok()?;
-        socket.connect("/dev/log").ok()?;
-        Some((facility, socket))
+        let connected =
+            UnixDatagram::unbound().and_then(|socket| socket.connect("/dev/log").map(|()| socket));
+        match connected {
+            Ok(socket) => Some((facility, socket)),
+            Err(e) => {
+                unreachable = Some(format!("logfacility {name}: syslog at /dev/log: {e}"));
+                None
+            }
+        }
     });
     let _ = SINKS.set(Mutex::new(Sinks { file, syslog }));
+    // Said once, where the log still goes: an admin who asked for syslog and finds nothing
+    // there must find why in the other sinks.
+    if let Some(why) = unreachable {
+        log::warn!("{why}: not logging to syslog (is a syslog daemon running?)");
+    }
     Ok(())
 }
 
