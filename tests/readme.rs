@@ -458,17 +458,7 @@ const CLAIMS_WITHOUT_A_TEST_YET: &[(&str, &str, u32)] = &[
     ),
     (
         "docs/migrating-from-heartbeat.md",
-        "The procedure below is what `tests/hb_compat.rs` (a VIP",
-        21,
-    ),
-    (
-        "docs/migrating-from-heartbeat.md",
         "1. Install ferroha on every node (`apt-get install",
-        21,
-    ),
-    (
-        "docs/migrating-from-heartbeat.md",
-        "2. Run `hb-monitor check -c /etc/ha.d` on every",
         21,
     ),
     (
