@@ -312,11 +312,6 @@ const CLAIMS_WITHOUT_A_TEST_YET: &[(&str, &str, u32)] = &[
     ),
     (
         "docs/agents.md",
-        "- `meta-data`, `usage` and `help` work with an",
-        21,
-    ),
-    (
-        "docs/agents.md",
         "- Parameters come from `OCF_RESKEY_<name>` or from `--<name>",
         21,
     ),
