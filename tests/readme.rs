@@ -276,3 +276,428 @@ fn every_relative_link_reaches_a_file_and_heading() {
     );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// The documents whose `<!-- claims -->` … `<!-- /claims -->` sections are behaviour
+/// claims, each of which names the test that proves it (docs/testing.md, "The claim index").
+const CLAIM_DOCS: &[&str] = &[
+    "README.md",
+    "docs/hb-monitor.md",
+    "docs/agents.md",
+    "docs/migrating-from-heartbeat.md",
+];
+
+/// Claims without a test yet: (document, the claim's first words, issue). The check fails
+/// on a claim that is neither referenced nor listed here, and on an entry that no longer
+/// matches an unreferenced claim, so the list can only shrink.
+const CLAIMS_WITHOUT_A_TEST_YET: &[(&str, &str, u32)] = &[
+    (
+        "README.md",
+        "- **Four OCF resource agents** that Pacemaker, ferroha's",
+        21,
+    ),
+    (
+        "docs/hb-monitor.md",
+        "On a virtual machine the hypervisor deschedules vCPUs,",
+        21,
+    ),
+    (
+        "docs/hb-monitor.md",
+        "Between real hosts a stall of one host's",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "One dispatcher (`src/ocf/run.rs`) owns the call order for",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Parameters come from `OCF_RESKEY_<name>` or from `--<name>",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Every other action validates first. `stop` is",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `OCF_CHECK_LEVEL` (or `--check-level`) selects the monitor depth.",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `OCF_RESKEY_CRM_meta_timeout` (ms; at a shell, the meta-data's",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Errors print one `ocf-exit-reason:` line (`OCF_EXIT_REASON_PREFIX` honoured).",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "Pacemaker treats 6 (`OCF_ERR_CONFIGURED`) as fatal: the resource",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- The address is added, listed and removed",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `nic` and `cidr_netmask` are inferred from the",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `monitor` is 0 only when the address",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `stop` removes exactly the configured address. Before",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- An IPv4 address that is the interface's",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- IPv6: start waits for duplicate address detection",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "Not carried over from IPaddr2: CLUSTERIP clones (gone",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Block filesystems (ext2/3/4, xfs, btrfs, and others",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `start` returns 0 only when the mount",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `stop` unmounts the mount point and everything",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `monitor`: depth 0 checks the mount and",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `start` runs the server binary (`mariadbd`/`mysqld`) itself,",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- The server of a datadir is recognised",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `stop`: TERM, a clean InnoDB shutdown until",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `monitor`: depth 0, the server process of",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- `validate-all`: 5 when the binary, config, user",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "Not carried over from the mysql agent: `client_binary`",
+        21,
+    ),
+    ("docs/agents.md", "- Two modes, chosen by how it runs.", 21),
+    (
+        "docs/agents.md",
+        "- **Safety**: promotion is refused (1, with the",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- State is read with one `drbdsetup events2",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Without the DRBD tools or without the",
+        21,
+    ),
+    (
+        "docs/agents.md",
+        "- Not supported: `wfc_timeout`, `unfence_*` (LINBIT's agent has",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "hb-monitor joins a running Heartbeat 3 cluster (v1",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "1. Install ferroha on every node (`apt-get install",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "3. Check what each `haresources` resource becomes ([hb-monitor.md](hb-monitor.md#haresources)):",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "hb-monitor runs `mysql` with its defaults (`/etc/mysql/my.cnf`, datadir",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "4. Do not add hb-monitor's own directives (`fence_command`,",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "Node `n2` is the standby, `n1` holds the",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "1. On `n2`: stop Heartbeat (`systemctl stop heartbeat`,",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "2. Check both views: `hb-monitor status` on `n2`",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "3. On `n1`: `hb_standby`. Heartbeat stops the group",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "4. On `n1`: stop Heartbeat and start hb-monitor,",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "5. Once no node runs Heartbeat: add `fence_command`",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "6. `systemctl disable heartbeat; systemctl enable hb-monitor` on",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "While the cluster is mixed, `hb-monitor takeover` does",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "Rollback is the same hand-over the other way;",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "1. Remove hb-monitor's own directives from `ha.cf` on",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "2. On the standby node: stop hb-monitor, start",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "3. Check that the peer counts its heartbeats:",
+        21,
+    ),
+    (
+        "docs/migrating-from-heartbeat.md",
+        "4. On the node holding the group: `hb-monitor",
+        21,
+    ),
+];
+
+/// The claims of one document: every paragraph and every bullet item inside its claims
+/// sections, as (first line number, text joined by spaces). Headings, code blocks, tables
+/// and HTML comments are not claims.
+fn claims(path: &str) -> Vec<(usize, String)> {
+    let text = doc(path);
+    let mut found = Vec::new();
+    let mut inside = false;
+    let mut fenced = false;
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        let ends_claim = trimmed.is_empty()
+            || trimmed.starts_with("```")
+            || trimmed.starts_with('|')
+            || trimmed.starts_with('#')
+            || trimmed.starts_with("<!--")
+            || is_item_start(trimmed)
+            || fenced
+            || !inside;
+        if ends_claim && let Some(claim) = current.take() {
+            found.push(claim);
+        }
+        if trimmed.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        if trimmed == "<!-- claims -->" {
+            inside = true;
+            continue;
+        }
+        if trimmed == "<!-- /claims -->" {
+            inside = false;
+            continue;
+        }
+        if !inside
+            || trimmed.is_empty()
+            || trimmed.starts_with('|')
+            || trimmed.starts_with('#')
+            || trimmed.starts_with("<!--")
+        {
+            continue;
+        }
+        match current.as_mut() {
+            Some((_, claim)) => {
+                claim.push(' ');
+                claim.push_str(trimmed);
+            }
+            None => current = Some((index + 1, trimmed.to_string())),
+        }
+    }
+    if let Some(claim) = current {
+        found.push(claim);
+    }
+    assert!(!inside, "{path}: a <!-- claims --> section is not closed");
+    found
+}
+
+/// Whether a line opens a list item (`- `, `* `, `1. `).
+fn is_item_start(line: &str) -> bool {
+    let digits = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    line.starts_with("- ")
+        || line.starts_with("* ")
+        || (digits.len() < line.len() && digits.starts_with(". "))
+}
+
+/// The test names in a claim's `(test: module::name, …)` and `(unit: path::tests::name, …)`
+/// references, each as (kind, path).
+fn claim_references(claim: &str) -> Vec<(&'static str, String)> {
+    let mut references = Vec::new();
+    for (kind, open) in [("test", "(test: "), ("unit", "(unit: ")] {
+        let mut rest = claim;
+        while let Some(start) = rest.find(open) {
+            let after = &rest[start + open.len()..];
+            let end = after.find(')').unwrap_or(after.len());
+            for name in after[..end].split(',') {
+                references.push((kind, name.trim().trim_matches('`').to_string()));
+            }
+            rest = &after[end..];
+        }
+    }
+    references
+}
+
+/// Whether the test a reference names exists: `test: module::name` is `fn name(` in
+/// tests/module.rs; `unit: a::b::tests::name` is `fn name(` in src/a/b/tests.rs,
+/// src/a/b.rs or src/a/b/mod.rs (the module that holds the `tests` module).
+fn referenced_test_exists(kind: &str, name: &str) -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some((module, function)) = name.rsplit_once("::") else {
+        return false;
+    };
+    let candidates: Vec<std::path::PathBuf> = if kind == "test" {
+        vec![root.join(format!("tests/{}.rs", module.replace("::", "/")))]
+    } else {
+        let Some(parent) = module.strip_suffix("::tests") else {
+            return false;
+        };
+        let parent = parent.replace("::", "/");
+        vec![
+            root.join(format!("src/{parent}/tests.rs")),
+            root.join(format!("src/{parent}.rs")),
+            root.join(format!("src/{parent}/mod.rs")),
+        ]
+    };
+    candidates.iter().any(|file| {
+        std::fs::read_to_string(file)
+            .is_ok_and(|source| source.contains(&format!("fn {function}(")))
+    })
+}
+
+#[test]
+fn every_documented_claim_names_an_existing_test_or_is_a_listed_gap() {
+    let mut problems = Vec::new();
+    let mut referenced = 0;
+    let mut gaps_used = BTreeSet::new();
+    for path in CLAIM_DOCS {
+        let found = claims(path);
+        assert!(!found.is_empty(), "{path} has no <!-- claims --> section");
+        for (line, claim) in found {
+            let references = claim_references(&claim);
+            for (kind, name) in &references {
+                if !referenced_test_exists(kind, name) {
+                    problems.push(format!("{path}:{line}: ({kind}: {name}) does not exist"));
+                }
+            }
+            let gap = CLAIMS_WITHOUT_A_TEST_YET
+                .iter()
+                .position(|(doc, start, _)| doc == path && claim.starts_with(start));
+            match (references.is_empty(), gap) {
+                (false, None) => referenced += 1,
+                (true, Some(index)) => {
+                    gaps_used.insert(index);
+                }
+                (false, Some(_)) => problems.push(format!(
+                    "{path}:{line}: now referenced; remove it from CLAIMS_WITHOUT_A_TEST_YET"
+                )),
+                (true, None) => {
+                    let start: String = claim.split(' ').take(8).collect::<Vec<_>>().join(" ");
+                    problems.push(format!(
+                        "{path}:{line}: a claim without a test; add (test: …) or list it: \
+                         (\"{path}\", \"{start}\", 21),"
+                    ));
+                }
+            }
+        }
+    }
+    for (index, (path, start, _)) in CLAIMS_WITHOUT_A_TEST_YET.iter().enumerate() {
+        if !gaps_used.contains(&index) {
+            problems.push(format!(
+                "gap ({path}, {start:?}) matches no unreferenced claim"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{referenced} claims referenced, {} listed without a test;\n{}",
+        gaps_used.len(),
+        problems.join("\n")
+    );
+}
