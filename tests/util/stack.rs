@@ -384,7 +384,9 @@ impl Stack {
     }
 
     /// Powers node `i` on: its link and address back, DRBD up (the boot script's part; it
-    /// resyncs from the peer), hb-monitor started (it joins as standby).
+    /// resyncs from the peer), hb-monitor started; returns once it has heard its peer (it
+    /// is standby then: a failure of the peer before that would be met with `initdead`, not
+    /// `deadtime`, as Heartbeat does, and test something else than a standby's takeover).
     pub fn power_on(&mut self, i: usize) {
         self.cluster.daemons[i] = None;
         self.cluster.hosts[i].sh_ok(&format!(
@@ -400,6 +402,16 @@ impl Stack {
         );
         self.cluster.start(i);
         self.cluster.wait_ready(i);
+        let peer = format!("n{}", 2 - i);
+        wait_for(
+            &format!("n{} to hear {peer}", i + 1),
+            Duration::from_secs(30),
+            Duration::from_millis(10),
+            || {
+                let status = self.cluster.status(i);
+                (super::hb_mixed::peer(&status, &peer)["state"] == "up").then_some(())
+            },
+        );
     }
 
     /// Every id in the table.
