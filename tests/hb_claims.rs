@@ -2,7 +2,7 @@
 //! peer `n2` never runs: what is checked happens at start): the split-brain warning without
 //! `fence_command`, syslog lines with the configured facility, real-time scheduling and
 //! locked memory (and what the daemon says when the system refuses them), and when the
-//! stand-in heartbeat threads start.
+//! stand-in heartbeat threads start; and how a `ping_group` counts (two nodes there).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -299,4 +299,72 @@ fn stand_ins_start_only_with_two_cpus_and_keepalive_under_250_ms() {
     assert!(!log.contains(STAND_INS), "{log}");
     let log = n1.start("keepalive 50ms\ndeadtime 1\n", &["taskset", "-c", "0"]);
     assert!(!log.contains(STAND_INS), "{log}");
+}
+
+/// Whether node `i` says its `ping_group` `name` answers (`hb-monitor status --json`).
+fn ping_group_reachable(c: &crate::util::hb_cluster::Cluster, i: usize, name: &str) -> bool {
+    c.status(i)["ping_nodes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["reachable"].as_bool())
+        .unwrap_or_else(|| panic!("n{} has no ping node {name}: {}", i + 1, c.status(i)))
+}
+
+/// `ping_group NAME ADDRESS...` counts as one ping node, reached while any of its addresses
+/// answers: losing one address of the group moves nothing; a node that loses them all hands
+/// its group to the peer that still reaches the group.
+#[test]
+#[ignore = "needs root"]
+fn a_ping_group_is_reached_while_any_member_answers() {
+    use crate::util::hb_cluster::{Cluster, VIP};
+    let uplink = Lan::new(2);
+    let router = Host::new("router");
+    uplink.attach(&router, "eth0", Some("198.18.2.253/24"));
+    router.sh_ok("ip addr add 198.18.2.254/24 dev eth0");
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\nping_group uplink 198.18.2.253 198.18.2.254\n",
+        "400ms",
+        |host| {
+            let n = &host.name()[1..];
+            uplink.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
+        },
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    wait_for(
+        "both nodes to reach the ping group",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || {
+            (ping_group_reachable(&c, 0, "uplink") && ping_group_reachable(&c, 1, "uplink"))
+                .then_some(())
+        },
+    );
+    // The group's first address goes: the other still answers, for both nodes. Two
+    // deadpings (deadtime, 400 ms) later the group must still count as reached.
+    router.sh_ok("ip addr del 198.18.2.253/24 dev eth0");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        ping_group_reachable(&c, 0, "uplink"),
+        "n1 lost the group with one member up"
+    );
+    assert!(
+        ping_group_reachable(&c, 1, "uplink"),
+        "n2 lost the group with one member up"
+    );
+    assert_eq!(
+        c.holding(0),
+        "held",
+        "losing one member of the group moved the group"
+    );
+    // n1 loses the whole group; n2 still reaches it and gets the resources.
+    c.hosts[0].sh_ok("ip link set eth1 down");
+    c.wait_vip_on(1, Duration::from_secs(10));
+    assert!(!c.has(0, VIP));
+    assert!(!ping_group_reachable(&c, 0, "uplink"));
+    let log = std::fs::read_to_string(c.dirs[0].path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("n2 sees 1 ping nodes, this node 0"),
+        "n1 does not say why it gave the group up:\n{log}"
+    );
 }
