@@ -199,29 +199,23 @@ pub fn render(status: &Value) -> String {
             );
         }
     }
-    out.family(
-        "failovers_total",
-        "counter",
-        "Times this node took a group over from a node that died with it or failed to stop it.",
-    );
-    for g in groups {
-        out.sample(
+    // Counters per group: (metric, the status field, help).
+    for (name, field, help) in [
+        (
             "failovers_total",
-            &[("group", &name_of(g))],
-            u(&g["failovers"]),
-        );
-    }
-    out.family(
-        "local_restarts_total",
-        "counter",
-        "Restarts in place of a group's resources after a failed monitor, on this node.",
-    );
-    for g in groups {
-        out.sample(
+            "failovers",
+            "Times this node took a group over from a node that died with it or failed to stop it.",
+        ),
+        (
             "local_restarts_total",
-            &[("group", &name_of(g))],
-            u(&g["restarts"]),
-        );
+            "restarts",
+            "Restarts in place of a group's resources after a failed monitor, on this node.",
+        ),
+    ] {
+        out.family(name, "counter", help);
+        for g in groups {
+            out.sample(name, &[("group", &name_of(g))], u(&g[field]));
+        }
     }
     out.family(
         "resource_last_operation_seconds",

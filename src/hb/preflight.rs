@@ -1,11 +1,10 @@
 //! The configuration as `run` and `check` both build it: the files read and checked
 //! ([`config::load`]), then everything they name probed for what `run` needs it to be, before
 //! `run` opens anything: each medium's interface exists, a serial medium is a terminal, the
-//! watchdog is a character device, the fence and notify commands executable files, metrics_listen an address of this
-//! machine, the log files
-//! something to append to, the state directory writable. Probing has no side effects: the
-//! watchdog is not opened (that would arm it), a terminal is opened read-only and closed, no
-//! file is created. `run` then checks what it opens again on the descriptor, for a path
+//! watchdog is a character device, the fence and notify commands executable files,
+//! `metrics_listen` an address of this machine, the log files something to append to, the
+//! state directory writable. Probing has no side effects: the watchdog is not opened (that
+//! would arm it), a terminal is opened read-only and closed, no file is created. `run` then checks what it opens again on the descriptor, for a path
 //! changed in between.
 //!
 //! One function for both, so that `check` passing means `run` starts, and every refusal
@@ -49,12 +48,10 @@ pub fn probe(cfg: &Config, state_dir: &Path) -> Vec<ConfigError> {
     {
         refuse(ha.line_of("watchdog"), problem);
     }
-    for directive in ["fence_command", "notify_command"] {
-        let command = if directive == "fence_command" {
-            &ha.fence_command
-        } else {
-            &ha.notify_command
-        };
+    for (directive, command) in [
+        ("fence_command", &ha.fence_command),
+        ("notify_command", &ha.notify_command),
+    ] {
         if let Some(program) = command.first()
             && let Some(problem) = program_problem(directive, program)
         {
