@@ -316,7 +316,7 @@ fn ping_group_reachable(c: &crate::util::hb_cluster::Cluster, i: usize, name: &s
 #[test]
 #[ignore = "needs root"]
 fn a_ping_group_is_reached_while_any_member_answers() {
-    use crate::util::hb_cluster::{Cluster, VIP};
+    use crate::util::hb_cluster::{Cluster, VIP, on_second_lan};
     let uplink = Lan::new(2);
     let router = Host::new("router");
     uplink.attach(&router, "eth0", Some("198.18.2.253/24"));
@@ -325,10 +325,7 @@ fn a_ping_group_is_reached_while_any_member_answers() {
         &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
         "auto_failback off\nping_group uplink 198.18.2.253 198.18.2.254\n",
         "400ms",
-        |host| {
-            let n = &host.name()[1..];
-            uplink.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
-        },
+        on_second_lan(&uplink),
     );
     c.wait_vip_on(0, Duration::from_secs(15));
     wait_for(

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::hb_cluster::{Cluster, VIP, Watch};
+use crate::util::hb_cluster::{Cluster, VIP, Watch, on_second_lan};
 use crate::util::host::{Lan, wait_for};
 
 const DEADTIME: Duration = Duration::from_millis(400);
@@ -146,10 +146,7 @@ fn one_of_two_media_cut_is_reported_and_moves_nothing() {
         &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
         "auto_failback off\nbcast eth1\n",
         "400ms",
-        |host| {
-            let n = &host.name()[1..];
-            lan_b.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
-        },
+        on_second_lan(&lan_b),
     );
     c.wait_vip_on(0, Duration::from_secs(15));
     for i in 0..2 {

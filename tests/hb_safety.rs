@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::util::fence::{Fence, fenced_cluster};
-use crate::util::hb_cluster::{Cluster, Sampler, VIP};
+use crate::util::hb_cluster::{Cluster, Sampler, VIP, on_second_lan};
 use crate::util::host::{Guarded, Host, Lan, wait_for};
 
 fn anchors(c: &Cluster) -> Vec<u32> {
@@ -322,10 +322,7 @@ fn pinged_cluster(uplink: &Lan, extra: &str) -> Cluster {
         &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
         &format!("auto_failback off\nping 198.18.2.254\n{extra}"),
         "400ms",
-        |host| {
-            let n = &host.name()[1..];
-            uplink.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
-        },
+        on_second_lan(uplink),
     )
 }
 

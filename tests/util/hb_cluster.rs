@@ -312,6 +312,15 @@ impl Cluster {
     }
 }
 
+/// For [`Cluster::new`]'s `extra`: each node nN also on `lan` (`Lan::new(2)`), as eth1 with
+/// 198.18.2.N/24 (a second heartbeat medium, or an uplink to ping nodes).
+pub fn on_second_lan(lan: &Lan) -> impl Fn(&Host) + '_ {
+    move |host| {
+        let n = &host.name()[1..];
+        lan.attach(host, "eth1", Some(&format!("198.18.2.{n}/24")));
+    }
+}
+
 pub fn log_file(path: &std::path::Path) -> std::fs::File {
     std::fs::OpenOptions::new()
         .create(true)
