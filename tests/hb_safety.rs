@@ -255,13 +255,19 @@ fn stalled_control_clients_hold_up_neither_heartbeats_nor_other_clients() {
     c.wait_vip_on(0, Duration::from_secs(15));
     let before = log_of(&c, 1);
     // Five clients connect to n1's socket and stay silent for 3 s.
-    let stalled: Vec<_> = (0..5)
+    let mut stalled: Vec<_> = (0..5)
         .map(|_| {
-            c.hosts[0].spawn(c.hosts[0].command("python3").args([
-                "-c",
-                "import socket,time; s=socket.socket(socket.AF_UNIX); \
-                 s.connect('/run/hb-monitor.sock'); time.sleep(3)",
-            ]))
+            c.hosts[0].spawn(
+                c.hosts[0]
+                    .command("python3")
+                    .args([
+                        "-c",
+                        "import socket,time,sys; s=socket.socket(socket.AF_UNIX); \
+                         s.connect('/run/hb-monitor.sock'); \
+                         sys.stderr.write('connected\\n'); sys.stderr.flush(); time.sleep(3)",
+                    ])
+                    .stderr(std::process::Stdio::piped()),
+            )
         })
         .collect();
     // And hostile ones: a slow loris (one byte a second), an oversized request, bytes that
@@ -274,19 +280,33 @@ fn stalled_control_clients_hold_up_neither_heartbeats_nor_other_clients() {
                     "-c",
                     &format!(
                         "import socket,time,sys; s=socket.socket(socket.AF_UNIX); \
-                         s.connect('/run/hb-monitor.sock')\n{send}\n\
+                         s.connect('/run/hb-monitor.sock')\n\
+                         sys.stderr.write('connected\\n'); sys.stderr.flush()\n{send}\n\
                          s.settimeout(5); sys.stdout.write(s.recv(4096).decode())"
                     ),
                 ])
-                .stdout(std::process::Stdio::piped()),
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
         )
+    };
+    // Until a client says it is connected (so that the daemon holds its connection).
+    let connected = |g: &mut crate::util::host::Guarded| {
+        let mut line = String::new();
+        let stderr = g.child.stderr.as_mut().expect("stderr piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
+        assert_eq!(line, "connected\n", "a control client did not connect");
     };
     let mut slow = hostile(
         "try:\n  for b in b'status':\n    s.send(bytes([b])); time.sleep(1)\nexcept OSError: pass",
     );
     let mut long = hostile("s.sendall(b'status ' + b'x' * 65536)");
     let mut binary = hostile("s.sendall(b'\\xff\\xfe\\x00status\\n')");
-    std::thread::sleep(Duration::from_millis(300));
+    for client in stalled
+        .iter_mut()
+        .chain([&mut slow, &mut long, &mut binary])
+    {
+        connected(client);
+    }
     let t = Instant::now();
     assert_eq!(c.holding(0), "held");
     let answered = t.elapsed();

@@ -199,6 +199,10 @@ const VIP: &str = "198.18.1.100";
 /// tcpdump of what `filter` selects on `ifname` in `host`, started before the test's action.
 struct Capture {
     tcpdump: crate::util::host::Guarded,
+    /// What tcpdump printed so far, read as it prints (`-l`), so that a test can wait for
+    /// the packets it expects instead of sleeping for as long as they should take.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Capture {
@@ -239,17 +243,44 @@ impl Capture {
             Ok(Err(said)) => panic!("tcpdump on {ifname} ended before listening: {said}"),
             Err(e) => panic!("tcpdump on {ifname} not listening after 10 s: {e}"),
         }
-        Capture { tcpdump }
+        let stdout = tcpdump.child.stdout.take().expect("stdout piped");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Capture {
+            tcpdump,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits (at most 10 s) until `count` captured lines contain `needle`.
+    fn wait_for_lines(&self, needle: &str, count: usize) {
+        crate::util::host::wait_for(
+            &format!("{count} captured lines with {needle:?}"),
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || {
+                let lines = self.lines.lock().unwrap();
+                (lines.iter().filter(|l| l.contains(needle)).count() >= count).then_some(())
+            },
+        );
     }
 
     /// Stops the capture and returns its lines (`<epoch seconds> <src mac> > <dst mac> ...`).
     fn finish(mut self) -> String {
         // SAFETY: signalling our own child so that it flushes and exits.
         unsafe { libc::kill(self.tcpdump.pid() as i32, libc::SIGINT) };
-        let mut out = String::new();
-        let mut stdout = self.tcpdump.child.stdout.take().expect("stdout piped");
-        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-        out
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|l| format!("{l}\n")).collect()
     }
 }
 
@@ -312,7 +343,10 @@ fn announcements_arrive_arp_count_times_arp_interval_apart() {
         .param("arp_mode", "request")
         .run("start")
         .rc(0);
-    std::thread::sleep(Duration::from_millis(900));
+    capture.wait_for_lines(&format!("Request who-has {VIP} tell {VIP}"), 4);
+    // A fifth, if the agent sent one, would follow one arp_interval after the fourth: wait
+    // twice that (a loaded machine wakes the agent late) before counting.
+    std::thread::sleep(Duration::from_millis(300));
     let out = capture.finish();
     let lines: Vec<&str> = out
         .lines()
@@ -727,7 +761,9 @@ fn announcements_are_also_unicast_to_the_default_gateway() {
         .param("arp_interval", "50")
         .run("start")
         .rc(0);
-    std::thread::sleep(Duration::from_millis(500));
+    capture.wait_for_lines(&format!("Reply {VIP} is-at"), 4);
+    // Any further reply would come one arp_interval (50 ms) later: wait for it twice over.
+    std::thread::sleep(Duration::from_millis(100));
     let out = capture.finish();
     let replies: Vec<&str> = out
         .lines()
