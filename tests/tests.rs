@@ -8,6 +8,7 @@ mod drbd_sim;
 mod drbd_vm;
 mod fs_agent;
 mod harness;
+mod hb_admin;
 mod hb_check;
 mod hb_claims;
 mod hb_compat;

@@ -83,6 +83,18 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
+    /// Heartbeat's `cl_status` (hbstatus, listnodes, nodestatus, nodetype, listhblinks,
+    /// hblinkstatus, rscstatus, clientstatus) with its output and exit codes, answered from
+    /// the running daemon; also run as `cl_status`.
+    #[command(name = "cl-status")]
+    ClStatus {
+        /// The control socket.
+        #[arg(long, default_value = control::DEFAULT_CONTROL)]
+        control: PathBuf,
+        /// The sub-command and its options, as Heartbeat's `cl_status` takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the running daemon's view: nodes, media, last heartbeats, dropped packets.
     Status {
         /// Print the daemon's JSON as it is.
@@ -107,9 +119,45 @@ fn node_name() -> String {
         .unwrap_or_default()
 }
 
+/// Where Debian's `heartbeat` package installs its own `cl_status`.
+const HEARTBEAT_CL_STATUS: &str = "/usr/bin/cl_status";
+
+/// The command line with Heartbeat's command names (`cl_status`, `hb_standby`,
+/// `hb_takeover`, links to hb-monitor) turned into hb-monitor's sub-commands, so that admins'
+/// scripts run unchanged. `failback` is Heartbeat's word for the groups that go back to
+/// their preferred node: the foreign ones for `hb_standby`, the local ones for `hb_takeover`.
+fn multi_call(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let (command, failback) = match called.as_str() {
+        "cl_status" => ("cl-status", None),
+        "hb_standby" => ("standby", Some("foreign")),
+        "hb_takeover" => ("takeover", Some("local")),
+        _ => return args,
+    };
+    if let Some(failback) = failback {
+        for arg in args.iter_mut().skip(1) {
+            if arg == "failback" {
+                *arg = failback.into();
+            }
+        }
+    }
+    args[0] = "hb-monitor".into();
+    args.insert(1, command.into());
+    args
+}
+
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = multi_call(std::env::args_os().collect());
+    let called_as_cl_status = std::env::args_os()
+        .next()
+        .is_some_and(|a| std::path::Path::new(&a).file_name() == Some("cl_status".as_ref()));
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -208,6 +256,33 @@ pub fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
+        Command::ClStatus { control, args } => {
+            let status = match control::query(&control, "status") {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return not_root("cl-status");
+                }
+                Err(_) if called_as_cl_status => {
+                    // No hb-monitor here: on a node that still runs Heartbeat, its own
+                    // cl_status answers (the migration leaves both installed).
+                    if let Some(code) = heartbeat_cl_status(&args) {
+                        return code;
+                    }
+                    None
+                }
+                Err(_) => None,
+                Ok(reply) => match serde_json::from_str::<serde_json::Value>(&reply) {
+                    Ok(status) if status.get("error").is_none() => Some(status),
+                    _ => match refusal(&reply) {
+                        Some(code) => return code,
+                        None => None,
+                    },
+                },
+            };
+            let outcome = super::cl_status::run(&args, status.as_ref());
+            print!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            ExitCode::from(outcome.code)
+        }
         Command::Status { json, control } => match control::query(&control, "status") {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_root("status"),
             Ok(reply) => match refusal(&reply) {
@@ -255,6 +330,23 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Runs Heartbeat's own `cl_status` in place of this process, if it is installed and is
+/// not this program; returns only when it could not be run.
+fn heartbeat_cl_status(args: &[String]) -> Option<ExitCode> {
+    let theirs = std::fs::canonicalize(HEARTBEAT_CL_STATUS).ok()?;
+    let ours = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .ok()?;
+    if theirs == ours {
+        return None;
+    }
+    let error = std::os::unix::process::CommandExt::exec(
+        std::process::Command::new(HEARTBEAT_CL_STATUS).args(args),
+    );
+    eprintln!("cl_status: running {HEARTBEAT_CL_STATUS}: {error}");
+    Some(ExitCode::from(super::cl_status::UNKNOWN_ERROR))
 }
 
 /// LSB exit code 4: insufficient privilege.

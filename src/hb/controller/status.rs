@@ -75,6 +75,7 @@ impl Node {
             .collect();
         serde_json::json!({
             "node": self.s.node,
+            "nodes": self.s.nodes,
             "generation": self.s.generation,
             "uptime_ms": now.saturating_duration_since(self.started).as_millis() as u64,
             "keepalive_ms": self.s.keepalive.as_millis() as u64,
