@@ -490,3 +490,149 @@ fn a_vip_whose_node_lost_its_base_address_fails_over() {
         status.failures
     );
 }
+
+/// The road on to Pacemaker: `hb-monitor cib` turns an `haresources` line for the MySQL on
+/// DRBD stack (as DRBD's guide writes it for Heartbeat, with the lab's parameters) into a
+/// CIB; crm_verify accepts it, Pacemaker runs it (DRBD promoted where the group runs, the
+/// group on its preferred node), a standby of that node moves everything, and
+/// `auto_failback off` keeps it there when the node returns.
+#[test]
+#[ignore = "needs root"]
+fn the_cib_hb_monitor_writes_runs_the_stack_under_pacemaker_and_fails_it_over() {
+    let lab = Lab::start(SUBNET, "pcb", TOKEN_MS);
+    let named = |params: Vec<(&str, String)>| {
+        params
+            .iter()
+            .map(|(n, v)| format!("::{n}={v}"))
+            .collect::<String>()
+    };
+    let fs = vec![
+        ("device", crate::util::pacemaker::DEVICE_LINK.to_string()),
+        ("directory", lab.mountpoint.display().to_string()),
+        ("fstype", "ext4".to_string()),
+    ];
+    let vip = vec![
+        ("ip", lab.vip.clone()),
+        ("cidr_netmask", "24".to_string()),
+        ("nic", "eth0".to_string()),
+    ];
+    let dir = world_readable_tempdir();
+    std::fs::write(
+        dir.path().join("ha.cf"),
+        "keepalive 1\ndeadtime 10\nucast eth0 198.18.7.2\nauto_failback off\nnode pcb1\nnode pcb2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("haresources"),
+        format!(
+            "pcb1 drbd{} fs{} mysql{} vip{}\n",
+            named(lab.drbd_params()),
+            named(fs),
+            named(lab.mysql_params(Agents::Ferroha)),
+            named(vip)
+        ),
+    )
+    .unwrap();
+    let keys = dir.path().join("authkeys");
+    std::fs::write(&keys, "auth 1\n1 sha1 secret\n").unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(crate::util::agent::built_bin("hb-monitor"))
+        .args(["cib", "-c"])
+        .arg(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cib = String::from_utf8(out.stdout).unwrap();
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(notes.contains("note: no fencing"), "{notes}");
+    let file = dir.path().join("cib.xml");
+    std::fs::write(&file, &cib).unwrap();
+    let verify = std::process::Command::new("crm_verify")
+        .arg("--xml-file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "crm_verify refused the CIB: {}{}\n{cib}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Into the running cluster in one update: its configuration with our resources,
+    // constraints and resource defaults in place of its own (the lab's cluster options stay).
+    let first = &lab.cluster.nodes[0];
+    let live = first.cibadmin(&["--query", "--scope", "configuration"]);
+    let ours = roxmltree::Document::parse(&cib).unwrap();
+    let theirs = roxmltree::Document::parse(&live).unwrap();
+    let mut configuration = live.clone();
+    let mut sections: Vec<(std::ops::Range<usize>, &str)> = vec![];
+    for name in ["resources", "constraints", "rsc_defaults"] {
+        let section = |doc: &roxmltree::Document<'_>| {
+            doc.descendants()
+                .find(|n| n.has_tag_name(name))
+                .map(|n| n.range())
+        };
+        let mine = section(&ours).expect("our CIB has the section");
+        match section(&theirs) {
+            Some(range) => sections.push((range, &cib[mine])),
+            None => panic!("the live configuration has no <{name}>:\n{live}"),
+        }
+    }
+    sections.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+    for (range, text) in sections {
+        configuration.replace_range(range, text);
+    }
+    first.cibadmin(&[
+        "--replace",
+        "--scope",
+        "configuration",
+        "--xml-text",
+        &configuration,
+    ]);
+
+    let stack = ["fs_1", "mysql_2", "vip_3"];
+    let on = |observer: &Node, node: &str, what: &str| {
+        observer.wait_status(what, SETTLE, |s| {
+            s.only_node("drbd_0", "Promoted").as_deref() == Some(node)
+                && stack
+                    .iter()
+                    .all(|r| s.nodes_of(r, Some("Started")) == [node])
+        });
+    };
+    on(first, "pcb1", "the stack on its preferred node pcb1");
+    assert!(lab.cluster.lan.switch.ping(&lab.vip));
+
+    // A standby of pcb1 moves it all to pcb2.
+    let second = &lab.cluster.nodes[1];
+    first.run_ok(
+        "crm_attribute",
+        &["--node", "pcb1", "--name", "standby", "--update", "on"],
+    );
+    on(second, "pcb2", "the stack on pcb2 after pcb1's standby");
+    wait_for(
+        "the VIP to answer from pcb2",
+        SETTLE,
+        Duration::from_millis(20),
+        || lab.cluster.lan.switch.ping(&lab.vip).then_some(()),
+    );
+    // pcb1 back: auto_failback off, so nothing moves (Pacemaker idle, still on pcb2).
+    first.run_ok(
+        "crm_attribute",
+        &["--node", "pcb1", "--name", "standby", "--update", "off"],
+    );
+    first.wait_status("pcb1 online again", SETTLE, |s| {
+        s.nodes_of("drbd_0", Some("Unpromoted")) == ["pcb1"]
+    });
+    lab.cluster.wait_idle(SETTLE);
+    on(
+        second,
+        "pcb2",
+        "the stack still on pcb2 (auto_failback off)",
+    );
+}

@@ -83,6 +83,14 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_CONTROL)]
         control: PathBuf,
     },
+    /// Print a Pacemaker CIB that runs ha.cf's and haresources' groups with the same agents
+    /// (for `cibadmin --replace --xml-file` on a new cluster); notes on stderr say what
+    /// was not converted.
+    Cib {
+        /// Configuration directory.
+        #[arg(short = 'c', long = "config-dir", default_value = "/etc/ha.d")]
+        dir: PathBuf,
+    },
     /// Heartbeat's `cl_status` (hbstatus, listnodes, nodestatus, nodetype, listhblinks,
     /// hblinkstatus, rscstatus, clientstatus) with its output and exit codes, answered from
     /// the running daemon; also run as `cl_status`.
@@ -254,6 +262,22 @@ pub fn main() -> ExitCode {
                     control.display()
                 );
                 ExitCode::from(3)
+            }
+        },
+        Command::Cib { dir } => match super::config::load(&dir) {
+            Ok(cfg) => {
+                let converted = super::cib::convert(&cfg);
+                print!("{}", converted.xml);
+                for note in &converted.notes {
+                    eprintln!("note: {note}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("error: {e}");
+                }
+                ExitCode::from(EXIT_NOT_CONFIGURED)
             }
         },
         Command::ClStatus { control, args } => {

@@ -11,6 +11,7 @@
 
 pub mod agent_worker;
 pub mod check;
+pub mod cib;
 pub mod cl_status;
 pub mod cli;
 pub mod compat;

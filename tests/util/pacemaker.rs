@@ -904,20 +904,47 @@ impl Lab {
         }
     }
 
+    /// drbd-agent's parameters for the simulator's resource `r0`.
+    pub fn drbd_params(&self) -> Vec<(&'static str, String)> {
+        let sim = &self.sim;
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            ("drbd_resource", "r0".into()),
+            ("drbdconf", path(&sim.conf())),
+            ("drbdadm", path(&sim.bin("drbdadm"))),
+            ("drbdsetup", path(&sim.bin("drbdsetup"))),
+        ]
+    }
+
+    /// The mysql agent's parameters for the lab's datadir (`agents`' server binary).
+    pub fn mysql_params(&self, agents: Agents) -> Vec<(&'static str, String)> {
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            (
+                "binary",
+                match agents {
+                    Agents::Ferroha => super::mariadb::MARIADBD.into(),
+                    Agents::ResourceAgents => "/usr/bin/mysqld_safe".into(),
+                },
+            ),
+            ("config", path(self.db.config())),
+            ("datadir", path(&self.mountpoint.join("data"))),
+            ("user", super::mariadb::USER.into()),
+            ("group", super::mariadb::GROUP.into()),
+            ("log", format!("{MYSQL_RUN}/error.log")),
+            ("pid", format!("{MYSQL_RUN}/mysqld.pid")),
+            ("socket", mysql_socket()),
+        ]
+    }
+
     /// The resources (agents of `agents` for fs, mysql and vip) and constraints.
     pub fn stack(&self, agents: Agents) -> Stack {
-        let sim = &self.sim;
         let path = |p: &Path| p.display().to_string();
         let drbd = primitive(
             "drbd",
             "ferroha",
             "drbd",
-            &[
-                ("drbd_resource", "r0".into()),
-                ("drbdconf", path(&sim.conf())),
-                ("drbdadm", path(&sim.bin("drbdadm"))),
-                ("drbdsetup", path(&sim.bin("drbdsetup"))),
-            ],
+            &self.drbd_params(),
             &[
                 ("monitor", "2s", "20s", Some("Promoted")),
                 ("monitor", "3s", "20s", Some("Unpromoted")),
@@ -945,22 +972,7 @@ impl Lab {
                 ("stop", "0s", "60s", None),
             ]
         };
-        let mysql_params: Vec<(&str, String)> = vec![
-            (
-                "binary",
-                match agents {
-                    Agents::Ferroha => super::mariadb::MARIADBD.into(),
-                    Agents::ResourceAgents => "/usr/bin/mysqld_safe".into(),
-                },
-            ),
-            ("config", path(self.db.config())),
-            ("datadir", path(&self.mountpoint.join("data"))),
-            ("user", super::mariadb::USER.into()),
-            ("group", super::mariadb::GROUP.into()),
-            ("log", format!("{MYSQL_RUN}/error.log")),
-            ("pid", format!("{MYSQL_RUN}/mysqld.pid")),
-            ("socket", mysql_socket()),
-        ];
+        let mysql_params = self.mysql_params(agents);
         let (provider, fs_type, mysql_type, vip_type) = match agents {
             Agents::Ferroha => ("ferroha", "fs", "mysql", "vip"),
             Agents::ResourceAgents => ("heartbeat", "Filesystem", "mysql", "IPaddr2"),
