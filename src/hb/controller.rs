@@ -360,9 +360,14 @@ impl Node {
     /// After every input: the passing of time, the groups' decisions, the heartbeat that
     /// tells the peers of a change, and the exit once everything is given up.
     fn settle(&mut self, now: Instant) {
-        let events = self.members.tick(now);
-        self.report(events);
+        // No death while a backlog is read: a heartbeat queued before a pause of this node
+        // is stamped with its arrival, and the pause is excused only once the backlog is
+        // in (the loop reads the media, then excuses, then ticks). Judged after each old
+        // message, a peer whose newer heartbeats are still queued behind it would die
+        // falsely. The loop's tick ends the catching up in the same pass.
         if !self.catching_up {
+            let events = self.members.tick(now);
+            self.report(events);
             self.evaluate(now);
         }
         // A fence clears the way for the takeovers it was run for, now. A peer still not

@@ -536,6 +536,17 @@ fn run_loop(
     let mut woke = now;
     loop {
         let now = Instant::now();
+        // The media before the pause below: a heartbeat that arrived before this node
+        // stalled is stamped with its arrival, and its silence over the stall must be
+        // excused like any other's. Read after the excuse, it would set the clock back to
+        // before the stall, and a run of stalls with short runs between them (a host that
+        // throttles its VM) would add up to a false death.
+        if lazy_receive {
+            for i in 0..media_count {
+                shell.receive(i, now, last_read);
+            }
+            last_read = now;
+        }
         // Late past the planned wake-up, or held up since an early one (a signal, a request,
         // a job's end woke the loop).
         let pause = now.saturating_duration_since(planned_wake.min(woke));
@@ -547,12 +558,6 @@ fn run_loop(
                     while_running: false,
                 },
             );
-        }
-        if lazy_receive {
-            for i in 0..media_count {
-                shell.receive(i, now, last_read);
-            }
-            last_read = now;
         }
         let replies = shell
             .ping
