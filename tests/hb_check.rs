@@ -334,6 +334,12 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
             "error: DIR/ha.cf:8: keepalive (0 µs) must be at least 1 ms: shorter ones only burn CPU and flood the log".into(),
         ),
         (
+            "deadping within two pings",
+            "deadping 150ms\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: deadping (150 ms) must be more than twice keepalive (100 ms): ping nodes are pinged every keepalive".into(),
+        ),
+        (
             "initdead below deadtime",
             "initdead 500ms\n".into(),
             good_state.clone(),

@@ -771,3 +771,37 @@ while time.time() < end:
         status["dropped"]
     );
 }
+
+/// Heartbeat's `deadping`: a ping node counts as lost after `deadping` without a reply, not
+/// after `deadtime`. With deadtime 3 s and deadping 300 ms, the node that loses its router
+/// hands the group over in about deadping.
+#[test]
+#[ignore = "needs root"]
+fn a_ping_node_is_lost_after_deadping_not_deadtime() {
+    let uplink = Lan::new(2);
+    let _router = router(&uplink);
+    let c = Cluster::new(
+        &format!("n1 IPaddr2::{VIP}/24/eth0\n"),
+        "auto_failback off\nkeepalive 50ms\nping 198.18.2.254\ndeadping 300ms\n",
+        "3s",
+        on_second_lan(&uplink),
+    );
+    c.wait_vip_on(0, Duration::from_secs(15));
+    let cut = Instant::now();
+    c.hosts[0].sh_ok("ip link set eth1 down");
+    c.wait_vip_on(1, Duration::from_secs(10));
+    let took = cut.elapsed();
+    // At least deadping after the last reply, which came at most one ping interval
+    // (keepalive 50 ms) before the cut. At most deadping + a ping interval + n2 learning of
+    // it (a heartbeat, 50 ms) + the VIP's stop and start (tens of ms), with a second of
+    // margin for a loaded machine: still half of deadtime.
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "the group moved {} ms after the uplink cut (deadping 300 ms, deadtime 3 s)",
+        took.as_millis()
+    );
+    eprintln!(
+        "group moved {} ms after the ping node was lost",
+        took.as_millis()
+    );
+}

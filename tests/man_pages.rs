@@ -249,6 +249,7 @@ fn sample(name: &str) -> String {
         "warntime" => "10",
         "deadtime" => "30",
         "initdead" => "60",
+        "deadping" => "20",
         "udpport" => "695",
         "bcast" => "lo",
         "serial" => "/dev/ttyS0",

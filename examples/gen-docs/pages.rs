@@ -120,6 +120,12 @@ pub const DIRECTIVES: &[Directive] = &[
         "deadtime at start-up, until a peer's first heartbeat (default deadtime; not below it).",
     ),
     d(
+        "deadping",
+        "TIME",
+        Kind::Honoured,
+        "A ping node is unreachable after this long without a reply (default deadtime); must be more than twice keepalive.",
+    ),
+    d(
         "udpport",
         "PORT",
         Kind::Honoured,

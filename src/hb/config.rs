@@ -94,6 +94,9 @@ pub struct HaCf {
     pub warntime: Duration,
     /// `initdead`: deadtime at start-up.
     pub initdead: Duration,
+    /// `deadping`: a ping node is unreachable after this long without a reply (default
+    /// `deadtime`, as in Heartbeat).
+    pub deadping: Duration,
     /// `udpport`.
     pub udpport: u16,
     /// Media, in file order.
@@ -385,6 +388,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         deadtime: Duration::from_secs(30),
         warntime: Duration::ZERO,
         initdead: Duration::ZERO,
+        deadping: Duration::ZERO,
         udpport: 694,
         media: vec![],
         baud: 19200,
@@ -447,6 +451,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                 "deadtime" => cf.deadtime = time("deadtime")?,
                 "warntime" => cf.warntime = time("warntime")?,
                 "initdead" => cf.initdead = time("initdead")?,
+                "deadping" => cf.deadping = time("deadping")?,
                 "udpport" => {
                     let v = one("udpport")?;
                     cf.udpport = v
@@ -671,13 +676,14 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
             cf.media_lines.resize(media, line);
             if matches!(
                 directive,
-                "keepalive" | "deadtime" | "warntime" | "initdead"
+                "keepalive" | "deadtime" | "warntime" | "initdead" | "deadping"
             ) {
                 seen_times.insert(
                     match directive {
                         "keepalive" => "keepalive",
                         "deadtime" => "deadtime",
                         "warntime" => "warntime",
+                        "deadping" => "deadping",
                         _ => "initdead",
                     },
                     line,
@@ -730,6 +736,20 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         err(
             at("warntime"),
             "warntime must be between keepalive and deadtime".into(),
+        );
+    }
+    if cf.deadping.is_zero() {
+        cf.deadping = cf.deadtime;
+    } else if cf.deadping <= cf.keepalive * 2 {
+        // Pings go out every keepalive: a shorter deadping would count a ping node lost
+        // between two of them, and move the groups back and forth.
+        err(
+            at("deadping"),
+            format!(
+                "deadping ({} ms) must be more than twice keepalive ({} ms): ping nodes are pinged every keepalive",
+                cf.deadping.as_millis(),
+                cf.keepalive.as_millis()
+            ),
         );
     }
     if cf.initdead.is_zero() {

@@ -6,7 +6,7 @@
 //! One raw ICMPv4 socket (root) sends an echo to every address each keepalive and reads the
 //! replies without blocking whenever the daemon's loop wakes. An entry (a `ping` address, or a
 //! `ping_group` of which any member counts) is reachable while a reply came within `deadping`
-//! (deadtime); before its first reply it counts as reachable until `initdead` has passed, as
+//! (default deadtime); before its first reply it counts as reachable until `initdead` has passed, as
 //! peers do, so that start-up does not look like isolation.
 
 use std::io;
@@ -92,7 +92,7 @@ impl PingTable {
         Ok(Some(PingTable {
             entries,
             started: now,
-            deadping: cfg.deadtime,
+            deadping: cfg.deadping,
             initdead: cfg.initdead,
         }))
     }
