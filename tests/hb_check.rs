@@ -61,7 +61,7 @@ fn check(host: Option<&Host>, dir: &Path, ocf_root: &Path) -> (i32, String) {
 fn broken_files_are_named_with_file_and_line_and_exit_6() {
     let dir = config_dir(
         "keepalive 2\ndeadtime 3\nnode n1\nbcast eth0\ncrm on\n",
-        "n1 IPaddr2::198.18.1.100/24/eth0 \\\n   Nosuch::x\n",
+        "n1 IPaddr2::198.18.1.100/24/eth0 \\\n   No/such::x\n",
     );
     let (rc, text) = check(None, dir.path(), Path::new("/nonexistent"));
     assert_eq!(rc, 6, "{text}");
@@ -74,7 +74,7 @@ fn broken_files_are_named_with_file_and_line_and_exit_6() {
     );
     assert!(text.contains(&format!("{d}/ha.cf:5: 'crm on'")), "{text}");
     assert!(
-        text.contains(&format!("{d}/haresources:1: unknown resource 'Nosuch'")),
+        text.contains(&format!("{d}/haresources:1: unknown resource 'No/such'")),
         "{text}"
     );
     let missing = tempfile::tempdir().unwrap();
@@ -391,6 +391,50 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
         );
         eprintln!("{what}: check {check_rc} {checked:?}, run {run_rc} {ran:?}");
         if check_rc != 6 || run_rc != 6 || checked != ran || checked != [expected.clone()] {
+            failures.push(format!(
+                "{what}: want exit 6 and [{expected:?}] from both;\n  check exit {check_rc}: {check_text}\n  run exit {run_rc}: {run_text}"
+            ));
+        }
+    }
+    // Scripts haresources names that are not where Heartbeat would look: (what, the
+    // resource added to the group, a file put in DIR/resource.d with its mode, the refusal).
+    type ScriptRow<'a> = (&'a str, &'a str, Option<(&'a str, u32)>, &'a str);
+    let scripts: Vec<ScriptRow> = vec![
+        (
+            "a name found nowhere",
+            "ferroha-no-such-script::x",
+            None,
+            "error: DIR/haresources:1: 'ferroha-no-such-script::x': unknown resource 'ferroha-no-such-script': not one of hb-monitor's names and no script: looked for DIR/resource.d/ferroha-no-such-script, then /etc/init.d/ferroha-no-such-script",
+        ),
+        (
+            "a missing init script",
+            "lsb:ferroha-no-such-init",
+            None,
+            "error: DIR/haresources:1: 'lsb:ferroha-no-such-init': no script 'ferroha-no-such-init': looked for /etc/init.d/ferroha-no-such-init",
+        ),
+        (
+            "a resource script that is not executable",
+            "heartbeat:plain::a",
+            Some(("plain", 0o644)),
+            "error: DIR/haresources:1: 'heartbeat:plain::a': no script 'plain': looked for DIR/resource.d/plain (not an executable file)",
+        ),
+    ];
+    for (what, resource, file, expected) in &scripts {
+        let dir = config_dir(HA_CF, &format!("n1 ferroha-test:ok::a=b {resource}\n"));
+        if let Some((name, mode)) = file {
+            let path = dir.path().join("resource.d").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "#!/bin/sh\necho OK\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let (check_rc, check_text) = check_with_state(&n1, dir.path(), agents.path(), &good_state);
+        let (run_rc, run_text) = run_refusal(&n1, dir.path(), &good_state, agents.path());
+        let (checked, ran) = (
+            refusals(&check_text, dir.path()),
+            refusals(&run_text, dir.path()),
+        );
+        eprintln!("{what}: check {check_rc} {checked:?}, run {run_rc} {ran:?}");
+        if check_rc != 6 || run_rc != 6 || checked != ran || checked != [expected.to_string()] {
             failures.push(format!(
                 "{what}: want exit 6 and [{expected:?}] from both;\n  check exit {check_rc}: {check_text}\n  run exit {run_rc}: {run_text}"
             ));

@@ -1,7 +1,7 @@
 //! Running OCF agents and the fence command for the daemon (off its loop, one thread per
 //! operation) and for `hb-monitor check`, the way Pacemaker runs agents: a scrubbed
 //! environment with the OCF variables, a time limit, and the agent's `ocf-exit-reason` as
-//! the reason of a failure.
+//! the reason of a failure. Heartbeat and LSB scripts go through [`script`].
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,9 @@ use std::process::Command;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::config::{ResourceEntry, ResourceGroup};
+use super::config::{ResourceClass, ResourceEntry, ResourceGroup};
 use super::controller::Op;
+use super::script;
 use crate::sys::cmd::{self, CmdError};
 
 /// How an agent run failed.
@@ -50,7 +51,8 @@ pub fn agent_path(ocf_root: &Path, res: &ResourceEntry) -> PathBuf {
         .join(&res.agent)
 }
 
-/// Runs `action` of `res` (OCF instance `instance`) with time limit `timeout`.
+/// Runs `action` of `res` (OCF instance `instance`) with time limit `timeout`: an OCF
+/// agent's action, or what it means for a Heartbeat or LSB script ([`script::run`]).
 pub fn run_agent(
     ocf_root: &Path,
     res: &ResourceEntry,
@@ -58,6 +60,9 @@ pub fn run_agent(
     action: &str,
     timeout: Duration,
 ) -> Result<(), AgentFailure> {
+    if res.class != ResourceClass::Ocf {
+        return script::run(res, action, timeout, ocf_root);
+    }
     let mut command = Command::new(agent_path(ocf_root, res));
     command
         .arg(action)

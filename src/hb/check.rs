@@ -1,11 +1,12 @@
-//! `hb-monitor check`: the configuration, and every resource's agent asked to validate its
-//! parameters (`validate-all`) on this node, with each problem named by file and line.
+//! `hb-monitor check`: the configuration, every script found where Heartbeat would run it,
+//! and every OCF agent asked to validate its parameters (`validate-all`) on this node, with
+//! each problem named by file and line.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::agent_worker;
-use super::config::Config;
+use super::config::{self, Config, ResourceClass};
 use super::preflight;
 
 /// What a check found.
@@ -22,18 +23,23 @@ pub struct Report {
 /// How long one agent's `validate-all` may take.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Checks `dir` for node `node` with agents under `ocf_root` and the state kept in
-/// `state_dir`: first everything `run` would refuse, through the same code
-/// ([`preflight::load`]), then the agents.
-pub fn check(dir: &Path, ocf_root: &Path, state_dir: &Path, node: &str) -> Report {
+/// Checks `dir` for node `node` with agents under `ocf_root`, init scripts in `init_dir`
+/// and the state kept in `state_dir`: first everything `run` would refuse, through the same
+/// code ([`preflight::load`], [`config::resolve_scripts`]), then the agents.
+pub fn check(dir: &Path, ocf_root: &Path, init_dir: &Path, state_dir: &Path, node: &str) -> Report {
     let mut report = Report::default();
-    let cfg = match preflight::load(dir, state_dir) {
+    let mut cfg = match preflight::load(dir, state_dir) {
         Ok(cfg) => cfg,
         Err(errors) => {
             report.errors = errors.iter().map(ToString::to_string).collect();
             return report;
         }
     };
+    let errors = config::resolve_scripts(&mut cfg, &config::ScriptDirs::new(dir, init_dir), node);
+    if !errors.is_empty() {
+        report.errors = errors.iter().map(ToString::to_string).collect();
+        return report;
+    }
     report.notes = cfg.ha_cf.notes.clone();
     if !cfg.ha_cf.nodes.iter().any(|n| n == node) {
         report.errors.push(format!(
@@ -57,6 +63,10 @@ pub fn check(dir: &Path, ocf_root: &Path, state_dir: &Path, node: &str) -> Repor
             .enumerate()
             .map(move |(i, r)| (g, i, r))
     }) {
+        if res.class != ResourceClass::Ocf {
+            // Found where Heartbeat would run it (resolve_scripts); scripts validate nothing.
+            continue;
+        }
         let agent = agent_worker::agent_path(ocf_root, res);
         let here = format!("{}:{}: {}", haresources.display(), res.line, res.written);
         if !agent.is_file() {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, control, event_loop, preflight, state};
+use super::{check, config, control, event_loop, preflight, state};
 
 /// The longest `--op-timeout`, in seconds (a day, as every time in ha.cf): longer is a typo,
 /// and sums of instants and timeouts stay far from overflow.
@@ -34,6 +34,10 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
+        /// Where LSB init scripts are (haresources names not found in the configuration
+        /// directory's resource.d).
+        #[arg(long, default_value = "/etc/init.d")]
+        init_dir: PathBuf,
         /// The state directory `run` would use (checked to be writable).
         #[arg(long, default_value = state::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
@@ -52,6 +56,10 @@ enum Command {
         /// Where OCF agents are installed.
         #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
+        /// Where LSB init scripts are (haresources names not found in the configuration
+        /// directory's resource.d).
+        #[arg(long, default_value = "/etc/init.d")]
+        init_dir: PathBuf,
         /// Timeout of each agent action, in seconds (1 to 86400: a day).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_OP_TIMEOUT))]
         op_timeout: u64,
@@ -212,10 +220,20 @@ pub fn main() -> ExitCode {
             state_dir,
             control,
             ocf_root,
+            init_dir,
             op_timeout,
         } => {
             // The same refusals as `check`, before anything is opened.
-            let cfg = match preflight::load(&dir, &state_dir) {
+            let node = node_name();
+            let cfg = match preflight::load(&dir, &state_dir).and_then(|mut cfg| {
+                let dirs = config::ScriptDirs::new(&dir, &init_dir);
+                let errors = config::resolve_scripts(&mut cfg, &dirs, &node);
+                if errors.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(errors)
+                }
+            }) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     for e in errors {
@@ -225,14 +243,7 @@ pub fn main() -> ExitCode {
                 }
             };
             let op_timeout = std::time::Duration::from_secs(op_timeout);
-            match event_loop::run(
-                cfg,
-                &node_name(),
-                &state_dir,
-                &control,
-                &ocf_root,
-                op_timeout,
-            ) {
+            match event_loop::run(cfg, &node, &state_dir, &control, &ocf_root, op_timeout) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hb-monitor: {e}");
@@ -329,10 +340,11 @@ pub fn main() -> ExitCode {
         Command::Check {
             dir,
             ocf_root,
+            init_dir,
             state_dir,
         } => {
             let node = node_name();
-            let report = check::check(&dir, &ocf_root, &state_dir, &node);
+            let report = check::check(&dir, &ocf_root, &init_dir, &state_dir, &node);
             for note in &report.notes {
                 println!("note: {note}");
             }

@@ -158,15 +158,45 @@ impl HaCf {
     }
 }
 
+/// How a resource runs: the classes of Heartbeat 3 (and Pacemaker's names for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceClass {
+    /// An OCF agent, `$OCF_ROOT/resource.d/PROVIDER/TYPE ACTION`, its parameters in
+    /// `OCF_RESKEY_*`.
+    Ocf,
+    /// A Heartbeat resource script, `$HA_DIR/resource.d/NAME [ARG...] start|stop|status`,
+    /// whose `status` is read from what it prints.
+    Heartbeat,
+    /// An LSB init script, `INIT_DIR/NAME [ARG...] start|stop|status`, whose `status` is its
+    /// LSB exit code.
+    Lsb,
+}
+
+/// Where a script was found and the environment it runs with (Heartbeat's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The executable.
+    pub path: PathBuf,
+    /// Its whole environment.
+    pub env: Vec<(String, String)>,
+}
+
 /// One resource of a group as written in `haresources`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceEntry {
-    /// The OCF agent that runs it.
+    /// How it runs.
+    pub class: ResourceClass,
+    /// The OCF agent's provider (`heartbeat` or `lsb` for a script, for messages).
     pub provider: String,
-    /// Its type.
+    /// The OCF agent's type, or the script's name.
     pub agent: String,
-    /// Parameters (`OCF_RESKEY_<name>`), in order.
+    /// OCF parameters (`OCF_RESKEY_<name>`) in order; a script's arguments, named 1, 2, ...
     pub params: Vec<(String, String)>,
+    /// Written without a class (`NAME::ARG`): Heartbeat's search, `resource.d` and then the
+    /// init directory, decides the class ([`resolve_scripts`]).
+    pub searched: bool,
+    /// A script's path and environment, once [`resolve_scripts`] found it.
+    pub script: Option<Script>,
     /// How it was written, for messages.
     pub written: String,
     /// Line in `haresources`.
@@ -814,22 +844,82 @@ fn named_params(args: &[&str]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// An OCF agent (provider, type) and its parameters.
-pub type MappedResource = (String, String, Vec<(String, String)>);
+/// What one `haresources` resource runs, before any script is looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedResource {
+    /// Its class (for a name written without one: [`ResourceClass::Heartbeat`], with
+    /// `searched`).
+    pub class: ResourceClass,
+    /// The OCF provider (`heartbeat` or `lsb` for a script).
+    pub provider: String,
+    /// The OCF type or the script's name.
+    pub agent: String,
+    /// OCF parameters, or a script's arguments named 1, 2, ...
+    pub params: Vec<(String, String)>,
+    /// Written without a class: `resource.d`, then the init directory.
+    pub searched: bool,
+}
 
-/// Maps one `haresources` resource to an OCF agent and its parameters.
+/// A script's name: one path component, nothing a shell or a path would read differently.
+fn script_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+' | '@'))
+}
+
+/// Maps one `haresources` resource to what runs it.
 ///
-/// | written | agent | positional arguments |
+/// | written | runs | arguments |
 /// |---|---|---|
 /// | `198.18.0.10` (a bare address), `IPaddr::…`, `IPaddr2::…` | ferroha `vip` | `ip/cidr_netmask/nic/broadcast` |
 /// | `Filesystem::…` | ferroha `fs` | `device::directory::fstype::options` |
 /// | `drbddisk::…` | ferroha `drbd` | `drbd_resource` |
 /// | `vip`, `fs`, `mysql`, `drbd` | ferroha's agent | `name=value` each |
-/// | `provider:type::…`, `ocf:provider:type::…` | any installed OCF agent | `name=value` each |
+/// | `ocf:provider:type::…`, `provider:type::…` | any installed OCF agent | `name=value` each |
+/// | `heartbeat:NAME::…` | the script `resource.d/NAME` | positional |
+/// | `lsb:NAME::…` | the init script `NAME` | positional |
+/// | `NAME::…` (anything else) | `resource.d/NAME`, else the init script | positional |
 pub fn map_resource(written: &str) -> Result<MappedResource, String> {
     let parts: Vec<&str> = written.split("::").collect();
     let (name, args) = (parts[0], &parts[1..]);
-    let ferroha = |agent: &str, params| Ok(("ferroha".to_string(), agent.to_string(), params));
+    let ocf = |provider: &str, agent: &str, params| {
+        Ok(MappedResource {
+            class: ResourceClass::Ocf,
+            provider: provider.to_string(),
+            agent: agent.to_string(),
+            params,
+            searched: false,
+        })
+    };
+    let ferroha = |agent: &str, params| ocf("ferroha", agent, params);
+    let script = |class: ResourceClass, script: &str, searched: bool| {
+        if !script_name(script) {
+            return Err(format!("'{written}': '{script}' is not a script's name"));
+        }
+        if let Some(empty) = args.iter().position(|a| a.is_empty()) {
+            return Err(format!(
+                "'{written}': argument {} is empty (Heartbeat would drop it and shift the others)",
+                empty + 1
+            ));
+        }
+        Ok(MappedResource {
+            class,
+            provider: match class {
+                ResourceClass::Lsb => "lsb",
+                _ => "heartbeat",
+            }
+            .to_string(),
+            agent: script.to_string(),
+            params: args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ((i + 1).to_string(), a.to_string()))
+                .collect(),
+            searched,
+        })
+    };
     if name.parse::<IpAddr>().is_ok()
         || (name.contains('/')
             && name
@@ -871,24 +961,203 @@ pub fn map_resource(written: &str) -> Result<MappedResource, String> {
             _ => Err(format!("'{written}': drbddisk takes one resource name")),
         },
         "vip" | "fs" | "mysql" | "drbd" => ferroha(name, named_params(args)?),
-        // `ocf:provider:type` as Pacemaker writes it, or `provider:type`.
-        other => match other.strip_prefix("ocf:").unwrap_or(other).split_once(':') {
-            Some((provider, agent)) if !provider.is_empty() && !agent.is_empty() => {
-                let valid = |s: &str| {
-                    s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                };
-                if !valid(provider) || !valid(agent) {
-                    return Err(format!("'{other}' is not provider:type"));
-                }
-                Ok((provider.to_string(), agent.to_string(), named_params(args)?))
+        other => {
+            // Pacemaker's class names: `heartbeat:NAME` and `lsb:NAME` are scripts,
+            // `ocf:provider:type` (or `provider:type`) an OCF agent.
+            if matches!(other, "ocf" | "heartbeat" | "lsb") {
+                return Err(format!(
+                    "'{written}': {other} is a class, not a resource: write {other}:NAME"
+                ));
             }
-            _ => Err(format!(
-                "unknown resource '{other}': use vip, fs, mysql, drbd, a Heartbeat name \
-                 (IPaddr, IPaddr2, Filesystem, drbddisk) or provider:type for another OCF agent"
-            )),
-        },
+            if let Some(rest) = other.strip_prefix("heartbeat:")
+                && !rest.contains(':')
+            {
+                return script(ResourceClass::Heartbeat, rest, false);
+            }
+            if let Some(rest) = other.strip_prefix("lsb:") {
+                return script(ResourceClass::Lsb, rest, false);
+            }
+            match other.strip_prefix("ocf:").unwrap_or(other).split_once(':') {
+                Some((provider, agent)) if !provider.is_empty() && !agent.is_empty() => {
+                    let valid = |s: &str| {
+                        s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    };
+                    if !valid(provider) || !valid(agent) {
+                        return Err(format!("'{other}' is not provider:type"));
+                    }
+                    ocf(provider, agent, named_params(args)?)
+                }
+                _ if !other.contains(':') && script_name(other) => {
+                    script(ResourceClass::Heartbeat, other, true)
+                }
+                _ => Err(format!(
+                    "unknown resource '{other}': use vip, fs, mysql, drbd, a Heartbeat name \
+                     (IPaddr, IPaddr2, Filesystem, drbddisk), a script's name (heartbeat:NAME, \
+                     lsb:NAME) or ocf:provider:type for another OCF agent"
+                )),
+            }
+        }
     }
+}
+
+/// Where [`resolve_scripts`] looks for scripts and what it tells them.
+#[derive(Debug, Clone)]
+pub struct ScriptDirs {
+    /// Heartbeat's `HA_RESOURCEDIR`: `resource.d` of the configuration directory.
+    pub resource_d: PathBuf,
+    /// Where LSB init scripts are (`/etc/init.d`, `--init-dir`).
+    pub init_d: PathBuf,
+}
+
+impl ScriptDirs {
+    /// `resource.d` in `config_dir` (Heartbeat's `HA_DIR`), init scripts in `init_d`.
+    pub fn new(config_dir: &Path, init_d: &Path) -> ScriptDirs {
+        ScriptDirs {
+            resource_d: config_dir.join("resource.d"),
+            init_d: init_d.to_path_buf(),
+        }
+    }
+}
+
+/// Whether `path` is what Heartbeat runs: a regular file (or a link to one) with an execute
+/// bit (`[ -f $f -a -x $f ]`).
+fn executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The environment Heartbeat 3 (Debian's 3.0.6, as measured) gives the scripts it runs,
+/// less what only Heartbeat has (its control FIFO, the fields of the message that triggered
+/// the run) and with the directory paths of this configuration: its `PATH` and `LC_ALL=C`;
+/// `HA_DIR` (the configuration directory), `HA_FUNCS`, `HA_RESOURCEDIR`, `HA_RCDIR`,
+/// `HA_BIN`; `HA_CURHOST`, `HA_DATEFMT`, `HA_LOGD=no`, `HA_NICEFAILBACK` (with
+/// `auto_failback on` or `off`); the log directives both as Heartbeat exports every
+/// directive (`HA_logfile`, `HA_debugfile`, `HA_logfacility`) and as its shellfuncs derive
+/// them (`HA_LOGFILE`, `HA_DEBUGLOG`, `HA_LOGFACILITY`); `HA_debug=0`. The run adds
+/// `OCF_ROOT` and `OCF_AGENTS` ([`crate::hb::script`]). Nothing of hb-monitor's environment.
+fn script_env(cfg: &Config, dirs: &ScriptDirs, node: &str) -> Vec<(String, String)> {
+    let dir = cfg.dir.display().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), SCRIPT_PATH.into()),
+        ("LC_ALL".into(), "C".into()),
+        ("HA_DIR".into(), dir.clone()),
+        ("HA_FUNCS".into(), format!("{dir}/shellfuncs")),
+        (
+            "HA_RESOURCEDIR".into(),
+            dirs.resource_d.display().to_string(),
+        ),
+        ("HA_RCDIR".into(), format!("{dir}/rc.d")),
+        ("HA_BIN".into(), "/usr/libexec/heartbeat".into()),
+        ("HA_CURHOST".into(), node.to_string()),
+        ("HA_DATEFMT".into(), "%Y/%m/%d_%T\t".into()),
+        ("HA_LOGD".into(), "no".into()),
+        // hb-monitor has no debug levels: Heartbeat's default.
+        ("HA_debug".into(), "0".into()),
+    ];
+    let ha = &cfg.ha_cf;
+    if ha.auto_failback != AutoFailback::Legacy {
+        env.push(("HA_NICEFAILBACK".into(), "yes".into()));
+    }
+    // `logfacility none` is no facility for hb-monitor; Heartbeat still exports the word.
+    let facility = ha
+        .logfacility
+        .clone()
+        .or_else(|| (ha.line_of("logfacility") != 0).then(|| "none".to_string()));
+    for (directive, derived, value) in [
+        ("logfacility", "HA_LOGFACILITY", facility),
+        (
+            "logfile",
+            "HA_LOGFILE",
+            ha.logfile.as_ref().map(|p| p.display().to_string()),
+        ),
+        (
+            "debugfile",
+            "HA_DEBUGLOG",
+            ha.debugfile.as_ref().map(|p| p.display().to_string()),
+        ),
+    ] {
+        if let Some(value) = value {
+            env.push((format!("HA_{directive}"), value.clone()));
+            env.push((derived.into(), value));
+        }
+    }
+    env
+}
+
+/// Heartbeat's `PATH` for its scripts (its helpers first), without the duplicates.
+const SCRIPT_PATH: &str =
+    "/usr/libexec/heartbeat:/usr/sbin:/usr/share/heartbeat:/usr/bin:/sbin:/bin";
+
+/// Finds every script of `cfg`'s groups as Heartbeat does (`resource.d` first, then the
+/// init directory, for a name written without a class; only the class's directory for
+/// `heartbeat:` and `lsb:`), and fixes its class, path and environment (node `node`). A
+/// script found nowhere is an error naming the paths searched.
+pub fn resolve_scripts(cfg: &mut Config, dirs: &ScriptDirs, node: &str) -> Vec<ConfigError> {
+    let env = script_env(cfg, dirs, node);
+    let haresources = cfg.dir.join("haresources");
+    let mut errors = vec![];
+    for res in cfg.groups.iter_mut().flat_map(|g| g.resources.iter_mut()) {
+        let candidates: Vec<(ResourceClass, &Path)> = match (res.class, res.searched) {
+            (ResourceClass::Ocf, _) => continue,
+            (ResourceClass::Heartbeat, true) => vec![
+                (ResourceClass::Heartbeat, dirs.resource_d.as_path()),
+                (ResourceClass::Lsb, dirs.init_d.as_path()),
+            ],
+            (ResourceClass::Heartbeat, false) => {
+                vec![(ResourceClass::Heartbeat, dirs.resource_d.as_path())]
+            }
+            (ResourceClass::Lsb, _) => vec![(ResourceClass::Lsb, dirs.init_d.as_path())],
+        };
+        let found = candidates
+            .iter()
+            .map(|(class, dir)| (*class, dir.join(&res.agent)))
+            .find(|(_, path)| executable(path));
+        match found {
+            Some((class, path)) => {
+                res.class = class;
+                res.provider = match class {
+                    ResourceClass::Lsb => "lsb",
+                    _ => "heartbeat",
+                }
+                .into();
+                res.script = Some(Script {
+                    path,
+                    env: env.clone(),
+                });
+            }
+            None => {
+                let searched: Vec<String> = candidates
+                    .iter()
+                    .map(|(_, dir)| {
+                        let path = dir.join(&res.agent);
+                        if path.exists() {
+                            format!("{} (not an executable file)", path.display())
+                        } else {
+                            path.display().to_string()
+                        }
+                    })
+                    .collect();
+                let what = if res.searched {
+                    format!(
+                        "unknown resource '{}': not one of hb-monitor's names and no script",
+                        res.agent
+                    )
+                } else {
+                    format!("no script '{}'", res.agent)
+                };
+                errors.push(ConfigError {
+                    file: haresources.clone(),
+                    line: res.line,
+                    message: format!(
+                        "'{}': {what}: looked for {}",
+                        res.written,
+                        searched.join(", then ")
+                    ),
+                });
+            }
+        }
+    }
+    errors
 }
 
 fn parse_haresources(path: &Path, text: &str) -> Result<Vec<ResourceGroup>, Vec<ConfigError>> {
@@ -931,10 +1200,13 @@ fn parse_haresources(path: &Path, text: &str) -> Result<Vec<ResourceGroup>, Vec<
         };
         for written in resources {
             match map_resource(written) {
-                Ok((provider, agent, params)) => group.resources.push(ResourceEntry {
-                    provider,
-                    agent,
-                    params,
+                Ok(mapped) => group.resources.push(ResourceEntry {
+                    class: mapped.class,
+                    provider: mapped.provider,
+                    agent: mapped.agent,
+                    params: mapped.params,
+                    searched: mapped.searched,
+                    script: None,
                     written: written.to_string(),
                     line,
                 }),

@@ -20,6 +20,11 @@ pub struct Cluster {
     pub install: tempfile::TempDir,
     /// Each host's address on the LAN: 198.18.1.<octet>.
     octets: Vec<u8>,
+    /// `--op-timeout` of the daemons [`Cluster::start`] starts, in seconds.
+    pub op_timeout: u64,
+    /// More arguments for `hb-monitor run`; `{dir}` in them is the node's configuration
+    /// directory.
+    pub run_args: Vec<String>,
 }
 
 impl Cluster {
@@ -157,6 +162,8 @@ impl Cluster {
             state: tempfile::tempdir().unwrap(),
             install,
             octets: nodes.iter().map(|(_, octet)| *octet).collect(),
+            op_timeout: 20,
+            run_args: vec![],
         }
     }
 
@@ -194,7 +201,12 @@ impl Cluster {
                 .arg("--ocf-root")
                 .arg(self.ocf_root())
                 .arg("--op-timeout")
-                .arg("20")
+                .arg(self.op_timeout.to_string())
+                .args(
+                    self.run_args
+                        .iter()
+                        .map(|a| a.replace("{dir}", &self.dirs[i].path().display().to_string())),
+                )
                 .stdout(std::process::Stdio::null())
                 .stderr(log_file(&self.dirs[i].path().join("daemon.log"))),
         );

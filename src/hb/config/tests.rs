@@ -143,7 +143,7 @@ fn heartbeat_defaults_apply() {
 #[test]
 fn every_error_is_named_with_file_and_line() {
     let ha_cf = "node n1\nkeepalive 2\ndeadtime 4\ncrm on\nfrobnicate yes\nucast eth0 not-an-ip\nmcast eth0 10.0.0.1 694 1 0\nrealtime maybe\nrtprio 100\n";
-    let haresources = "n1 IPaddr2::198.18.0.100/24/eth0 \\\n  Nosuch::x\nn3 vip::ip=198.18.0.7\n";
+    let haresources = "n1 IPaddr2::198.18.0.100/24/eth0 \\\n  No/such::x\nn3 vip::ip=198.18.0.7\n";
     let dir = dir_with(ha_cf, haresources, "auth 1\n1 sha1 k\n", 0o600);
     let errors = errors_of(&dir);
     let expect = [
@@ -154,7 +154,7 @@ fn every_error_is_named_with_file_and_line() {
         "/ha.cf:7: mcast group '10.0.0.1' is not a multicast address",
         "/ha.cf:8: realtime 'maybe': on or off",
         "/ha.cf:9: rtprio '100': a priority from 1 to 99",
-        "/haresources:1: unknown resource 'Nosuch'",
+        "/haresources:1: unknown resource 'No/such'",
     ];
     for e in expect {
         assert!(
@@ -347,20 +347,20 @@ fn authkeys_must_be_owned_by_root() {
 
 #[test]
 fn resource_mapping() {
-    for written in [
-        "ocf:heartbeat:Dummy::state=/run/x",
-        "heartbeat:Dummy::state=/run/x",
+    for (written, provider) in [
+        ("ocf:heartbeat:Dummy::state=/run/x", "heartbeat"),
+        ("other:Dummy::state=/run/x", "other"),
     ] {
-        let (p, a, params) = map_resource(written).unwrap();
+        let m = map_resource(written).unwrap();
         assert_eq!(
-            (p.as_str(), a.as_str()),
-            ("heartbeat", "Dummy"),
+            (m.class, m.provider.as_str(), m.agent.as_str()),
+            (ResourceClass::Ocf, provider, "Dummy"),
             "{written}"
         );
-        assert_eq!(params, vec![("state".to_string(), "/run/x".to_string())]);
+        assert_eq!(m.params, vec![("state".to_string(), "/run/x".to_string())]);
     }
     assert_eq!(
-        map_resource("drbddisk").unwrap().2,
+        map_resource("drbddisk").unwrap().params,
         vec![("drbd_resource".to_string(), "r0".to_string())]
     );
     for bad in [
@@ -370,9 +370,192 @@ fn resource_mapping() {
         "198.18.0.1::x",
         "a/b:c",
         "ocf::x",
+        "../x",
+        ".hidden",
+        "lsb:",
+        "lsb:a/b",
+        "heartbeat:x::::y",
     ] {
         assert!(map_resource(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn scripts_are_mapped_with_their_positional_arguments() {
+    let args = |m: &MappedResource| {
+        m.params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+    };
+    // Pacemaker's class names choose the original script over ferroha's agent.
+    let m = map_resource("heartbeat:IPaddr2::198.18.0.10/24/eth0").unwrap();
+    assert_eq!(
+        (m.class, m.agent.as_str(), m.searched),
+        (ResourceClass::Heartbeat, "IPaddr2", false)
+    );
+    assert_eq!(args(&m), ["1=198.18.0.10/24/eth0"]);
+    let m = map_resource("lsb:mysql").unwrap();
+    assert_eq!(
+        (m.class, m.agent.as_str(), m.searched, m.params.len()),
+        (ResourceClass::Lsb, "mysql", false, 0)
+    );
+    // Anything else is Heartbeat's search: resource.d, then init.d.
+    let m = map_resource("MailTo::root@example.org::subject=x").unwrap();
+    assert_eq!(
+        (m.class, m.agent.as_str(), m.searched),
+        (ResourceClass::Heartbeat, "MailTo", true)
+    );
+    assert_eq!(args(&m), ["1=root@example.org", "2=subject=x"]);
+    // The four names ferroha implements stay ferroha's agents.
+    for (written, agent) in [
+        ("IPaddr2::198.18.0.10/24", "vip"),
+        ("IPaddr::198.18.0.10", "vip"),
+        ("198.18.0.10", "vip"),
+        ("Filesystem::/dev/drbd0::/srv", "fs"),
+        ("drbddisk::r0", "drbd"),
+        ("mysql::datadir=/srv/mysql", "mysql"),
+    ] {
+        let m = map_resource(written).unwrap();
+        assert_eq!(
+            (m.class, m.provider.as_str(), m.agent.as_str()),
+            (ResourceClass::Ocf, "ferroha", agent),
+            "{written}"
+        );
+    }
+}
+
+/// A configuration directory whose haresources names `resources`, with these scripts
+/// (path relative to the directory, mode) in it.
+fn with_scripts(resources: &str, scripts: &[(&str, u32)]) -> (tempfile::TempDir, Config) {
+    let dir = dir_with(
+        "node n1\nbcast eth0\n",
+        &format!("n1 {resources}\n"),
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    for (path, mode) in scripts {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    let cfg = load(dir.path()).unwrap();
+    (dir, cfg)
+}
+
+#[test]
+fn scripts_are_found_in_resource_d_then_init_d() {
+    let (dir, mut cfg) = with_scripts(
+        "both::a svc lsb:both heartbeat:both",
+        &[
+            ("resource.d/both", 0o755),
+            ("init.d/both", 0o755),
+            ("init.d/svc", 0o700),
+        ],
+    );
+    let dirs = ScriptDirs::new(dir.path(), &dir.path().join("init.d"));
+    assert_eq!(resolve_scripts(&mut cfg, &dirs, "n1"), vec![]);
+    let found: Vec<_> = cfg.groups[0]
+        .resources
+        .iter()
+        .map(|r| {
+            let path = r
+                .script
+                .as_ref()
+                .unwrap()
+                .path
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string();
+            (r.class, path)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (ResourceClass::Heartbeat, "resource.d/both".to_string()),
+            (ResourceClass::Lsb, "init.d/svc".to_string()),
+            (ResourceClass::Lsb, "init.d/both".to_string()),
+            (ResourceClass::Heartbeat, "resource.d/both".to_string()),
+        ]
+    );
+    let env = &cfg.groups[0].resources[0].script.as_ref().unwrap().env;
+    let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(get("HA_CURHOST").as_deref(), Some("n1"));
+    assert_eq!(get("HA_DIR"), Some(dir.path().display().to_string()));
+    assert_eq!(get("HOME"), None);
+}
+
+#[test]
+fn scripts_get_heartbeats_environment() {
+    let dir = dir_with(
+        "node n1\nbcast eth0\nlogfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility local0\n",
+        "n1 lsb:svc\n",
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    let init = dir.path().join("init.d/svc");
+    std::fs::create_dir_all(init.parent().unwrap()).unwrap();
+    std::fs::write(&init, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = load(dir.path()).unwrap();
+    let dirs = ScriptDirs::new(dir.path(), &dir.path().join("init.d"));
+    assert_eq!(resolve_scripts(&mut cfg, &dirs, "n1"), vec![]);
+    let d = dir.path().display().to_string();
+    let env: Vec<String> = cfg.groups[0].resources[0]
+        .script
+        .as_ref()
+        .unwrap()
+        .env
+        .iter()
+        .map(|(n, v)| format!("{n}={}", v.replace(&d, "DIR")))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "PATH=/usr/libexec/heartbeat:/usr/sbin:/usr/share/heartbeat:/usr/bin:/sbin:/bin",
+            "LC_ALL=C",
+            "HA_DIR=DIR",
+            "HA_FUNCS=DIR/shellfuncs",
+            "HA_RESOURCEDIR=DIR/resource.d",
+            "HA_RCDIR=DIR/rc.d",
+            "HA_BIN=/usr/libexec/heartbeat",
+            "HA_CURHOST=n1",
+            "HA_DATEFMT=%Y/%m/%d_%T\t",
+            "HA_LOGD=no",
+            "HA_debug=0",
+            "HA_logfacility=local0",
+            "HA_LOGFACILITY=local0",
+            "HA_logfile=/var/log/ha-log",
+            "HA_LOGFILE=/var/log/ha-log",
+            "HA_debugfile=/var/log/ha-debug",
+            "HA_DEBUGLOG=/var/log/ha-debug",
+        ]
+    );
+}
+
+#[test]
+fn a_script_found_nowhere_names_the_paths_searched() {
+    let (dir, mut cfg) = with_scripts(
+        "Nosuch::x lsb:gone heartbeat:plain",
+        &[("resource.d/plain", 0o644)],
+    );
+    let dirs = ScriptDirs::new(dir.path(), Path::new("/nonexistent/init.d"));
+    let d = dir.path().display();
+    let errors: Vec<String> = resolve_scripts(&mut cfg, &dirs, "n1")
+        .iter()
+        .map(|e| e.to_string().replace(&d.to_string(), "DIR"))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "DIR/haresources:1: 'Nosuch::x': unknown resource 'Nosuch': not one of hb-monitor's names and no script: looked for DIR/resource.d/Nosuch, then /nonexistent/init.d/Nosuch",
+            "DIR/haresources:1: 'lsb:gone': no script 'gone': looked for /nonexistent/init.d/gone",
+            "DIR/haresources:1: 'heartbeat:plain': no script 'plain': looked for DIR/resource.d/plain (not an executable file)",
+        ]
+    );
 }
 
 #[test]
