@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::agent_worker::instance_name;
-use super::config::{AutoFailback, Config, ResourceEntry};
+use super::config::{AutoFailback, Config, ResourceClass, ResourceEntry};
 
 /// The operation timeout written for every action (hb-monitor's default `--op-timeout`).
 const OP_TIMEOUT: &str = "60s";
@@ -56,14 +56,21 @@ fn interval(d: Duration) -> String {
     }
 }
 
-/// One `<primitive>`; `ops` are (name, interval, role).
+/// One `<primitive>`; `ops` are (name, interval, role). An LSB init script is Pacemaker's
+/// `lsb` class (which passes no arguments).
 fn primitive(id: &str, res: &ResourceEntry, ops: &[(&str, &str, Option<&str>)]) -> String {
-    let mut xml = format!(
-        r#"<primitive id="{id}" class="ocf" provider="{}" type="{}">"#,
-        attr(&res.provider),
-        attr(&res.agent)
-    );
-    if !res.params.is_empty() {
+    let mut xml = match res.class {
+        ResourceClass::Lsb => format!(
+            r#"<primitive id="{id}" class="lsb" type="{}">"#,
+            attr(&res.agent)
+        ),
+        _ => format!(
+            r#"<primitive id="{id}" class="ocf" provider="{}" type="{}">"#,
+            attr(&res.provider),
+            attr(&res.agent)
+        ),
+    };
+    if res.class == ResourceClass::Ocf && !res.params.is_empty() {
         xml += &format!(r#"<instance_attributes id="{id}-instance_attributes">"#);
         for (name, value) in &res.params {
             xml += &format!(
@@ -115,6 +122,22 @@ pub fn convert(cfg: &Config) -> Converted {
         let mut clones = Vec::new();
         for (i, res) in group.resources.iter().enumerate() {
             let id = instance_name(res, g, i);
+            if res.class == ResourceClass::Heartbeat {
+                // Pacemaker runs no Heartbeat resource scripts (its heartbeat class is gone).
+                notes.push(format!(
+                    "haresources line {}: {} is a Heartbeat resource script, which Pacemaker                      does not run: replace it with an OCF agent or an LSB init script; left out                      of group_{}",
+                    group.line,
+                    res.written,
+                    g + 1
+                ));
+                continue;
+            }
+            if res.class == ResourceClass::Lsb && !res.params.is_empty() {
+                notes.push(format!(
+                    "haresources line {}: {} takes arguments, which Pacemaker does not pass                      to LSB init scripts",
+                    group.line, res.written
+                ));
+            }
             if is_drbd(res) {
                 // Monitors of the two roles must differ in interval (Pacemaker tells them
                 // apart by it).

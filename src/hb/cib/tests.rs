@@ -121,3 +121,20 @@ fn what_is_not_converted_is_said() {
     assert!(notes.contains("fence device"), "{notes}");
     assert!(notes.contains("monitor_interval 0"), "{notes}");
 }
+
+#[test]
+fn init_scripts_become_lsb_resources_and_heartbeat_scripts_are_left_out_with_a_note() {
+    let c = convert(&config(
+        "",
+        "n1 198.18.0.100 lsb:myservice heartbeat:MailTo::root\n",
+    ));
+    let primitives = elements(&c.xml, "primitive");
+    let lsb = primitives
+        .iter()
+        .find(|p| get(p, "class") == "lsb")
+        .unwrap_or_else(|| panic!("no lsb primitive: {}", c.xml));
+    assert_eq!(get(lsb, "type"), "myservice");
+    assert_eq!(primitives.len(), 2, "{}", c.xml);
+    let notes = c.notes.join("\n");
+    assert!(notes.contains("heartbeat:MailTo::root is a Heartbeat resource script"), "{notes}");
+}
