@@ -175,3 +175,52 @@ fn cl_status_without_a_daemon_says_stopped_and_falls_back_to_heartbeats_own() {
         "Heartbeat's own cl_status did not answer: {stderr}"
     );
 }
+
+/// `hb-monitor cib` finds a bare haresources name where `run` would (resource.d, then the
+/// init directory): an init script becomes Pacemaker's `lsb` class; a name found nowhere is
+/// refused as `check` refuses it.
+#[test]
+fn cib_takes_init_scripts_from_the_init_directory_and_refuses_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ha.cf"),
+        "ucast eth0 198.18.0.2\nnode n1\nnode n2\n",
+    )
+    .unwrap();
+    let keys = dir.path().join("authkeys");
+    std::fs::write(&keys, "auth 1\n1 sha1 secret\n").unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let script = init.path().join("myservice");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cib = |haresources: &str| {
+        std::fs::write(dir.path().join("haresources"), haresources).unwrap();
+        std::process::Command::new(built_bin("hb-monitor"))
+            .args(["cib", "-c"])
+            .arg(dir.path())
+            .arg("--init-dir")
+            .arg(init.path())
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = cib("n1 198.18.0.100 myservice\n");
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        xml.contains(r#"class="lsb" type="myservice""#),
+        "the init script is not an lsb resource:\n{xml}"
+    );
+    let out = cib("n1 198.18.0.100 nosuchservice\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("nosuchservice") && stderr.contains(&init.path().display().to_string()),
+        "the refusal names the paths searched: {stderr}"
+    );
+}

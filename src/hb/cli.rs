@@ -98,6 +98,9 @@ enum Command {
         /// Configuration directory.
         #[arg(short = 'c', long = "config-dir", default_value = "/etc/ha.d")]
         dir: PathBuf,
+        /// Where LSB init scripts are found, as for `run`.
+        #[arg(long, default_value = "/etc/init.d")]
+        init_dir: PathBuf,
     },
     /// Heartbeat's `cl_status` (hbstatus, listnodes, nodestatus, nodetype, listhblinks,
     /// hblinkstatus, rscstatus, clientstatus) with its output and exit codes, answered from
@@ -275,7 +278,16 @@ pub fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
-        Command::Cib { dir } => match super::config::load(&dir) {
+        Command::Cib { dir, init_dir } => match super::config::load(&dir).and_then(|mut cfg| {
+            // A bare name is an init script or a Heartbeat script by where it is found.
+            let dirs = config::ScriptDirs::new(&dir, &init_dir);
+            let errors = config::resolve_scripts(&mut cfg, &dirs, &node_name());
+            if errors.is_empty() {
+                Ok(cfg)
+            } else {
+                Err(errors)
+            }
+        }) {
             Ok(cfg) => {
                 let converted = super::cib::convert(&cfg);
                 print!("{}", converted.xml);

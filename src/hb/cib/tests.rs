@@ -136,5 +136,8 @@ fn init_scripts_become_lsb_resources_and_heartbeat_scripts_are_left_out_with_a_n
     assert_eq!(get(lsb, "type"), "myservice");
     assert_eq!(primitives.len(), 2, "{}", c.xml);
     let notes = c.notes.join("\n");
-    assert!(notes.contains("heartbeat:MailTo::root is a Heartbeat resource script"), "{notes}");
+    assert!(
+        notes.contains("heartbeat:MailTo::root is a Heartbeat resource script"),
+        "{notes}"
+    );
 }
