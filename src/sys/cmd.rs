@@ -97,15 +97,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, CmdError> 
             source,
         })?;
     // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
+    let drain = |pipe: Option<Box<dyn Read + Send>>| Drain::start(pipe);
     let out = drain(
         child
             .stdout
@@ -145,8 +137,8 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, CmdError> 
             }
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default().trim().to_string();
+    let stdout = out.finish();
+    let stderr = err.finish().trim().to_string();
     let status = status?;
     if status.success() {
         Ok(CmdOutput { stdout, stderr })
@@ -157,6 +149,49 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, CmdError> 
             stdout,
             stderr,
         })
+    }
+}
+
+/// How long the pipes are still read once the command has ended: what it wrote before it
+/// exited is read by then. A process it left behind (a daemon that kept our stdout) may hold
+/// them open for good; its output is not the command's result, and waiting for it would
+/// hold up the caller forever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(50);
+
+/// One pipe read to its end on a thread of its own.
+struct Drain {
+    read: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drain {
+    fn start(pipe: Option<Box<dyn Read + Send>>) -> Drain {
+        let read = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (done, ended) = std::sync::mpsc::channel();
+        let sink = read.clone();
+        std::thread::spawn(move || {
+            if let Some(mut p) = pipe {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = p.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]);
+                }
+            }
+            let _ = done.send(());
+        });
+        Drain { read, ended }
+    }
+
+    /// What was read: all of it when the pipe ends within [`DRAIN_AFTER_EXIT`], else what
+    /// came by then (the thread reads on, unheard, until the pipe's last holder exits).
+    fn finish(self) -> String {
+        let _ = self.ended.recv_timeout(DRAIN_AFTER_EXIT);
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&read).into_owned()
     }
 }
 
@@ -186,6 +221,25 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.exit_code(), Some(4));
         assert_eq!(err.to_string(), "/bin/sh: exit code 4: bad superblock");
+    }
+
+    #[test]
+    fn a_process_left_holding_the_pipes_does_not_hold_up_the_result() {
+        let started = Instant::now();
+        // The background `sleep` keeps stdout and stderr open after the shell exits, as a
+        // daemon an agent started without closing them would.
+        let out = run(
+            &mut sh("sleep 3 & echo started; echo warned >&2"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited {:?} for a pipe the command's child held",
+            started.elapsed()
+        );
+        assert_eq!(out.stdout, "started\n");
+        assert_eq!(out.stderr.trim(), "warned");
     }
 
     #[test]
