@@ -201,8 +201,12 @@ impl Mixed {
         );
     }
 
+    /// Heartbeat's log on node i. Lossy: Heartbeat logs a packet it refuses as it came,
+    /// binary fields (`srcuuid`) included.
     pub fn heartbeat_log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir(i).join("ha-log")).unwrap_or_default()
+        std::fs::read(self.dir(i).join("ha-log"))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn hb_monitor_log(&self, i: usize) -> String {
