@@ -438,11 +438,6 @@ const CLAIMS_WITHOUT_A_TEST_YET: &[(&str, &str, u32)] = &[
     ),
     (
         "docs/migrating-from-heartbeat.md",
-        "1. On `n2`: stop Heartbeat (`systemctl stop heartbeat`,",
-        21,
-    ),
-    (
-        "docs/migrating-from-heartbeat.md",
         "2. Check both views: `hb-monitor status` on `n2`",
         21,
     ),

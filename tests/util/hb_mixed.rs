@@ -100,6 +100,11 @@ impl Mixed {
         self.dirs[i].path()
     }
 
+    /// Node i's `/var/lib/heartbeat` (`hb_uuid`, `hb_generation`), as the test sees it.
+    pub fn heartbeat_state(&self, i: usize) -> PathBuf {
+        self.dir(i).join("varlib")
+    }
+
     /// Heartbeat's processes on node i: members of its namespaces running its executable.
     pub fn heartbeat_pids(&self, i: usize) -> Vec<u32> {
         self.hosts[i]
