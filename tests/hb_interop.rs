@@ -1,7 +1,7 @@
 //! hb-monitor and Debian's `heartbeat` 3.0.6 on the wire, beyond the hand-overs of
 //! `hb_compat`: the identity a node keeps when it moves from Heartbeat to hb-monitor
-//! (`srcuuid` from `hb_uuid`, a generation above Heartbeat's), and the retransmission
-//! protocol (`NS_rexmit`) both ways under real packet loss.
+//! (`srcuuid` from `hb_uuid`, a generation above Heartbeat's), the retransmission protocol
+//! (`NS_rexmit`) both ways under real packet loss, and `md5` authkeys.
 //!
 //! What each side makes of the other is read from Heartbeat's own log and `cl_status`, and
 //! from `hb-monitor status`. Packet loss is made by nftables in the LAN's switch (the kernel
@@ -251,5 +251,73 @@ fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
     assert!(
         !log.contains("hist queue") && !log.contains("replay"),
         "Heartbeat complained:\n{log}"
+    );
+}
+
+/// `authkeys` with `auth 1` / `1 md5 KEY` on both: they see each other. A different md5 key
+/// on the hb-monitor node: each refuses the other's messages (hb-monitor counts them as bad
+/// signatures, Heartbeat logs "authtoken does not match") and neither sees the other.
+#[test]
+#[ignore = "needs root"]
+fn md5_authkeys_interoperate_and_a_wrong_md5_key_keeps_them_apart() {
+    heartbeat_installed();
+    let mut m = Mixed::new();
+    for i in 0..2 {
+        m.set_authkeys(i, "md5", "interop-md5-secret");
+    }
+    // Heartbeat first: it sends its first heartbeat a second or more after its start, which
+    // on a loaded machine can be later than hb-monitor's initdead (1.5 s) would wait.
+    m.start_heartbeat(0);
+    m.start_hb_monitor(1);
+    m.wait_vip_only_on(0, Duration::from_secs(40));
+    wait_for(
+        "n1's Heartbeat to see n2 active",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || (nodestatus(&m, 0, "n2") == "active").then_some(()),
+    );
+    let status = m.status(1);
+    assert_eq!(peer(&status, "n1")["state"], "up", "{status}");
+    assert_eq!(peer(&status, "n1")["kind"], "heartbeat", "{status}");
+    assert_eq!(status["dropped"]["bad_signature"], 0, "{status}");
+    let complaints = m.protocol_complaints(0, 0);
+    assert!(complaints.is_empty(), "{}", complaints.join("\n"));
+
+    // The same method, another key, on the hb-monitor node.
+    drop(m.hb_monitor[1].take());
+    wait_for(
+        "n1's Heartbeat to see n2 dead",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || (nodestatus(&m, 0, "n2") == "dead").then_some(()),
+    );
+    m.set_authkeys(1, "md5", "another-md5-secret");
+    let since = m.heartbeat_log(0).len();
+    m.start_hb_monitor(1);
+    // Two seconds of each other's heartbeats (keepalive 100 ms), over three deadtimes.
+    let status = wait_for(
+        "each to refuse 20 of the other's heartbeats",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let s = m.status(1);
+            let refused_by_heartbeat = log_since(&m, 0, since)
+                .matches("authtoken does not match")
+                .count();
+            (s["dropped"]["bad_signature"].as_u64() >= Some(20) && refused_by_heartbeat >= 20)
+                .then_some(s)
+        },
+    );
+    let log = log_since(&m, 0, since);
+    eprintln!(
+        "wrong md5 key: hb-monitor dropped {}; Heartbeat refused {} messages",
+        status["dropped"],
+        log.matches("authtoken does not match").count()
+    );
+    assert_ne!(peer(&status, "n1")["state"], "up", "{status}");
+    assert_eq!(nodestatus(&m, 0, "n2"), "dead");
+    assert!(
+        !log.contains("Heartbeat restart on node n2") && !log.contains("Link n2:eth0 up"),
+        "n1's Heartbeat heard n2:\n{log}"
     );
 }

@@ -105,6 +105,12 @@ impl Mixed {
         self.dir(i).join("varlib")
     }
 
+    /// Node i's `authkeys` from now on, for the daemons started after this: key 1 of
+    /// `method` with `secret`.
+    pub fn set_authkeys(&self, i: usize, method: &str, secret: &str) {
+        heartbeat_node::write_authkeys(self.dir(i), method, secret);
+    }
+
     /// Heartbeat's processes on node i: members of its namespaces running its executable.
     pub fn heartbeat_pids(&self, i: usize) -> Vec<u32> {
         self.hosts[i]
