@@ -97,14 +97,21 @@ fn a_node_moved_to_hb_monitor_keeps_heartbeats_uuid_and_counts_on_from_its_gener
         !log.contains("replay"),
         "n1's Heartbeat took n2's messages for replays:\n{log}"
     );
-    let status = m.status(1);
+    let status = wait_for(
+        "hb-monitor on n2 to see n1 up",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let s = m.status(1);
+            (peer(&s, "n1")["state"] == "up").then_some(s)
+        },
+    );
     let ours = status["generation"].as_u64().unwrap();
     eprintln!(
         "n2: Heartbeat's generation {heartbeats}, hb-monitor's {ours} (wall clock {})",
         wall_secs()
     );
     assert!(ours > heartbeats, "{status}");
-    assert_eq!(peer(&status, "n1")["state"], "up", "{status}");
     // Kept in hb-monitor's own state from now on.
     assert_eq!(std::fs::read(m.dir(1).join("state/uuid")).unwrap(), uuid);
 }
