@@ -163,9 +163,9 @@ fn dropped(m: &Mixed, name: &str) -> u64 {
 fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
     heartbeat_installed();
     let mut m = Mixed::new();
-    // Heartbeat first: it sends its first heartbeat a second or more after its start, which
-    // on a loaded machine can be later than hb-monitor's initdead (1.5 s) would wait.
+    // hb-monitor once Heartbeat sends: within its initdead (1.5 s) it must hear n1.
     m.start_heartbeat(0);
+    m.wait_heartbeat_sending(0);
     m.start_hb_monitor(1);
     m.wait_vip_only_on(0, Duration::from_secs(40));
     wait_for(
@@ -272,9 +272,9 @@ fn md5_authkeys_interoperate_and_a_wrong_md5_key_keeps_them_apart() {
     for i in 0..2 {
         m.set_authkeys(i, "md5", "interop-md5-secret");
     }
-    // Heartbeat first: it sends its first heartbeat a second or more after its start, which
-    // on a loaded machine can be later than hb-monitor's initdead (1.5 s) would wait.
+    // hb-monitor once Heartbeat sends: within its initdead (1.5 s) it must hear n1.
     m.start_heartbeat(0);
+    m.wait_heartbeat_sending(0);
     m.start_hb_monitor(1);
     m.wait_vip_only_on(0, Duration::from_secs(40));
     wait_for(

@@ -133,6 +133,22 @@ impl Mixed {
         );
     }
 
+    /// Waits until Heartbeat on node i sends heartbeats (one seen arriving at the other
+    /// node): it daemonises at once but sends its first one a second or more later, on a
+    /// loaded machine after the initdead of an hb-monitor started meanwhile.
+    pub fn wait_heartbeat_sending(&self, i: usize) {
+        let from = self.lan.ip(i as u8 + 1);
+        let out = self.hosts[1 - i].sh(&format!(
+            "timeout 30 tcpdump -i eth0 -c 1 -nn -q 'udp and src {from} and dst port 694' \
+             >/dev/null 2>&1"
+        ));
+        assert!(
+            out.status.success(),
+            "no heartbeat from n{} within 30 s",
+            i + 1
+        );
+    }
+
     /// Orderly stop (`heartbeat -k`: gives up what it holds, says so, exits).
     pub fn stop_heartbeat(&self, i: usize) {
         self.hosts[i].sh(&format!("{HEARTBEAT} -k >/dev/null 2>&1"));
