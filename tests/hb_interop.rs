@@ -224,8 +224,8 @@ fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
     assert!(gaps > 0, "Heartbeat saw no gap in n2's messages:\n{log}");
     // hb-monitor asked Heartbeat and took what it got: a resent message it did not take
     // would stay missing, be asked for again every 250 ms, and each later copy be dropped as
-    // a replay (a resend lost again on the way is asked for again too: at 10 % loss, more
-    // than three sends of one message are rare enough).
+    // a replay, up to 20 times (a resend lost again on the way is asked for again too: three
+    // sends of one message were seen at 10 % loss, six need five resends lost in a row).
     assert!(
         !resent.is_empty(),
         "hb-monitor asked Heartbeat for nothing:\n{log}"
@@ -234,10 +234,10 @@ fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
         status["dropped"]["replayed"], before["dropped"]["replayed"],
         "resent messages dropped as replays: {status}"
     );
-    let asked_often: Vec<_> = resent.iter().filter(|(_, n)| **n > 3).collect();
+    let asked_often: Vec<_> = resent.iter().filter(|(_, n)| **n > 5).collect();
     assert!(
         asked_often.is_empty(),
-        "resent more than three times: {asked_often:?}"
+        "resent more than five times: {asked_often:?}"
     );
     // Nobody declared dead, the VIP stayed.
     for l in log.lines() {
