@@ -286,9 +286,17 @@ fn rolling_migration_from_heartbeat_to_hb_monitor_keeps_the_vip_up() {
         gaps.len() <= 2,
         "the VIP was missing more often than the two hand-overs: {gaps:?}"
     );
+    // Each hand-over waits for no timer: the taker starts the VIP on the giver's message
+    // (Heartbeat's `info=done`, hb-monitor's heartbeat sent at once on the change), so a gap
+    // is the giver's last stop step, one datagram and the taker's vip agent start, seen
+    // through a 10 ms sampler: 10-36 ms in 14 runs, some beside a release build or three
+    // other mixed clusters. The bound is about seven times that, as margin for a loaded
+    // 2-core machine, where each of those processes and the sampler itself may wait tens
+    // of milliseconds for a CPU; a takeover that waited for deadtime (600 ms) does not pass
+    // it, nor does a taker 300 ms slower to start the VIP (seen to fail so).
     let longest = gaps.iter().max().copied().unwrap_or_default();
     assert!(
-        longest <= Duration::from_secs(3),
+        longest <= Duration::from_millis(250),
         "a gap longer than an orderly hand-over: {longest:?}"
     );
     // n2's Heartbeat never had an hb-monitor peer; n1's had one from step 1 to step 3.

@@ -16,6 +16,7 @@ mod hb_compat_stack;
 mod hb_flood;
 mod hb_group;
 mod hb_groups;
+mod hb_interop;
 mod hb_media;
 mod hb_membership;
 mod hb_observe;

@@ -100,6 +100,17 @@ impl Mixed {
         self.dirs[i].path()
     }
 
+    /// Node i's `/var/lib/heartbeat` (`hb_uuid`, `hb_generation`), as the test sees it.
+    pub fn heartbeat_state(&self, i: usize) -> PathBuf {
+        self.dir(i).join("varlib")
+    }
+
+    /// Node i's `authkeys` from now on, for the daemons started after this: key 1 of
+    /// `method` with `secret`.
+    pub fn set_authkeys(&self, i: usize, method: &str, secret: &str) {
+        heartbeat_node::write_authkeys(self.dir(i), method, secret);
+    }
+
     /// Heartbeat's processes on node i: members of its namespaces running its executable.
     pub fn heartbeat_pids(&self, i: usize) -> Vec<u32> {
         self.hosts[i]
@@ -118,6 +129,22 @@ impl Mixed {
         assert!(
             out.status.success(),
             "heartbeat did not start on n{}",
+            i + 1
+        );
+    }
+
+    /// Waits until Heartbeat on node i sends heartbeats (one seen arriving at the other
+    /// node): it daemonises at once but sends its first one a second or more later, on a
+    /// loaded machine after the initdead of an hb-monitor started meanwhile.
+    pub fn wait_heartbeat_sending(&self, i: usize) {
+        let from = self.lan.ip(i as u8 + 1);
+        let out = self.hosts[1 - i].sh(&format!(
+            "timeout 30 tcpdump -i eth0 -c 1 -nn -q 'udp and src {from} and dst port 694' \
+             >/dev/null 2>&1"
+        ));
+        assert!(
+            out.status.success(),
+            "no heartbeat from n{} within 30 s",
             i + 1
         );
     }
@@ -201,8 +228,12 @@ impl Mixed {
         );
     }
 
+    /// Heartbeat's log on node i. Lossy: Heartbeat logs a packet it refuses as it came,
+    /// binary fields (`srcuuid`) included.
     pub fn heartbeat_log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir(i).join("ha-log")).unwrap_or_default()
+        std::fs::read(self.dir(i).join("ha-log"))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn hb_monitor_log(&self, i: usize) -> String {

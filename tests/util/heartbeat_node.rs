@@ -51,7 +51,7 @@ impl Settings<'_> {
 
 /// Writes node `n` (1 or 2)'s files into `dir`: `dir/ha.d`, `dir/varlib` (without the
 /// identity a Heartbeat run on this machine left there: each node gets its own), its log
-/// `dir/ha-log`; `key` is the sha1 secret of `authkeys`.
+/// `dir/ha-log`; `key` is the sha1 secret of `authkeys` ([`write_authkeys`] changes it).
 pub fn write_files(dir: &Path, n: usize, settings: &Settings, haresources: &str, key: &str) {
     let d = dir.display();
     let copy = std::process::Command::new("sh")
@@ -86,8 +86,14 @@ pub fn write_files(dir: &Path, n: usize, settings: &Settings, haresources: &str,
     );
     std::fs::write(dir.join("ha.d/ha.cf"), ha_cf).unwrap();
     std::fs::write(dir.join("ha.d/haresources"), haresources).unwrap();
+    write_authkeys(dir, "sha1", key);
+}
+
+/// Writes `dir/ha.d/authkeys` with key 1 of this method (`sha1`, `md5`) and secret, mode 600
+/// (both daemons refuse it otherwise).
+pub fn write_authkeys(dir: &Path, method: &str, key: &str) {
     let keys = dir.join("ha.d/authkeys");
-    std::fs::write(&keys, format!("auth 1\n1 sha1 {key}\n")).unwrap();
+    std::fs::write(&keys, format!("auth 1\n1 {method} {key}\n")).unwrap();
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
