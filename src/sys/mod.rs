@@ -16,4 +16,5 @@ pub mod proc;
 pub mod sched;
 pub mod serial;
 pub mod udp;
+pub mod users;
 pub mod watchdog;
