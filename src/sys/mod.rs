@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod packet;
 pub mod poll;
 pub mod proc;
+pub mod runtime;
 pub mod sched;
 pub mod serial;
 pub mod udp;
