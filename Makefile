@@ -102,7 +102,7 @@ soak: deps
 	SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked --features soak --release --test integration $(SOAK_TESTS) -- --include-ignored --nocapture --test-threads=1
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack --bench startup
 
 # The main job: MySQL on DRBD failing over under load on this machine (examples/demo.rs,
 # built on the test harness), with a readable timeline; leaves nothing behind.
