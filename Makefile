@@ -1,6 +1,6 @@
 # ferroha — build, install, test, benchmark, demo.
 #
-#   make build     release binaries in target/release
+#   make build     release binaries in target/x86_64-unknown-linux-gnu/release (static)
 #   make install   agents into $(DESTDIR)$(OCF_ROOT)/resource.d/ferroha/<type>,
 #                  <type>-agent links and hb-monitor into $(DESTDIR)$(PREFIX)/sbin
 #   make deps      install what the rest needs (Debian packages; run as root)
@@ -21,7 +21,9 @@ DESTDIR  ?=
 CARGO    ?= cargo
 PROVIDER := ferroha
 # Where `install` takes the binaries from (tests install debug builds with BIN_DIR=...).
-BIN_DIR  ?= target/release
+# .cargo/config.toml names the target (static executables), so cargo builds into
+# target/<triple>/<profile>.
+BIN_DIR  ?= target/x86_64-unknown-linux-gnu/release
 # agents/ lists the OCF type names: one entry per agent, pointing at its binary.
 AGENTS   := $(notdir $(wildcard agents/*))
 RA_DTD   ?= /usr/share/resource-agents/ra-api-1.dtd
@@ -100,7 +102,7 @@ soak: deps
 	SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked --features soak --release --test integration $(SOAK_TESTS) -- --include-ignored --nocapture --test-threads=1
 
 bench: deps
-	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack
+	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack --bench startup
 
 # The main job: MySQL on DRBD failing over under load on this machine (examples/demo.rs,
 # built on the test harness), with a readable timeline; leaves nothing behind.

@@ -8,7 +8,7 @@
 # removed on exit, also on Ctrl-C.
 set -euo pipefail
 
-BIN=$(readlink -f "${1:-target/release}")
+BIN=$(readlink -f "${1:-target/x86_64-unknown-linux-gnu/release}")
 [ -x "$BIN/hb-monitor" ] || { echo "no hb-monitor in $BIN; run 'make build'" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 

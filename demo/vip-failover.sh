@@ -6,7 +6,7 @@
 # Everything it creates is removed on exit, also on Ctrl-C.
 set -euo pipefail
 
-AGENT=$(readlink -f "${1:-target/release/vip-agent}")
+AGENT=$(readlink -f "${1:-target/x86_64-unknown-linux-gnu/release/vip-agent}")
 [ -x "$AGENT" ] || { echo "no vip-agent at $AGENT; run 'make build'" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 

@@ -39,7 +39,7 @@ macro_rules! say {
 }
 
 /// Where the demo writes its picture and its text: target/demo-output in the repository
-/// (target/demo is cargo's, for the demo profile's build).
+/// (cargo builds the demo profile into target/<triple>/demo).
 fn output_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo-output")
 }

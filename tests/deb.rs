@@ -255,7 +255,8 @@ fn check_unit_and_man_pages(chroot: &Chroot) {
 }
 
 /// The package's Depends name exactly the packages that own the shared libraries its
-/// binaries load (ldd, then dpkg -S, in the chroot): nothing missing, nothing extra.
+/// binaries load (ldd, then dpkg -S, in the chroot): nothing missing, nothing extra; none
+/// for static executables.
 fn check_depends(chroot: &Chroot) {
     let depends = chroot
         .sh("dpkg-query -W -f='${Depends}' ferroha")
@@ -270,10 +271,16 @@ fn check_depends(chroot: &Chroot) {
             // Step by step: dash has no pipefail. ldd names the paths dpkg registered
             // (/lib/...), which the /usr-merged real paths are not.
             "set -e
+             : >/tmp/ldd
              for b in /usr/sbin/hb-monitor /usr/lib/ocf/resource.d/ferroha/*; do
-                 ldd \"$b\" >>/tmp/ldd
+                 # A static executable loads no library: ldd says so on stderr and fails.
+                 if ! ldd \"$b\" >/tmp/one 2>/tmp/err; then
+                     grep -qx '[[:space:]]*not a dynamic executable' /tmp/err
+                 fi
+                 cat /tmp/one >>/tmp/ldd
              done
              grep -o '/[^ ]*' /tmp/ldd | sort -u >/tmp/libs
+             [ -s /tmp/libs ] || exit 0
              dpkg -S $(cat /tmp/libs) >/tmp/owners
              cut -d: -f1 /tmp/owners | sort -u",
         )

@@ -1,5 +1,5 @@
 //! The resource agents. Each implements [`crate::ocf::ResourceAgent`] and is run by
-//! [`crate::ocf::run`] from a few-line binary in `src/bin`.
+//! [`crate::ocf::main`] from a few-line binary in `src/bin`.
 
 pub mod drbd;
 pub mod fs;

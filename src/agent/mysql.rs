@@ -22,8 +22,8 @@ use mysql::prelude::Queryable;
 use crate::ocf::{
     AgentError, AgentResult, Context, ParamSpec, ParamType, Params, ResourceAgent, Status, io_error,
 };
-use crate::sys::cmd;
 use crate::sys::proc::ProcessId;
+use crate::sys::{cmd, users};
 
 const META: &str = include_str!("../../ocf-meta/mysql.xml");
 
@@ -278,18 +278,15 @@ impl MysqlConfig {
             })
     }
 
-    fn identity(&self) -> AgentResult<Identity> {
-        let user = nix::unistd::User::from_name(&self.user)
-            .map_err(|e| AgentError::Generic(format!("looking up user {}: {e}", self.user)))?
-            .ok_or_else(|| AgentError::Installed(format!("user '{}' does not exist", self.user)))?;
-        let group = nix::unistd::Group::from_name(&self.group)
-            .map_err(|e| AgentError::Generic(format!("looking up group {}: {e}", self.group)))?
-            .ok_or_else(|| {
-                AgentError::Installed(format!("group '{}' does not exist", self.group))
-            })?;
+    fn identity(&self, timeout: Duration) -> AgentResult<Identity> {
+        let lookup = |db, name: &str, what: &str| {
+            users::id_of(db, name, timeout)
+                .map_err(|e| AgentError::Generic(format!("looking up {what} {name}: {e}")))?
+                .ok_or_else(|| AgentError::Installed(format!("{what} '{name}' does not exist")))
+        };
         Ok(Identity {
-            uid: user.uid.as_raw(),
-            gid: group.gid.as_raw(),
+            uid: lookup(users::Database::Passwd, &self.user, "user")?,
+            gid: lookup(users::Database::Group, &self.group, "group")?,
         })
     }
 
@@ -400,9 +397,9 @@ fn writable_by(dir: &Path, id: Identity) -> bool {
 }
 
 impl MysqlAgent {
-    fn check_node(&self, cfg: &MysqlConfig) -> AgentResult<(PathBuf, Identity)> {
+    fn check_node(&self, cfg: &MysqlConfig, ctx: &Context) -> AgentResult<(PathBuf, Identity)> {
         let binary = cfg.binary()?;
-        let id = cfg.identity()?;
+        let id = cfg.identity(ctx.deadline.remaining())?;
         if !cfg.config.exists() {
             return Err(AgentError::Installed(format!(
                 "configuration file {} does not exist",
@@ -716,12 +713,12 @@ impl ResourceAgent for MysqlAgent {
         parse_config(p)
     }
 
-    fn validate(&self, cfg: &MysqlConfig, _ctx: &Context) -> AgentResult<()> {
-        self.check_node(cfg).map(|_| ())
+    fn validate(&self, cfg: &MysqlConfig, ctx: &Context) -> AgentResult<()> {
+        self.check_node(cfg, ctx).map(|_| ())
     }
 
     fn start(&self, cfg: &MysqlConfig, ctx: &Context) -> AgentResult<()> {
-        let (binary, id) = self.check_node(cfg)?;
+        let (binary, id) = self.check_node(cfg, ctx)?;
         if let Some(server) = cfg.find_server() {
             if !cfg.pidfile_names(&server) {
                 return Err(AgentError::Generic(format!(

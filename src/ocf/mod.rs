@@ -1,8 +1,9 @@
 //! The OCF resource-agent framework shared by every ferroha agent.
 //!
-//! An agent implements [`ResourceAgent`]; [`run`] owns everything else: reading the action
-//! and the parameters (environment or `--name value` flags), validation, the OCF call-order
-//! rules, the op-timeout deadline, logging, the exit reason and the exit code.
+//! An agent implements [`ResourceAgent`]; [`run`] (called by the binaries' [`main`]) owns
+//! everything else: reading the action and the parameters (environment or `--name value`
+//! flags), validation, the OCF call-order rules, the op-timeout deadline, logging, the exit
+//! reason and the exit code.
 
 mod context;
 mod error;
@@ -19,7 +20,7 @@ pub use context::{Context, Deadline};
 pub use error::{AgentError, AgentResult, io_error};
 pub use params::{ParamSpec, ParamType, Params, parse_bool};
 pub use rc::OcfRc;
-pub use run::{run, run_with};
+pub use run::{main, run, run_with};
 
 /// An OCF action (the first command-line argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

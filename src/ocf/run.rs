@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -23,15 +22,39 @@ use super::{
     Action, AgentError, Context, OcfRc, Params, ResourceAgent, Status, log as agent_log, meta,
 };
 
+/// The agent binaries' entry point, called from the C `main` of a `#![no_main]` binary: std's
+/// runtime set-up is skipped (what the agents keep of it is [`crate::sys::runtime::prepare`]),
+/// and std's exit-time flush of stdout is done here. Returns the exit code.
+///
+/// Without std's stack-overflow handler, an overflow of the main thread's stack ends the
+/// agent with SIGSEGV instead of std's message; the agents do not recurse.
+pub fn main<A: ResourceAgent>(agent: &A) -> i32 {
+    crate::sys::runtime::prepare();
+    let rc = run(agent);
+    let _ = std::io::stdout().lock().flush();
+    i32::from(rc.code())
+}
+
 /// Runs the agent with the process's arguments and environment and returns its exit code.
-pub fn run<A: ResourceAgent>(agent: &A) -> ExitCode {
+pub fn run<A: ResourceAgent>(agent: &A) -> OcfRc {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // ra-dev-guide: meta-data works with an empty environment; the cluster manager asks for it
+    // on every node and after every upgrade. Written straight from the embedded XML, before
+    // the environment is read or the action hints are parsed out of the XML.
+    if let [_, action] = args.as_slice()
+        && action == Action::MetaData.name()
+    {
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(agent.meta_data().as_bytes());
+        return OcfRc::Success;
+    }
     let vars: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    dispatch(agent, &args, &vars, true).into()
+    dispatch(agent, &args, &vars, true)
 }
 
 /// Runs the agent with explicit arguments (`args[0]` is the program name) and environment,

@@ -2,8 +2,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
+
+// rustix rather than libc: the libc crate binds cfsetispeed to a versioned glibc symbol
+// (cfsetispeed@GLIBC_2.2.5) that a static link cannot resolve.
+use rustix::termios;
 
 /// The speeds a serial medium may run at.
 pub const BAUD_RATES: [u32; 6] = [9600, 19200, 38400, 57600, 115200, 230400];
@@ -12,20 +15,12 @@ pub const BAUD_RATES: [u32; 6] = [9600, 19200, 38400, 57600, 115200, 230400];
 /// `baud`. A device that is not a terminal is refused before anything is written to it.
 pub fn open_raw(device: &Path, baud: u32) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let speed = match baud {
-        9600 => libc::B9600,
-        19200 => libc::B19200,
-        38400 => libc::B38400,
-        57600 => libc::B57600,
-        115200 => libc::B115200,
-        230400 => libc::B230400,
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("baud {other}: one of 9600, 19200, 38400, 57600, 115200, 230400"),
-            ));
-        }
-    };
+    if !BAUD_RATES.contains(&baud) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("baud {baud}: one of 9600, 19200, 38400, 57600, 115200, 230400"),
+        ));
+    }
     let port = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -43,29 +38,25 @@ pub fn open_raw(device: &Path, baud: u32) -> io::Result<File> {
             ),
         ));
     }
-    // SAFETY: termios calls on our open descriptor with a zero-initialised struct filled by
-    // tcgetattr.
-    unsafe {
-        let mut tio: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(port.as_raw_fd(), &raw mut tio) != 0 {
-            return Err(io::Error::other(format!(
-                "serial {}: not a terminal: {}",
-                device.display(),
-                io::Error::last_os_error()
-            )));
-        }
-        libc::cfmakeraw(&raw mut tio);
-        libc::cfsetispeed(&raw mut tio, speed);
-        libc::cfsetospeed(&raw mut tio, speed);
-        tio.c_cflag |= libc::CLOCAL | libc::CREAD;
-        if libc::tcsetattr(port.as_raw_fd(), libc::TCSANOW, &raw const tio) != 0 {
-            return Err(io::Error::other(format!(
-                "serial {}: {}",
-                device.display(),
-                io::Error::last_os_error()
-            )));
-        }
-    }
+    let not_a_tty = |e: rustix::io::Errno| {
+        io::Error::other(format!(
+            "serial {}: not a terminal: {}",
+            device.display(),
+            io::Error::from(e)
+        ))
+    };
+    let failed = |e: rustix::io::Errno| {
+        io::Error::other(format!(
+            "serial {}: {}",
+            device.display(),
+            io::Error::from(e)
+        ))
+    };
+    let mut tio = termios::tcgetattr(&port).map_err(not_a_tty)?;
+    tio.make_raw();
+    tio.set_speed(baud).map_err(failed)?;
+    tio.control_modes |= termios::ControlModes::CLOCAL | termios::ControlModes::CREAD;
+    termios::tcsetattr(&port, termios::OptionalActions::Now, &tio).map_err(failed)?;
     Ok(port)
 }
 

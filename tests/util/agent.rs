@@ -20,7 +20,7 @@ pub fn agent_bin(type_name: &str) -> PathBuf {
 
 /// A binary of this package: where cargo says it built it for tests and benches
 /// (`CARGO_BIN_EXE_*`), else (the demo, an example) next to the running program's profile
-/// directory (`target/<profile>/examples/demo` → `target/<profile>/<name>`), or in
+/// directory (`target/<triple>/<profile>/examples/demo` → `target/<triple>/<profile>/<name>`), or in
 /// `FERROHA_BIN_DIR` when set.
 pub fn built_bin(name: &str) -> PathBuf {
     let from_cargo = match name {
@@ -40,7 +40,7 @@ pub fn built_bin(name: &str) -> PathBuf {
         let profile = exe
             .parent()
             .and_then(Path::parent)
-            .expect("target/<profile>/<dir>/<program>");
+            .expect("target/<triple>/<profile>/<dir>/<program>");
         let bin = profile.join(name);
         assert!(bin.exists(), "{} is not built (make build)", bin.display());
         bin
@@ -51,7 +51,8 @@ pub fn built_bin(name: &str) -> PathBuf {
 /// of the running tests (`cargo test --test …` does not build examples).
 pub fn built_example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test binary>, or the release directory `make demo` names.
+    // target/<triple>/<profile>/deps/<test binary>, or the release directory `make demo` names
+    // (.cargo/config.toml names the target, hence the triple).
     let profile_dir = match std::env::var_os("FERROHA_BIN_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => exe.parent().unwrap().parent().unwrap().to_path_buf(),
@@ -62,7 +63,7 @@ pub fn built_example(name: &str) -> PathBuf {
     c.args(["build", "--quiet", "--example", name, "--manifest-path"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap());
+        .arg(profile_dir.parent().unwrap().parent().unwrap());
     if release {
         c.arg("--release");
     }

@@ -370,8 +370,8 @@ fn template() -> &'static Path {
 /// Returns `<target tmp>/mariadb-template-<key>/data`, building it unless a previous run or a
 /// concurrent process already did.
 fn build_template() -> PathBuf {
-    // Tests and benches get CARGO_TARGET_TMPDIR; the demo (an example) finds target/tmp
-    // from its own path (target/<profile>/examples/demo).
+    // Tests and benches get CARGO_TARGET_TMPDIR (target/<triple>/tmp); the demo (an example)
+    // finds the same directory from its own path (target/<triple>/<profile>/examples/demo).
     let fallback;
     let root = match option_env!("CARGO_TARGET_TMPDIR") {
         Some(dir) => Path::new(dir),
@@ -380,7 +380,7 @@ fn build_template() -> PathBuf {
             fallback = exe
                 .ancestors()
                 .nth(3)
-                .expect("target/<profile>/examples/<program>")
+                .expect("target/<triple>/<profile>/examples/<program>")
                 .join("tmp");
             fallback.as_path()
         }
