@@ -20,6 +20,10 @@ OCF_ROOT ?= /usr/lib/ocf
 DESTDIR  ?=
 CARGO    ?= cargo
 PROVIDER := ferroha
+# Heartbeat's admin commands, answered by hb-monitor under their names (links to it; none
+# clashes with a file of Debian's heartbeat package, whose cl_status is /usr/bin's).
+HEARTBEAT_NAMES := cl_status hb_standby hb_takeover
+
 # Where `install` takes the binaries from (tests install debug builds with BIN_DIR=...).
 # .cargo/config.toml names the target (static executables), so cargo builds into
 # target/<triple>/<profile>.
@@ -62,13 +66,17 @@ install: build
 	  install -m 0755 $(BIN_DIR)/$$type-agent $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)/$$type || exit 1; \
 	  ln -sfn $(OCF_ROOT)/resource.d/$(PROVIDER)/$$type $(DESTDIR)$(PREFIX)/sbin/$$type-agent || exit 1; \
 	done
-	@if [ -x $(BIN_DIR)/hb-monitor ]; then install -m 0755 $(BIN_DIR)/hb-monitor $(DESTDIR)$(PREFIX)/sbin/hb-monitor; fi
+	@if [ -x $(BIN_DIR)/hb-monitor ]; then \
+	  install -m 0755 $(BIN_DIR)/hb-monitor $(DESTDIR)$(PREFIX)/sbin/hb-monitor; \
+	  for name in $(HEARTBEAT_NAMES); do ln -sfn hb-monitor $(DESTDIR)$(PREFIX)/sbin/$$name || exit 1; done; \
+	fi
 
 uninstall:
 	@for type in $(AGENTS); do \
 	  rm -f $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)/$$type $(DESTDIR)$(PREFIX)/sbin/$$type-agent; \
 	done
 	rm -f $(DESTDIR)$(PREFIX)/sbin/hb-monitor
+	for name in $(HEARTBEAT_NAMES); do rm -f $(DESTDIR)$(PREFIX)/sbin/$$name; done
 	-rmdir $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
 # Everything, root-only tests included: they build network namespaces, run Pacemaker's and

@@ -65,6 +65,23 @@ fn make_install_puts_agents_under_their_type_names() {
         PathBuf::from("/usr/lib/ocf/resource.d/ferroha/vip"),
         "operators call vip-agent; it is the installed agent"
     );
+    // Heartbeat's admin commands are hb-monitor under their names, and answer as cl_status.
+    for name in ["cl_status", "hb_standby", "hb_takeover"] {
+        let link = dest.path().join("usr/sbin").join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap_or_default(),
+            PathBuf::from("hb-monitor"),
+            "{name} is a link to hb-monitor"
+        );
+    }
+    let usage = std::process::Command::new(dest.path().join("usr/sbin/cl_status"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&usage.stdout).starts_with("Usage: cl_status"),
+        "{usage:?}"
+    );
     // Every agent type in agents/ is installed, and nothing else lands in the provider dir.
     let types: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("agents"))
         .unwrap()
