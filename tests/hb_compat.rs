@@ -410,9 +410,21 @@ fn hb_monitor_acknowledges_so_that_heartbeat_never_fills_its_history() {
 fn an_orderly_hb_monitor_stop_hands_the_group_to_heartbeat_at_once() {
     heartbeat_installed();
     let mut m = Mixed::new();
+    // hb-monitor once Heartbeat sends: within its initdead (1.5 s) it must hear n1.
     m.start_heartbeat(0);
+    m.wait_heartbeat_sending(0);
     m.start_hb_monitor(1);
     m.wait_vip_only_on(0, Duration::from_secs(40));
+    // hb_standby gives the group only to a peer Heartbeat knows is active.
+    wait_for(
+        "n1's Heartbeat to see n2 active",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let out = m.hosts[0].sh("cl_status nodestatus n2");
+            (String::from_utf8_lossy(&out.stdout).trim() == "active").then_some(())
+        },
+    );
     m.hosts[0].sh_ok("/usr/share/heartbeat/hb_standby >/dev/null 2>&1 || true");
     m.wait_vip_only_on(1, Duration::from_secs(20));
     let since = m.heartbeat_log(0).len();
@@ -460,9 +472,18 @@ fn an_orderly_hb_monitor_stop_hands_the_group_to_heartbeat_at_once() {
 fn an_orderly_heartbeat_stop_hands_the_group_to_hb_monitor_at_once() {
     heartbeat_installed();
     let mut m = Mixed::new();
+    // hb-monitor once Heartbeat sends: within its initdead (1.5 s) it must hear n1.
     m.start_heartbeat(0);
+    m.wait_heartbeat_sending(0);
     m.start_hb_monitor(1);
     m.wait_vip_only_on(0, Duration::from_secs(40));
+    // The stop is taken for a hand-over only by a node that knows n1 holds the group.
+    wait_for(
+        "n2 (hb-monitor) to see n1 holding the group",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || (peer(&m.status(1), "n1")["holding"] == "held").then_some(()),
+    );
     let watch = VipWatch::start([m.hosts[0].pid(), m.hosts[1].pid()]);
     let t = Instant::now();
     m.hosts[0].sh(&format!("{HEARTBEAT} -k >/dev/null 2>&1"));
