@@ -58,7 +58,7 @@ use crate::util::agent::make_install;
 use crate::util::host::is_root;
 use crate::util::mariadb::{self, MariaDb};
 use crate::util::stack::{ClientLog, Patience, audit_ids, spawn_client_in};
-use crate::util::vm::{Exec, Guest, Pair, PairOptions, VmLan};
+use crate::util::vm::{Drbd, Exec, Guest, Pair, PairOptions, VmLan};
 
 /// The service address, on the guests' link.
 const VIP: &str = "198.18.3.100";
@@ -120,12 +120,16 @@ const PLAN: [Failure; 6] = [
 #[test]
 #[ignore = "needs root"]
 fn every_acknowledged_commit_survives_failovers_on_real_drbd_and_two_nodes_never_run_the_stack() {
+    durability(Drbd::V84);
+}
+
+fn durability(drbd: Drbd) {
     assert!(
         is_root(),
         "the VM tier needs root (debootstrap, QEMU, namespaces); run `make test-vm`"
     );
     let wall = Instant::now();
-    let mut s = VmStack::new();
+    let mut s = VmStack::new(drbd);
     s.start_client();
     s.wait_service(Instant::now(), BOUND);
     s.note("client writing through the VIP");
@@ -598,7 +602,7 @@ impl std::ops::Deref for VmStack {
 }
 
 impl VmStack {
-    fn new() -> VmStack {
+    fn new(drbd: Drbd) -> VmStack {
         let t0 = Instant::now();
         let timeline = Timeline {
             t0,
@@ -623,6 +627,7 @@ impl VmStack {
             // A fixed resync rate: DRBD's dynamic controller managed 2.6 MB/s under TCG.
             disk_options: "c-plan-ahead 0;\n    resync-rate 40M;".into(),
             files: share_files(),
+            drbd,
         }));
         timeline.note(&format!("guests booted in {:.1?}", t0.elapsed()));
         let share = pair.share();

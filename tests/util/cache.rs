@@ -10,9 +10,9 @@ use std::time::Instant;
 const BUILD_TIMEOUT_SECS: &str = "900";
 
 /// Runs `script` (relative to the crate) with the cache directory `cache` (relative to the
-/// crate) and returns the path it printed last. Panics with the script's stderr and
-/// `host_packages` (what it needs on the machine) when it fails.
-pub fn build(script: &str, cache: &str, host_packages: &str) -> PathBuf {
+/// crate) and `args` after it, and returns the path it printed last. Panics with the script's
+/// stderr and `host_packages` (what it needs on the machine) when it fails.
+pub fn build(script: &str, cache: &str, args: &[&str], host_packages: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join(script);
     let start = Instant::now();
@@ -20,6 +20,7 @@ pub fn build(script: &str, cache: &str, host_packages: &str) -> PathBuf {
         .arg(BUILD_TIMEOUT_SECS)
         .arg(&script)
         .arg(root.join(cache))
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));

@@ -60,6 +60,7 @@ pub fn tarball() -> &'static Path {
         let path = cache::build(
             "tests/deb/build-chroot.sh",
             "target/chroot-cache",
+            &[],
             "debootstrap zstd",
         );
         assert!(

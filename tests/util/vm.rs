@@ -46,6 +46,33 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Size of each guest's DRBD backing disk.
 pub const DISK_MIB: u64 = 64;
 
+/// Which DRBD kernel module a guest runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drbd {
+    /// 8.4.11, the module in Debian 12's kernel.
+    V84,
+    /// LINBIT's DRBD 9 (9.2.18), built from `vendor/drbd/` against the kernel's headers.
+    V9,
+}
+
+impl Drbd {
+    /// The version argument of `build-guest.sh`, also the fixture directory's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drbd::V84 => "8.4",
+            Drbd::V9 => "9",
+        }
+    }
+
+    /// What `/proc/drbd`'s first line starts with on this module.
+    pub fn proc_version_prefix(self) -> &'static str {
+        match self {
+            Drbd::V84 => "version: 8.4.",
+            Drbd::V9 => "version: 9.2.",
+        }
+    }
+}
+
 /// The kernel and initramfs built by `tests/vm/build-guest.sh`.
 #[derive(Debug, Clone)]
 pub struct GuestImage {
@@ -55,15 +82,17 @@ pub struct GuestImage {
     pub initrd: PathBuf,
 }
 
-/// Build (or reuse from `target/vm/`) the guest image, once per test process. Panics with the
-/// script's output when the build fails (not root, no network, missing host packages).
-pub fn guest_image() -> &'static GuestImage {
-    static IMAGE: OnceLock<GuestImage> = OnceLock::new();
-    IMAGE.get_or_init(|| {
+/// Build (or reuse from `target/vm/`) the guest image running `drbd`, once per test process.
+/// Panics with the script's output when the build fails (not root, no network, missing host
+/// packages).
+pub fn guest_image(drbd: Drbd) -> &'static GuestImage {
+    static IMAGES: [OnceLock<GuestImage>; 2] = [OnceLock::new(), OnceLock::new()];
+    IMAGES[drbd as usize].get_or_init(|| {
         let dir = cache::build(
             "tests/vm/build-guest.sh",
             "target/vm",
-            "qemu-system-x86 debootstrap cpio zstd kmod",
+            &[drbd.as_str()],
+            "qemu-system-x86 debootstrap cpio zstd kmod (DRBD 9: linux-headers coccinelle)",
         );
         let image = GuestImage {
             kernel: dir.join("vmlinuz"),
@@ -133,6 +162,8 @@ pub struct GuestConfig {
     pub share: PathBuf,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// The DRBD module it boots with.
+    pub drbd: Drbd,
 }
 
 /// What a script run in the guest returned.
@@ -233,8 +264,8 @@ impl Guest {
     pub fn spawn(&self) {
         let mut qemu = self.qemu.lock().unwrap();
         assert!(qemu.is_none(), "guest {}: already running", self.name());
-        let image = guest_image();
         let c = &self.config;
+        let image = guest_image(c.drbd);
         // Stale sockets of a previous run: QEMU would refuse to bind them.
         for file in ["ctl.sock", "mon.sock"] {
             let _ = fs::remove_file(self.path(file));
@@ -663,6 +694,8 @@ pub struct PairOptions {
     pub disk_options: String,
     /// Files written into the share before the guests boot (name, contents, mode).
     pub files: Vec<(String, Vec<u8>, u32)>,
+    /// The DRBD module both guests run.
+    pub drbd: Drbd,
 }
 
 impl Default for PairOptions {
@@ -675,20 +708,16 @@ impl Default for PairOptions {
             net_options: "protocol C;\n    ping-int 2;\n    ping-timeout 10;".into(),
             disk_options: String::new(),
             files: vec![],
+            drbd: Drbd::V84,
         }
     }
 }
 
 impl Pair {
-    /// Build the guest image if needed and boot both guests in parallel.
-    pub fn new() -> Pair {
-        Pair::with(PairOptions::default())
-    }
-
-    /// [`Pair::new`] as `options` say.
+    /// Build the guest image if needed and boot both guests in parallel, as `options` say.
     pub fn with(options: PairOptions) -> Pair {
         use std::os::unix::fs::PermissionsExt;
-        guest_image();
+        guest_image(options.drbd);
         let share = tempfile::Builder::new()
             .prefix("ferroha-vm-share-")
             .tempdir()
@@ -723,6 +752,7 @@ impl Pair {
             disk_image: options.disk_image.clone(),
             share: share.path().to_owned(),
             memory_mib: 768,
+            drbd: options.drbd,
         };
         let pair = Pair {
             a: Guest::new(config("alpha", 1, port_a, port_b)),
@@ -764,6 +794,102 @@ impl Drop for Pair {
         self.a.power_off();
         self.b.power_off();
     }
+}
+
+/// Three DRBD 9 guests on one [`VmLan`]: `alpha` (198.18.3.1) and `beta` (198.18.3.2) with
+/// disks, and `gamma` (198.18.3.3), a diskless tiebreaker (`disk none`), in a full mesh with
+/// `quorum majority`: two of the three keep quorum when one is lost. `r0.res` in the share.
+pub struct Trio {
+    /// alpha, beta, gamma.
+    pub guests: [Guest; 3],
+    /// Shared as `/share` (removed after the guests).
+    _share: tempfile::TempDir,
+    /// Dropped after the guests (their taps live in its namespace).
+    _lan: VmLan,
+}
+
+impl Trio {
+    /// The names of the three guests, in order.
+    pub const NAMES: [&'static str; 3] = ["alpha", "beta", "gamma"];
+
+    /// Boot the three in parallel, on DRBD 9 (quorum and diskless clients are DRBD 9's).
+    pub fn new(files: Vec<(String, Vec<u8>, u32)>) -> Trio {
+        use std::os::unix::fs::PermissionsExt;
+        guest_image(Drbd::V9);
+        let share = tempfile::Builder::new()
+            .prefix("ferroha-vm-share-")
+            .tempdir()
+            .expect("share dir");
+        fs::write(share.path().join("r0.res"), trio_resource_file()).expect("r0.res");
+        for (name, data, mode) in &files {
+            let path = share.path().join(name);
+            fs::write(&path, data).expect("share file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).expect("chmod");
+        }
+        let lan = VmLan::new();
+        let guest = |n: u8| {
+            let name = Trio::NAMES[usize::from(n) - 1];
+            Guest::new(GuestConfig {
+                name: name.to_owned(),
+                ipaddr: format!("198.18.3.{n}/24"),
+                mac: format!("52:54:00:18:03:{n:02x}"),
+                link: Link::Tap {
+                    netns_pid: lan.pid(),
+                    ifname: lan.add_tap(&format!("tap-{name}")),
+                },
+                ports: vec![],
+                disk_mib: DISK_MIB,
+                disk_image: None,
+                share: share.path().to_owned(),
+                // The tiebreaker holds no data; the three must fit beside the rest.
+                memory_mib: if n == 3 { 512 } else { 768 },
+                drbd: Drbd::V9,
+            })
+        };
+        let trio = Trio {
+            guests: [guest(1), guest(2), guest(3)],
+            _share: share,
+            _lan: lan,
+        };
+        let start = Instant::now();
+        for g in &trio.guests {
+            g.spawn();
+        }
+        thread::scope(|s| {
+            for g in &trio.guests {
+                s.spawn(|| g.wait_ready());
+            }
+        });
+        eprintln!("trio booted in {:.1?}", start.elapsed());
+        trio
+    }
+}
+
+impl Drop for Trio {
+    fn drop(&mut self) {
+        for g in &self.guests {
+            g.power_off();
+        }
+    }
+}
+
+/// `r0.res` for [`Trio`].
+fn trio_resource_file() -> String {
+    let on = |name: &str, id: u8, disk: &str| {
+        format!(
+            "  on {name} {{\n    node-id {id};\n    device /dev/drbd0;\n    disk {disk};\n    \
+             address 198.18.3.{}:7789;\n    meta-disk internal;\n  }}\n",
+            id + 1
+        )
+    };
+    format!(
+        "resource {RESOURCE} {{\n  options {{\n    quorum majority;\n    on-no-quorum io-error;\n  }}\n  \
+         net {{\n    protocol C;\n    ping-int 2;\n    ping-timeout 10;\n  }}\n{}{}{}  \
+         connection-mesh {{\n    hosts alpha beta gamma;\n  }}\n}}\n",
+        on("alpha", 0, "/dev/vda"),
+        on("beta", 1, "/dev/vda"),
+        on("gamma", 2, "none")
+    )
 }
 
 /// The guests' LAN when the host must reach them too: a network namespace of its own (a test

@@ -3,22 +3,33 @@
 # ships drbd.ko 8.4.11, and a minbase Debian root with drbd-utils, packed as the initramfs the
 # guest runs from (no disk image, nothing mounted on the host). See ../shared/DRBD-VM.md.
 #
-#   tests/vm/build-guest.sh CACHE_DIR      (as root; `make test-vm` uses target/vm)
+#   tests/vm/build-guest.sh CACHE_DIR [8.4|9]      (as root; `make test-vm` uses target/vm)
+#
+# With 9, the guest loads LINBIT's DRBD 9 module instead of the kernel's 8.4 one: built here
+# from the vendored source (vendor/drbd/) against the kernel's headers, into the guest's
+# /lib/modules/<release>/updates/ (the kernel's own drbd.ko is left out of that guest).
 #
 # The result goes to CACHE_DIR/guest-<key>/{vmlinuz,rootfs.cpio.zst}, where <key> hashes this
-# script and the kernel package version: a second run with the same inputs reuses it. The last
-# line printed is that directory. The kernel .deb is only unpacked (dpkg -x), never installed.
+# script, the kernel package version, the DRBD version and its source: a second run with the
+# same inputs reuses it. The last line printed is that directory. The kernel .deb is only
+# unpacked (dpkg -x), never installed.
 #
-# Host packages: qemu-system-x86 (to run it), debootstrap cpio zstd kmod (to build it).
+# Host packages: qemu-system-x86 (to run it), debootstrap cpio zstd kmod (to build it); for 9
+# also linux-headers-<release> and coccinelle (scripts/install-deps --vm).
 # Environment: MIRROR overrides the Debian mirror (default: the machine's own apt sources);
 # KERNEL_PKG pins the kernel package (default: what linux-image-amd64 depends on).
 set -eu
 
-[ $# -eq 1 ] || { echo "usage: $0 CACHE_DIR" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 CACHE_DIR [8.4|9]" >&2; exit 2; }
+DRBD=${2:-8.4}
+case $DRBD in 8.4 | 9) ;; *) echo "build-guest: DRBD version $DRBD: only 8.4 or 9" >&2; exit 2 ;; esac
 mkdir -p "$1"
 cache=$(cd "$1" && pwd)
 start=$(date +%s)
 script=$(readlink -f "$0")
+# The DRBD 9 source (vendor/drbd/README.md says where it comes from and how to replace it).
+DRBD9_SOURCE=drbd-9.2.18
+drbd9_tarball=$(dirname "$script")/../../vendor/drbd/$DRBD9_SOURCE.tar.xz
 
 # The modules the guest loads (their dependencies are added below), in load order.
 MODULES="virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 drbd"
@@ -36,7 +47,8 @@ fi
 }
 kver=${KERNEL_PKG#linux-image-}
 pkgver=$(apt-cache show --no-all-versions "$KERNEL_PKG" 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
-key=$( (cat "$script"; echo "$KERNEL_PKG $pkgver") | sha256sum | cut -c1-16)
+key=$( (cat "$script"; echo "$KERNEL_PKG $pkgver DRBD $DRBD"
+    [ "$DRBD" = 9 ] && sha256sum <"$drbd9_tarball") | sha256sum | cut -c1-16)
 out=$cache/guest-$key
 
 if [ -s "$out/vmlinuz" ] && [ -s "$out/rootfs.cpio.zst" ]; then
@@ -52,6 +64,14 @@ for tool in debootstrap cpio zstd depmod modprobe dpkg apt-get; do
         exit 1
     }
 done
+if [ "$DRBD" = 9 ]; then
+    kheaders=/usr/src/linux-headers-$kver
+    [ -d "$kheaders" ] && command -v spatch >/dev/null && command -v make >/dev/null || {
+        echo "build-guest: DRBD 9 needs $kheaders, spatch and make: apt-get install linux-headers-$kver coccinelle make" >&2
+        exit 1
+    }
+    [ -s "$drbd9_tarball" ] || { echo "build-guest: $drbd9_tarball missing" >&2; exit 1; }
+fi
 
 if [ -z "${MIRROR:-}" ]; then
     MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
@@ -79,6 +99,26 @@ debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$MIRROR" >
     tail -n 20 "$work/debootstrap.log" >&2
     exit 1
 }
+
+if [ "$DRBD" = 9 ]; then
+    step "DRBD 9 module ($DRBD9_SOURCE) for $kver"
+    tar -xJf "$drbd9_tarball" -C "$work"
+    # SPAAS=false: the compat patch is made here by spatch, never fetched from LINBIT's service.
+    make -C "$work/$DRBD9_SOURCE" -j"$(nproc)" module KDIR="$kheaders" SPAAS=false \
+        >"$work/drbd9-build.log" 2>&1 || {
+        tail -n 30 "$work/drbd9-build.log" >&2
+        exit 1
+    }
+    drbd9_build=$work/$DRBD9_SOURCE/drbd/build-$kver
+    # The kernel's own drbd.ko out of the module tree, so that nothing can load 8.4 by mistake.
+    find "$kdir/lib/modules/$kver/kernel" -name 'drbd.ko*' -delete
+    mkdir -p "$kdir/lib/modules/$kver/updates/drbd"
+    cp "$drbd9_build/drbd.ko" "$drbd9_build/drbd_transport_tcp.ko" \
+        "$drbd9_build/drbd-kernel-compat/handshake/handshake.ko" "$kdir/lib/modules/$kver/updates/drbd/"
+    depmod -b "$kdir" "$kver"
+    # DRBD 9 loads its transport on the first connect; loaded at boot, a missing one shows then.
+    MODULES="$MODULES drbd_transport_tcp"
+fi
 
 step "modules"
 mkdir -p "$root/lib/modules/$kver"
