@@ -47,7 +47,7 @@
 //!   `DUnknown`), then `exists -`. `peer-node-id` is 0 on both nodes, as 8.4 prints; a
 //!   StandAlone node prints no `conn-name`, as recorded.
 //!
-//! `drbdsetup down r0` is `drbdadm down r0`.
+//! `drbdsetup down r0` is `drbdadm down r0`; `drbdsetup outdate 0` is `drbdadm outdate r0`.
 //!
 //! # `drbdadm -c <conf> <verb> [--force|--discard-my-data] <res>`
 //!
@@ -544,6 +544,8 @@ fn main() {
             ["events2", "--now", res] => events2(&mut st, res),
             ["down", res] if *res == RES => down(st.node(&this_node()).0),
             ["down", _] => {}
+            // The simulated resource's one volume is minor 0.
+            ["outdate", "0"] => drbdadm(&mut st, "outdate", &[]),
             _ => die(20, &format!("drbd-sim: drbdsetup {rest:?} not simulated")),
         },
         "drbdadm" => {

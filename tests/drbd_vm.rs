@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::util::host::is_root;
-use crate::util::vm::{Exec, Guest, Pair};
+use crate::util::vm::{Drbd, Exec, Guest, Pair, PairOptions, Trio};
 
 /// TCG is slow, the machine shared: waits for DRBD state changes are generous.
 const STATE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -48,6 +48,14 @@ impl Status {
                     fields.insert(format!("{prefix}{key}"), value.to_owned());
                 }
             }
+        }
+        // DRBD 9 leaves out what is as it should be: `connection:Connected` of a connected
+        // peer and `replication:Established` of a volume replicating normally.
+        if fields.contains_key("peer.role") && !fields.contains_key("peer.connection") {
+            fields.insert("peer.connection".into(), "Connected".into());
+        }
+        if fields.contains_key("peer.peer-disk") && !fields.contains_key("peer.replication") {
+            fields.insert("peer.replication".into(), "Established".into());
         }
         Status {
             fields,
@@ -125,6 +133,7 @@ fn connected_up_to_date(s: &Status) -> bool {
 /// Records fixtures when `FERROHA_RECORD_DRBD=1`; otherwise does nothing.
 struct Recorder {
     dir: Option<PathBuf>,
+    drbd: Drbd,
 }
 
 /// What is recorded at each state: (file name, command).
@@ -138,12 +147,20 @@ const STATE_COMMANDS: &[(&str, &str)] = &[
     ("proc-drbd", "cat /proc/drbd"),
 ];
 
+/// Recorded on DRBD 9 only (drbd-utils has no JSON for 8.4).
+const STATE_COMMANDS_9: &[(&str, &str)] =
+    &[("drbdsetup-status-json", "drbdsetup status --json r0")];
+
 impl Recorder {
-    fn from_env() -> Recorder {
+    fn from_env(drbd: Drbd) -> Recorder {
         let on = std::env::var("FERROHA_RECORD_DRBD").is_ok_and(|v| v == "1");
         Recorder {
-            dir: on
-                .then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drbd/8.4")),
+            dir: on.then(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/drbd")
+                    .join(drbd.as_str())
+            }),
+            drbd,
         }
     }
 
@@ -153,7 +170,12 @@ impl Recorder {
             return;
         }
         let start = Instant::now();
-        for (file, command) in STATE_COMMANDS {
+        let extra = if self.drbd == Drbd::V9 {
+            STATE_COMMANDS_9
+        } else {
+            &[]
+        };
+        for (file, command) in STATE_COMMANDS.iter().chain(extra) {
             let exec = guest.exec(command, Duration::from_secs(30));
             self.write(state, file, &exec);
         }
@@ -196,16 +218,30 @@ fn refused(rec: &Recorder, guest: &Guest, state: &str, file: &str, command: &str
     exec
 }
 
-/// Everything the issue asks of the real tier, with `drbdadm` in place of the agent.
+/// Everything the real tier must show of DRBD itself, with `drbdadm` in place of the agent.
 #[test]
 #[ignore = "needs root"]
 fn drbd_84_up_sync_crash_failover_resync_link_cut_demote_down() {
+    up_sync_crash_failover_resync_link_cut_demote_down(Drbd::V84);
+}
+
+/// The same on DRBD 9.
+#[test]
+#[ignore = "needs root"]
+fn drbd_9_up_sync_crash_failover_resync_link_cut_demote_down() {
+    up_sync_crash_failover_resync_link_cut_demote_down(Drbd::V9);
+}
+
+fn up_sync_crash_failover_resync_link_cut_demote_down(drbd: Drbd) {
     assert!(
         is_root(),
         "the VM tier needs root (debootstrap, QEMU); run `make test-vm`"
     );
-    let rec = Recorder::from_env();
-    let pair = Pair::new();
+    let rec = Recorder::from_env(drbd);
+    let pair = Pair::with(PairOptions {
+        drbd,
+        ..PairOptions::default()
+    });
     let (a, b) = (&pair.a, &pair.b);
     let start = Instant::now();
     for g in [a, b] {
@@ -213,7 +249,10 @@ fn drbd_84_up_sync_crash_failover_resync_link_cut_demote_down() {
     }
     eprintln!("shared as /share: {}", pair.share().display());
     let version = a.run_ok("cat /proc/drbd");
-    assert!(version.contains("version: 8.4."), "{version}");
+    assert!(
+        version.contains(drbd.proc_version_prefix()),
+        "{drbd:?} expected: {version}"
+    );
 
     // Unconfigured: the module is loaded, the resource is not up.
     assert!(status(a).is_down());
@@ -316,7 +355,22 @@ fn drbd_84_up_sync_crash_failover_resync_link_cut_demote_down() {
 
     // The disconnected Secondary is outdated by hand (what a fence-peer handler would do);
     // an Outdated node refuses to become Primary without --force.
-    a.run_ok("drbdadm outdate r0");
+    if drbd == Drbd::V9 {
+        // DRBD 9 refuses to outdate a disk while it tries to connect: disconnect first, as
+        // LINBIT's agent does.
+        a.run_ok("drbdadm disconnect r0");
+        // Outdating is refused while the connection is still being torn down (drbdadm then
+        // tries drbdmeta, which refuses a configured device): wait for StandAlone.
+        wait_status(a, "StandAlone", |s| {
+            s.get("peer.connection") == "StandAlone"
+        });
+    }
+    // By minor: drbd-utils 9.22's `drbdadm outdate` hands DRBD 9's drbdsetup the resource
+    // name where it wants a minor, then tries drbdmeta, which refuses a configured device.
+    a.run_ok(match drbd {
+        Drbd::V84 => "drbdadm outdate r0",
+        Drbd::V9 => "drbdsetup outdate 0",
+    });
     wait_status(a, "Outdated", |s| s.disk() == "Outdated");
     rec.state(a, "secondary-outdated");
     refused(
@@ -336,6 +390,9 @@ fn drbd_84_up_sync_crash_failover_resync_link_cut_demote_down() {
     a.restore_link();
     b.restore_link();
     b.run_ok("drbdadm connect r0");
+    if drbd == Drbd::V9 {
+        a.run_ok("drbdadm connect r0");
+    }
     for g in [a, b] {
         wait_status(g, "reconnected UpToDate/UpToDate", connected_up_to_date);
     }
@@ -420,8 +477,22 @@ fn assert_rc(exec: &Exec, rc: i32, what: &str) {
 #[test]
 #[ignore = "needs root"]
 fn drbd_agent_against_real_drbd() {
+    agent_against_real_drbd(Drbd::V84);
+}
+
+/// The same on DRBD 9.
+#[test]
+#[ignore = "needs root"]
+fn drbd_agent_against_real_drbd_9() {
+    agent_against_real_drbd(Drbd::V9);
+}
+
+fn agent_against_real_drbd(drbd: Drbd) {
     assert!(is_root(), "the VM tier needs root; run `make test-vm`");
-    let pair = Pair::new();
+    let pair = Pair::with(PairOptions {
+        drbd,
+        ..PairOptions::default()
+    });
     let (a, b) = (&pair.a, &pair.b);
     std::fs::copy(
         env!("CARGO_BIN_EXE_drbd-agent"),
@@ -531,5 +602,165 @@ fn drbd_agent_against_real_drbd() {
         assert_rc(&agent(g, "stop", CLONE), 0, "clone stop");
         assert_rc(&agent(g, "stop", CLONE), 0, "double stop");
         assert_rc(&agent(g, "monitor", CLONE), 7, "monitor after stop");
+    }
+}
+
+/// `drbdsetup events2 --now r0` on `guest` (empty when it fails).
+fn events2(guest: &Guest) -> String {
+    guest
+        .exec("drbdsetup events2 --now r0", Duration::from_secs(30))
+        .stdout
+}
+
+/// Poll events2 on `guest` until `pred` holds; panics with the last output.
+fn wait_events2(guest: &Guest, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = events2(guest);
+        if pred(&text) {
+            eprintln!("{}: {what} after {:.1?}", guest.name(), start.elapsed());
+            return text;
+        }
+        assert!(
+            start.elapsed() < STATE_TIMEOUT,
+            "{}: timed out after {STATE_TIMEOUT:?} waiting for {what}; last events2:\n{text}",
+            guest.name()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The `connection` line of events2 towards `peer`.
+fn connection_to<'t>(events2: &'t str, peer: &str) -> &'t str {
+    let tag = format!("conn-name:{peer} ");
+    events2
+        .lines()
+        .find(|l| l.starts_with("exists connection ") && l.contains(&tag))
+        .unwrap_or("")
+}
+
+/// The node's own disk state in events2 (its `device` line; `peer-disk:` is the peers').
+fn own_disk(events2: &str) -> &str {
+    events2
+        .lines()
+        .filter(|l| l.starts_with("exists device "))
+        .flat_map(str::split_whitespace)
+        .find_map(|w| w.strip_prefix("disk:"))
+        .unwrap_or("")
+}
+
+/// The last `crm_attribute` call drbd-agent made on `guest` (the stand-in records them).
+fn last_score_call(guest: &Guest) -> String {
+    guest
+        .run_ok("tail -n 1 /tmp/crm_attribute.calls")
+        .trim()
+        .to_owned()
+}
+
+/// Three nodes on DRBD 9: two with disks and a diskless tiebreaker. The tiebreaker is never
+/// promoted and gets no score; killing the Primary leaves the other two with quorum, and the
+/// agent promotes the survivor; a Primary cut off from both loses quorum and its monitor
+/// says so.
+#[test]
+#[ignore = "needs root"]
+fn drbd_9_three_nodes_a_diskless_tiebreaker_keeps_quorum_for_the_survivor() {
+    assert!(is_root(), "the VM tier needs root; run `make test-vm`");
+    let rec = Recorder::from_env(Drbd::V9);
+    let agent_bin = std::fs::read(env!("CARGO_BIN_EXE_drbd-agent")).unwrap();
+    // Pacemaker's crm_attribute, standing in: records the agent's score calls.
+    let crm = b"#!/bin/sh\necho \"$*\" >> /tmp/crm_attribute.calls\n".to_vec();
+    let trio = Trio::new(vec![
+        ("drbd-agent".into(), agent_bin, 0o755),
+        ("crm_attribute".into(), crm, 0o755),
+    ]);
+    let [a, b, c] = &trio.guests;
+    const CLONE3: &str = "PATH=/share:/usr/sbin:/usr/bin:/sbin:/bin \
+        OCF_RESKEY_CRM_meta_promotable=true OCF_RESKEY_CRM_meta_clone_max=3";
+    let version = a.run_ok("cat /proc/drbd");
+    assert!(version.contains("version: 9."), "{version}");
+
+    for g in [a, b] {
+        g.run_ok("drbdadm create-md r0");
+    }
+    for g in [a, b, c] {
+        assert_rc(&agent(g, "start", CLONE3), 0, "clone start");
+    }
+    for g in [a, b, c] {
+        wait_events2(g, "connected to both peers", |t| {
+            t.matches("connection:Connected").count() == 2
+        });
+    }
+    // The initial sync from a forced first Primary (the operator's step, as with LINBIT's).
+    a.run_ok("drbdadm primary --force r0");
+    wait_events2(b, "UpToDate", |t| own_disk(t) == "UpToDate");
+    a.run_ok("drbdadm secondary r0");
+    rec.state(c, "three-tiebreaker-connected");
+    rec.state(b, "three-secondary-uptodate-connected");
+
+    // The tiebreaker: running (diskless is its design, not a failure), never promoted, and
+    // its score is removed.
+    assert_rc(&agent(c, "monitor", CLONE3), 0, "tiebreaker monitor");
+    assert_eq!(last_score_call(c), "--promotion --lifetime reboot --delete");
+    let refused = agent(c, "promote", CLONE3);
+    assert_rc(&refused, 1, "promote the tiebreaker");
+    assert!(refused.stderr.contains("diskless"), "{}", refused.stderr);
+    assert!(events2(c).contains("role:Secondary"), "{}", events2(c));
+    // The disk nodes score beside a diskless peer as beside none.
+    for g in [a, b] {
+        assert_rc(&agent(g, "monitor", CLONE3), 0, "Secondary monitor");
+        assert_eq!(
+            last_score_call(g),
+            "--promotion --lifetime reboot --update 10000"
+        );
+    }
+
+    // alpha Primary through the agent, data on it; then alpha loses power.
+    assert_rc(&agent(a, "promote", CLONE3), 0, "promote alpha");
+    assert_rc(&agent(a, "monitor", CLONE3), 8, "alpha Primary");
+    rec.state(a, "three-primary-uptodate-connected");
+    a.run_ok(
+        "mkfs.ext4 -q /dev/drbd0 && mount /dev/drbd0 /mnt && \
+         echo written-by-alpha > /mnt/alpha && umount /mnt",
+    );
+    a.power_off();
+    let t = wait_events2(b, "alpha gone", |t| {
+        !connection_to(t, "alpha").contains("connection:Connected")
+    });
+    assert!(
+        t.contains("quorum:yes"),
+        "beta keeps quorum with gamma:\n{t}"
+    );
+    rec.state(b, "three-secondary-peer-gone-quorum");
+    assert_rc(&agent(b, "promote", CLONE3), 0, "promote the survivor");
+    assert_rc(&agent(b, "monitor", CLONE3), 8, "survivor Primary");
+    assert_eq!(
+        b.run_ok("mount /dev/drbd0 /mnt && cat /mnt/alpha && umount /mnt"),
+        "written-by-alpha\n"
+    );
+    rec.state(b, "three-primary-peer-gone-quorum");
+
+    // alpha back (outdated by beta's promotion, DRBD 9 does not count it as a voter while it
+    // is away: so beta alone would keep quorum now); up again through the agent, resynced.
+    a.boot();
+    assert_rc(
+        &agent(a, "start", CLONE3),
+        0,
+        "alpha's clone start after the crash",
+    );
+    wait_events2(a, "alpha resynced and connected to both", |t| {
+        t.matches("connection:Connected").count() == 2 && own_disk(t) == "UpToDate"
+    });
+    // Now beta cut off from both: one of three, no quorum; its monitor fails and says why.
+    b.cut_link();
+    wait_events2(b, "quorum lost", |t| t.contains("quorum:no"));
+    rec.state(b, "three-primary-quorum-lost");
+    let lost = agent(b, "monitor", CLONE3);
+    assert_rc(&lost, 9, "monitor of a Primary without quorum");
+    assert!(lost.stderr.contains("without quorum"), "{}", lost.stderr);
+    b.restore_link();
+    wait_events2(b, "quorum back", |t| t.contains("quorum:yes"));
+    assert_rc(&agent(b, "monitor", CLONE3), 8, "Primary with quorum again");
+    for g in [b, c] {
+        assert_rc(&agent(g, "stop", CLONE3), 0, "clone stop");
     }
 }

@@ -25,6 +25,9 @@ const DEFAULT_DRBDSETUP: &str = "/usr/sbin/drbdsetup";
 /// node): DRBD's default `ping-int` 10 s + `ping-timeout` 0.5 s, with a margin.
 const PEER_GONE_WAIT: Duration = Duration::from_secs(15);
 
+/// How long a stop waits for `drbdadm disconnect` to take effect before outdating.
+const STANDALONE_WAIT: Duration = Duration::from_secs(3);
+
 pub static PARAMS: &[ParamSpec] = &[
     ParamSpec::new("drbd_resource", "DRBD resource name")
         .required()
@@ -104,6 +107,13 @@ pub trait DrbdCtl {
         resource: &str,
         timeout: Duration,
     ) -> Result<(), DrbdFailure>;
+    /// `drbdsetup outdate <minor>`.
+    fn setup_outdate(
+        &self,
+        drbdsetup: &Path,
+        minor: u32,
+        timeout: Duration,
+    ) -> Result<(), DrbdFailure>;
     /// `drbdadm -c <conf> <args…> <res>`.
     fn drbdadm(
         &self,
@@ -159,6 +169,16 @@ impl DrbdCtl for KernelDrbd {
     ) -> Result<(), DrbdFailure> {
         let mut c = Command::new(drbdsetup);
         c.args(["down", resource]);
+        cmd::run(&mut c, timeout).map(|_| ()).map_err(failure)
+    }
+    fn setup_outdate(
+        &self,
+        drbdsetup: &Path,
+        minor: u32,
+        timeout: Duration,
+    ) -> Result<(), DrbdFailure> {
+        let mut c = Command::new(drbdsetup);
+        c.args(["outdate", &minor.to_string()]);
         cmd::run(&mut c, timeout).map(|_| ()).map_err(failure)
     }
     fn drbdadm(
@@ -293,6 +313,13 @@ impl DrbdAgent {
         } else {
             state
         };
+        let settled;
+        let state = if state.promotion_refusal().is_some() && state.disk_in_transition() {
+            settled = self.wait_for_disk_to_settle(cfg, ctx, state)?;
+            &settled
+        } else {
+            state
+        };
         let forced = match state.promotion_refusal() {
             Some(why) if !cfg.force_promote => {
                 return Err(AgentError::Generic(format!("refusing to promote: {why}")));
@@ -358,13 +385,81 @@ impl DrbdAgent {
         Ok(state)
     }
 
+    /// A disk that is `Consistent` (DRBD 9's survivor of a lost Primary, for about a
+    /// second), `Attaching` or `Negotiating` settles by itself: wait for that within the op's
+    /// time, as LINBIT's agent retries, instead of refusing at once. Returns the last state;
+    /// the caller decides on it.
+    fn wait_for_disk_to_settle(
+        &self,
+        cfg: &DrbdConfig,
+        ctx: &Context,
+        state: &ResourceState,
+    ) -> AgentResult<ResourceState> {
+        let until = std::time::Instant::now()
+            + ctx
+                .deadline
+                .remaining()
+                .saturating_sub(Duration::from_secs(2));
+        log::info!(
+            "{}'s disk is {:?}: waiting for it to settle before promoting",
+            cfg.resource,
+            state.devices.iter().map(|d| d.disk).collect::<Vec<_>>()
+        );
+        let mut state = state.clone();
+        while state.promotion_refusal().is_some()
+            && state.disk_in_transition()
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            match self.state(cfg, ctx)? {
+                Some(s) => state = s,
+                None => break,
+            }
+        }
+        Ok(state)
+    }
+
+    /// Outdates every volume after a `disconnect`. DRBD 9 tears connections down
+    /// asynchronously and refuses to outdate until they are StandAlone: waits for that, at
+    /// most [`STANDALONE_WAIT`]. By minor through drbdsetup: drbd-utils 9.22's `drbdadm
+    /// outdate` passes DRBD 9 a resource name where drbdsetup wants a minor, then falls back to
+    /// drbdmeta, which refuses a configured device (seen on 9.2.18 in the VM tier).
+    fn outdate(&self, cfg: &DrbdConfig, ctx: &Context, state: &ResourceState) -> AgentResult<()> {
+        let until = std::time::Instant::now() + STANDALONE_WAIT;
+        while let Some(s) = self.state(cfg, ctx)? {
+            if s.connections.iter().all(|c| c.state == "StandAlone")
+                || std::time::Instant::now() >= until
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for d in &state.devices {
+            log::info!(
+                "drbdsetup outdate {} ({} volume {})",
+                d.minor,
+                cfg.resource,
+                d.volume
+            );
+            if let Err(f) = self
+                .ctl
+                .setup_outdate(&cfg.drbdsetup, d.minor, step_timeout(ctx))
+            {
+                log::warn!("drbdsetup outdate {}: {}", d.minor, f.message);
+            }
+        }
+        Ok(())
+    }
+
     fn become_secondary(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {
         match self.state(cfg, ctx)? {
             Some(s) if s.role == Role::Primary => {}
             _ => return Ok(()),
         }
         self.adm(cfg, ctx, &["secondary"]).map_err(|f| {
-            let why = if f.code == Some(11) {
+            // 11 is drbdsetup's "state change failed", whatever the cause; DRBD names the
+            // cause in its message, and only "held open" means a mount or a process.
+            let why = if f.code == Some(11) && f.message.contains("held open") {
                 " (the device is still open: a mount or a process holds it)"
             } else {
                 ""
@@ -515,11 +610,9 @@ impl ResourceAgent for DrbdAgent {
             if cfg.stop_outdates_secondary && state.peer_primary() {
                 // DRBD refuses to outdate a connected disk (the Primary keeps it current):
                 // disconnect first, as LINBIT's agent does; the resource goes down next anyway.
-                for step in ["disconnect", "outdate"] {
-                    if let Err(f) = self.adm(cfg, ctx, &[step]) {
-                        log::warn!("drbdadm {step} {}: {}", cfg.resource, f.message);
-                        break;
-                    }
+                match self.adm(cfg, ctx, &["disconnect"]) {
+                    Ok(_) => self.outdate(cfg, ctx, &state)?,
+                    Err(f) => log::warn!("drbdadm disconnect {}: {}", cfg.resource, f.message),
                 }
             }
             self.adm(cfg, ctx, &["down"]).map_err(|f| {
@@ -560,10 +653,25 @@ impl ResourceAgent for DrbdAgent {
                 cfg.resource
             );
         }
+        // A diskless client (DRBD 9) has no disk by design; any other Diskless disk failed.
         let failed = s
             .devices
             .iter()
-            .any(|d| matches!(d.disk, Disk::Failed | Disk::Diskless));
+            .any(|d| d.disk == Disk::Failed || (d.disk == Disk::Diskless && !d.client));
+        if s.role == Role::Primary && s.quorum_lost() {
+            // DRBD 9 with `quorum` set: this Primary's writes now fail or hang
+            // (`on-no-quorum io-error|suspend-io`), and the majority may promote another.
+            let why = format!(
+                "{} is Primary without quorum: its I/O fails or is suspended, and the \
+                 nodes with quorum may promote another",
+                cfg.resource
+            );
+            return Err(if promotable(ctx) {
+                AgentError::FailedPromoted(why)
+            } else {
+                AgentError::Generic(why)
+            });
+        }
         match (promotable(ctx), s.role) {
             (true, Role::Primary) if failed => Err(AgentError::FailedPromoted(format!(
                 "{} is Primary without a usable local disk",

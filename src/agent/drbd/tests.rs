@@ -43,6 +43,12 @@ impl DrbdCtl for FakeDrbd {
         w.state = "down".into();
         Ok(())
     }
+    fn setup_outdate(&self, _: &Path, minor: u32, _: Duration) -> Result<(), DrbdFailure> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(format!("drbdsetup outdate {minor}"));
+        w.state = "secondary-outdated".into();
+        Ok(())
+    }
     fn drbdadm(&self, _: &DrbdConfig, args: &[&str], _: Duration) -> Result<String, DrbdFailure> {
         let mut w = self.0.borrow_mut();
         w.calls.push(args.join(" "));
@@ -226,6 +232,9 @@ fn a_failed_disk_on_the_primary_is_failed_promoted() {
         }
         fn setup_down(&self, p: &Path, r: &str, t: Duration) -> Result<(), DrbdFailure> {
             self.1.setup_down(p, r, t)
+        }
+        fn setup_outdate(&self, p: &Path, m: u32, t: Duration) -> Result<(), DrbdFailure> {
+            self.1.setup_outdate(p, m, t)
         }
         fn drbdadm(&self, c: &DrbdConfig, a: &[&str], t: Duration) -> Result<String, DrbdFailure> {
             self.1.drbdadm(c, a, t)
