@@ -365,7 +365,6 @@ impl DrbdAgent {
                 .remaining()
                 .saturating_sub(Duration::from_secs(2))
                 .min(PEER_GONE_WAIT);
-        let mut state = state.clone();
         if std::time::Instant::now() < until {
             log::info!(
                 "the peer of {} is still Primary: waiting up to {} s for DRBD to see it gone",
@@ -375,8 +374,29 @@ impl DrbdAgent {
                     .as_secs()
             );
         }
-        while state.peer_primary() && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(200));
+        self.poll_while(
+            cfg,
+            ctx,
+            state.clone(),
+            until,
+            Duration::from_millis(200),
+            |s| s.peer_primary(),
+        )
+    }
+
+    /// Re-reads the state every `every` while `pending` holds of it, until `until` or the
+    /// resource goes down; returns the last state read.
+    fn poll_while(
+        &self,
+        cfg: &DrbdConfig,
+        ctx: &Context,
+        mut state: ResourceState,
+        until: std::time::Instant,
+        every: Duration,
+        pending: impl Fn(&ResourceState) -> bool,
+    ) -> AgentResult<ResourceState> {
+        while pending(&state) && std::time::Instant::now() < until {
+            std::thread::sleep(every);
             match self.state(cfg, ctx)? {
                 Some(s) => state = s,
                 None => break,
@@ -405,18 +425,14 @@ impl DrbdAgent {
             cfg.resource,
             state.devices.iter().map(|d| d.disk).collect::<Vec<_>>()
         );
-        let mut state = state.clone();
-        while state.promotion_refusal().is_some()
-            && state.disk_in_transition()
-            && std::time::Instant::now() < until
-        {
-            std::thread::sleep(Duration::from_millis(100));
-            match self.state(cfg, ctx)? {
-                Some(s) => state = s,
-                None => break,
-            }
-        }
-        Ok(state)
+        self.poll_while(
+            cfg,
+            ctx,
+            state.clone(),
+            until,
+            Duration::from_millis(100),
+            |s| s.promotion_refusal().is_some() && s.disk_in_transition(),
+        )
     }
 
     /// Outdates every volume after a `disconnect`. DRBD 9 tears connections down
@@ -425,14 +441,15 @@ impl DrbdAgent {
     /// outdate` passes DRBD 9 a resource name where drbdsetup wants a minor, then falls back to
     /// drbdmeta, which refuses a configured device (seen on 9.2.18 in the VM tier).
     fn outdate(&self, cfg: &DrbdConfig, ctx: &Context, state: &ResourceState) -> AgentResult<()> {
-        let until = std::time::Instant::now() + STANDALONE_WAIT;
-        while let Some(s) = self.state(cfg, ctx)? {
-            if s.connections.iter().all(|c| c.state == "StandAlone")
-                || std::time::Instant::now() >= until
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(now) = self.state(cfg, ctx)? {
+            self.poll_while(
+                cfg,
+                ctx,
+                now,
+                std::time::Instant::now() + STANDALONE_WAIT,
+                Duration::from_millis(50),
+                |s| s.connections.iter().any(|c| c.state != "StandAlone"),
+            )?;
         }
         for d in &state.devices {
             log::info!(
