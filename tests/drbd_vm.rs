@@ -504,6 +504,27 @@ fn agent_against_real_drbd(drbd: Drbd) {
         pair.share().join("fs-agent"),
     )
     .unwrap();
+    // validate-all: the module and tools pair is fine; DRBD 9's default auto-promote draws a
+    // warning; a third clone instance has no node to run on.
+    let valid = agent(a, "validate-all", CLONE);
+    assert_rc(&valid, 0, "validate-all");
+    assert_eq!(
+        valid.stderr.contains("auto-promote on"),
+        drbd == Drbd::V9,
+        "{}",
+        valid.stderr
+    );
+    let three = agent(
+        a,
+        "validate-all",
+        "OCF_RESKEY_CRM_meta_promotable=true OCF_RESKEY_CRM_meta_clone_max=3",
+    );
+    assert_rc(&three, 6, "validate-all with clone-max 3");
+    let why = match drbd {
+        Drbd::V84 => "DRBD 8.4 replicates between two nodes",
+        Drbd::V9 => "names 2 nodes",
+    };
+    assert!(three.stderr.contains(why), "{}", three.stderr);
     for g in [a, b] {
         g.run_ok("drbdadm create-md r0");
         assert_rc(&agent(g, "validate-all", CLONE), 0, "validate-all");
@@ -583,6 +604,29 @@ fn agent_against_real_drbd(drbd: Drbd) {
             connected_up_to_date,
         );
     }
+    // Half-configured: b's disk detached by hand, and the configuration changed meanwhile.
+    // A clone start adjusts the resource to it: the disk attached again (resynced from the
+    // bitmap), the new option in force.
+    b.run_ok("drbdadm detach r0");
+    wait_status(b, "detached", |s| s.disk() == "Diskless");
+    let res = pair.share().join("r0.res");
+    let conf = std::fs::read_to_string(&res).unwrap();
+    assert!(conf.contains("ping-timeout 10;"), "{conf}");
+    std::fs::write(&res, conf.replace("ping-timeout 10;", "ping-timeout 11;")).unwrap();
+    assert_rc(
+        &agent(b, "start", CLONE),
+        0,
+        "clone start of a detached resource",
+    );
+    wait_status(b, "attached again", connected_up_to_date);
+    let shown = b.run_ok("drbdsetup show r0");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("ping-timeout") && l.contains("11")),
+        "{shown}"
+    );
+    std::fs::write(&res, conf).unwrap();
     // Primitive mode (hb-monitor's drbddisk role): start = Primary here, stop = Secondary.
     assert_rc(&agent(a, "start", ""), 0, "primitive start");
     assert_rc(
@@ -678,6 +722,18 @@ fn drbd_9_three_nodes_a_diskless_tiebreaker_keeps_quorum_for_the_survivor() {
         OCF_RESKEY_CRM_meta_promotable=true OCF_RESKEY_CRM_meta_clone_max=3";
     let version = a.run_ok("cat /proc/drbd");
     assert!(version.contains("version: 9."), "{version}");
+    // Three nodes (one diskless) take three clone instances, not four; auto-promote is off
+    // in this configuration, so validate-all does not warn about it.
+    let valid = agent(a, "validate-all", CLONE3);
+    assert_rc(&valid, 0, "validate-all, three nodes");
+    assert!(!valid.stderr.contains("auto-promote"), "{}", valid.stderr);
+    let four = agent(
+        a,
+        "validate-all",
+        &CLONE3.replace("clone_max=3", "clone_max=4"),
+    );
+    assert_rc(&four, 6, "validate-all with clone-max 4");
+    assert!(four.stderr.contains("names 3 nodes"), "{}", four.stderr);
 
     for g in [a, b] {
         g.run_ok("drbdadm create-md r0");

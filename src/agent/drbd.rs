@@ -121,6 +121,8 @@ pub trait DrbdCtl {
         args: &[&str],
         timeout: Duration,
     ) -> Result<String, DrbdFailure>;
+    /// `drbdadm --version`: the module's and the tools' versions as shell assignments.
+    fn drbdadm_version(&self, drbdadm: &Path, timeout: Duration) -> Result<String, DrbdFailure>;
     /// Publishes (Some) or removes (None) the promotion score.
     fn set_score(&self, instance: &str, score: Option<u32>);
 }
@@ -191,6 +193,11 @@ impl DrbdCtl for KernelDrbd {
         c.arg("-c").arg(&cfg.drbdconf).args(args).arg(&cfg.resource);
         cmd::run(&mut c, timeout).map(|o| o.stdout).map_err(failure)
     }
+    fn drbdadm_version(&self, drbdadm: &Path, timeout: Duration) -> Result<String, DrbdFailure> {
+        let mut c = Command::new(drbdadm);
+        c.arg("--version");
+        cmd::run(&mut c, timeout).map(|o| o.stdout).map_err(failure)
+    }
     fn set_score(&self, instance: &str, score: Option<u32>) {
         let mut c = Command::new("crm_attribute");
         c.env("OCF_RESOURCE_INSTANCE", instance)
@@ -231,6 +238,65 @@ fn promotable(ctx: &Context) -> bool {
         || set("OCF_RESKEY_CRM_meta_master_max")
         || set("OCF_RESKEY_CRM_meta_promoted_max")
         || set("OCF_RESKEY_CRM_meta_clone_max")
+}
+
+/// The clone options a DRBD resource can honour, LINBIT's checks: one instance per node, at
+/// most two Primaries (not even DRBD 9 handles more without risking corruption), and no more
+/// instances than nodes that can run one: two on 8.4, the resource's nodes on DRBD 9.
+/// Wrong everywhere, so 6.
+fn check_clone_limits(ctx: &Context, v: drbd::Versions, nodes: usize) -> AgentResult<()> {
+    /// The first of `names` Pacemaker set (newer and older spellings), and its number.
+    fn meta<'a>(ctx: &Context, names: &[&'a str]) -> Option<(&'a str, Option<u64>)> {
+        names.iter().find_map(|n| {
+            ctx.var(&format!("OCF_RESKEY_CRM_meta_{n}"))
+                .filter(|v| !v.is_empty())
+                .map(|v| (*n, v.parse::<u64>().ok()))
+        })
+    }
+    let limit = |names: &[&str], max: u64, why: &str| -> AgentResult<()> {
+        match meta(ctx, names) {
+            Some((_, Some(n))) if n <= max => Ok(()),
+            Some((name, value)) => Err(AgentError::Configured(format!(
+                "{name}={} but {why}",
+                value.map_or_else(|| "(not a number)".to_string(), |n| n.to_string())
+            ))),
+            None => Ok(()),
+        }
+    };
+    limit(
+        &["clone_node_max"],
+        1,
+        "DRBD runs one instance of a resource per node",
+    )?;
+    limit(
+        &["promoted_node_max", "master_node_max"],
+        1,
+        "DRBD runs one instance of a resource per node",
+    )?;
+    limit(
+        &["promoted_max", "master_max"],
+        2,
+        "DRBD cannot safely have more than two Primaries",
+    )?;
+    let two_primaries =
+        meta(ctx, &["promoted_max", "master_max"]).is_some_and(|(_, n)| n == Some(2));
+    if v.is_v9() && !two_primaries {
+        limit(
+            &["clone_max"],
+            nodes as u64,
+            &format!("the resource's configuration names {nodes} nodes"),
+        )
+    } else {
+        limit(
+            &["clone_max"],
+            2,
+            if v.is_v9() {
+                "two Primaries need exactly two nodes"
+            } else {
+                "DRBD 8.4 replicates between two nodes"
+            },
+        )
+    }
 }
 
 fn step_timeout(ctx: &Context) -> Duration {
@@ -284,10 +350,29 @@ impl DrbdAgent {
         }
     }
 
-    /// Brings the resource up (attached, connecting) when it is down.
+    /// Brings the resource up (attached, connecting) when it is down. One that is up already
+    /// is adjusted to its configuration when part of it is missing (a volume detached or
+    /// never attached, a peer never configured), as LINBIT's agent re-attaches, and on a
+    /// clone's start, where a changed configuration is applied (LINBIT's agent adjusts there
+    /// too). A primitive's start is hb-monitor's takeover, so a complete resource is not
+    /// adjusted there: a changed configuration is for the operator's `drbdadm adjust`.
     fn up(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<ResourceState> {
         if let Some(s) = self.state(cfg, ctx)? {
-            return Ok(s);
+            let half = s.half_configured();
+            if half.is_none() && !promotable(ctx) {
+                return Ok(s);
+            }
+            if let Some(what) = &half {
+                log::warn!("{} is up but {what}: adjusting it", cfg.resource);
+            }
+            // A failed adjust leaves the resource as it was; what is still missing shows in
+            // the state read next (a promotion refuses a detached volume, monitor reports it).
+            if let Err(f) = self.adm(cfg, ctx, &["adjust"]) {
+                log::warn!("drbdadm adjust {}: {}", cfg.resource, f.message);
+            }
+            return self.state(cfg, ctx)?.ok_or_else(|| {
+                AgentError::Generic(format!("{} went down during drbdadm adjust", cfg.resource))
+            });
         }
         self.adm(cfg, ctx, &["up"]).map_err(|f| {
             AgentError::Generic(format!("drbdadm up {}: {}", cfg.resource, f.message))
@@ -576,9 +661,9 @@ impl ResourceAgent for DrbdAgent {
         // The file is this node's own copy: one that lacks the resource or does not parse is
         // 5, which bans this node, as LINBIT's agent says ("the local config may be broken,
         // but some other node may have a valid config"), never 6, which stops DRBD on all.
-        self.ctl
+        let dump = self
+            .ctl
             .drbdadm(cfg, &["dump"], step_timeout(ctx))
-            .map(|_| ())
             .map_err(|f| {
                 if f.not_found {
                     AgentError::Installed(format!("{} is not installed", cfg.drbdadm.display()))
@@ -590,7 +675,36 @@ impl ResourceAgent for DrbdAgent {
                         f.message
                     ))
                 }
-            })
+            })?;
+        let versions = match self.ctl.drbdadm_version(&cfg.drbdadm, step_timeout(ctx)) {
+            Ok(text) => drbd::Versions::parse(&text),
+            Err(f) => {
+                log::info!("drbdadm --version: {}", f.message);
+                None
+            }
+        };
+        match versions {
+            Some(v) => {
+                if let Some(why) = v.problem() {
+                    return Err(AgentError::Installed(why));
+                }
+                check_clone_limits(ctx, v, drbd::dump_nodes(&dump))?;
+                if v.is_v9() && drbd::dump_auto_promote(&dump) != Some(false) {
+                    // Any process that opens the device for writing on a Secondary (a
+                    // mount, mkfs, dd by hand) promotes it while no peer is Primary: behind
+                    // the cluster manager's back, e.g. during a failover.
+                    log::warn!(
+                        "{} has auto-promote on (DRBD 9's default): a process opening {} for                          writing makes this node Primary outside the cluster manager's                          control; set `options {{ auto-promote no; }}` in its configuration",
+                        cfg.resource,
+                        cfg.resource
+                    );
+                }
+            }
+            // Tools that do not report versions (older drbd-utils, a test double): what the
+            // module cannot do shows when it is asked to.
+            None => log::info!("drbdadm --version gives no module and tools versions"),
+        }
+        Ok(())
     }
 
     fn start(&self, cfg: &DrbdConfig, ctx: &Context) -> AgentResult<()> {

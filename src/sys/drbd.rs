@@ -261,6 +261,28 @@ impl ResourceState {
         self.devices.iter().any(|d| d.quorum_lost)
     }
 
+    /// What of the resource's configuration is missing although it is up, if anything: no
+    /// volume, a volume without its disk (detached, or never attached) on a node that is not
+    /// a diskless client, or no peer (DRBD 9 creates a resource before its volumes and
+    /// connections, and a failed `up` can stop in between). A StandAlone connection is not
+    /// missing: it is there, and the operator's (or a split brain's) decision.
+    pub fn half_configured(&self) -> Option<String> {
+        if self.devices.is_empty() {
+            return Some("has no volume".to_string());
+        }
+        if let Some(d) = self
+            .devices
+            .iter()
+            .find(|d| d.disk == Disk::Diskless && !d.client)
+        {
+            return Some(format!("volume {} has no disk attached", d.volume));
+        }
+        if self.connections.is_empty() {
+            return Some("has no peer".to_string());
+        }
+        None
+    }
+
     /// A local disk is on its way to a settled state, so that a refusal now may be an
     /// acceptance in a moment. On DRBD 9 the survivor of a lost Primary is `Consistent` for
     /// about a second before it decides it is `UpToDate`; `Attaching`/`Negotiating` pass too.
@@ -337,6 +359,91 @@ impl ResourceState {
         }
         None
     }
+}
+
+/// What `drbdadm --version` reports: the DRBD kernel module's version (0 when no module is
+/// loaded or installed; drbdadm asks modinfo) and drbd-utils', as DRBD's version codes
+/// (`0xMMmmpp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// `DRBD_KERNEL_VERSION_CODE`.
+    pub kernel: u32,
+    /// `DRBDADM_VERSION_CODE`.
+    pub utils: u32,
+}
+
+/// `0x090212` as `9.2.18`.
+fn dotted(code: u32) -> String {
+    format!("{}.{}.{}", code >> 16, (code >> 8) & 0xff, code & 0xff)
+}
+
+impl Versions {
+    /// Parses `drbdadm --version` (shell assignments); None when either code is missing.
+    pub fn parse(text: &str) -> Option<Versions> {
+        let code = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.trim().split_once('='))
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| u32::from_str_radix(v.trim().strip_prefix("0x")?, 16).ok())
+        };
+        Some(Versions {
+            kernel: code("DRBD_KERNEL_VERSION_CODE")?,
+            utils: code("DRBDADM_VERSION_CODE")?,
+        })
+    }
+
+    /// A DRBD 9 module (quorum, diskless clients, auto-promote).
+    pub fn is_v9(&self) -> bool {
+        self.kernel >= 0x09_00_00
+    }
+
+    /// Why this module and these tools cannot work together with drbd-agent, if they cannot:
+    /// no module, a module older than 8.4 (no `events2`, no volumes), or a DRBD 9 module
+    /// driven by drbd-utils 8, which does not speak its netlink API.
+    pub fn problem(&self) -> Option<String> {
+        if self.kernel == 0 {
+            return Some(
+                "this node has no DRBD kernel module (drbdadm --version finds none)".to_string(),
+            );
+        }
+        if self.kernel < 0x08_04_00 {
+            return Some(format!(
+                "DRBD module {} is older than 8.4, the oldest drbd-agent supports",
+                dotted(self.kernel)
+            ));
+        }
+        if self.is_v9() && self.utils < 0x09_00_00 {
+            return Some(format!(
+                "drbd-utils {} cannot drive the DRBD {} module: it needs drbd-utils 9",
+                dotted(self.utils),
+                dotted(self.kernel)
+            ));
+        }
+        None
+    }
+
+    /// The module's version, dotted.
+    pub fn kernel_version(&self) -> String {
+        dotted(self.kernel)
+    }
+}
+
+/// How many nodes a resource names in `drbdadm dump <res>` (its `on HOST {` and `floating
+/// ADDR {` sections, diskless ones included): the most clone instances it can have.
+pub fn dump_nodes(dump: &str) -> usize {
+    dump.lines()
+        .map(str::trim)
+        .filter(|l| (l.starts_with("on ") || l.starts_with("floating ")) && l.ends_with('{'))
+        .count()
+}
+
+/// The `auto-promote` option in `drbdadm dump <res>` (None: not set, DRBD 9's default `yes`).
+pub fn dump_auto_promote(dump: &str) -> Option<bool> {
+    dump.lines().map(str::trim).find_map(|l| {
+        let value = l.strip_prefix("auto-promote")?;
+        let value = value.trim().trim_end_matches(';').trim();
+        Some(value == "yes")
+    })
 }
 
 #[cfg(test)]
@@ -582,5 +689,67 @@ mod tests {
         ] {
             assert!(parse_events2(bad, "r0").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn versions_from_drbdadm_and_what_cannot_work() {
+        let v9 = Versions::parse(
+            "DRBDADM_BUILDTAG=GIT-hash:\\ 409097fe\nDRBDADM_API_VERSION=2\n\
+             DRBD_KERNEL_VERSION_CODE=0x090212\nDRBD_KERNEL_VERSION=9.2.18\n\
+             DRBDADM_VERSION_CODE=0x091600\nDRBDADM_VERSION=9.22.0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            v9,
+            Versions {
+                kernel: 0x090212,
+                utils: 0x091600
+            }
+        );
+        assert!(v9.is_v9() && v9.problem().is_none());
+        assert_eq!(v9.kernel_version(), "9.2.18");
+        let v84 = Versions {
+            kernel: 0x08040b,
+            utils: 0x091600,
+        };
+        assert!(!v84.is_v9() && v84.problem().is_none());
+        let none = Versions {
+            kernel: 0,
+            utils: 0x091600,
+        };
+        assert!(none.problem().unwrap().contains("no DRBD kernel module"));
+        let old_utils = Versions {
+            kernel: 0x090212,
+            utils: 0x080913,
+        };
+        assert!(old_utils.problem().unwrap().contains("drbd-utils 8.9.19"));
+        let old_module = Versions {
+            kernel: 0x080304,
+            utils: 0x080913,
+        };
+        assert!(old_module.problem().unwrap().contains("8.3.4"));
+        assert_eq!(Versions::parse("drbdadm: unknown option\n"), None);
+    }
+
+    #[test]
+    fn nodes_and_auto_promote_from_drbdadm_dump() {
+        let dump = "# resource r0 on gamma: not ignored, not stacked\n\
+                    # defined at /etc/drbd.d/r0.res:1\n\
+                    resource r0 {\n    options {\n        quorum           majority;\n\
+                    \x20       auto-promote     no;\n    }\n\
+                    \x20   on alpha {\n        node-id 0;\n        volume 0 {\n\
+                    \x20           device       minor 0;\n        }\n    }\n\
+                    \x20   on beta {\n        node-id 1;\n    }\n\
+                    \x20   on gamma {\n        node-id 2;\n    }\n\
+                    \x20   connection {\n        host alpha         address ipv4 198.18.3.1:7789;\n\
+                    \x20       host beta          address ipv4 198.18.3.2:7789;\n    }\n}\n";
+        assert_eq!(dump_nodes(dump), 3);
+        assert_eq!(dump_auto_promote(dump), Some(false));
+        let default = dump.replace("auto-promote     no;", "");
+        assert_eq!(dump_auto_promote(&default), None);
+        assert_eq!(
+            dump_auto_promote(&dump.replace("auto-promote     no;", "auto-promote yes;")),
+            Some(true)
+        );
     }
 }

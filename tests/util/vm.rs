@@ -798,7 +798,8 @@ impl Drop for Pair {
 
 /// Three DRBD 9 guests on one [`VmLan`]: `alpha` (198.18.3.1) and `beta` (198.18.3.2) with
 /// disks, and `gamma` (198.18.3.3), a diskless tiebreaker (`disk none`), in a full mesh with
-/// `quorum majority`: two of the three keep quorum when one is lost. `r0.res` in the share.
+/// `quorum majority`: two of the three keep quorum when one is lost; `auto-promote no`, as a
+/// cluster-managed resource should have. `r0.res` in the share.
 pub struct Trio {
     /// alpha, beta, gamma.
     pub guests: [Guest; 3],
@@ -883,7 +884,8 @@ fn trio_resource_file() -> String {
         )
     };
     format!(
-        "resource {RESOURCE} {{\n  options {{\n    quorum majority;\n    on-no-quorum io-error;\n  }}\n  \
+        "resource {RESOURCE} {{\n  options {{\n    quorum majority;\n    on-no-quorum io-error;\n    \
+         auto-promote no;\n  }}\n  \
          net {{\n    protocol C;\n    ping-int 2;\n    ping-timeout 10;\n  }}\n{}{}{}  \
          connection-mesh {{\n    hosts alpha beta gamma;\n  }}\n}}\n",
         on("alpha", 0, "/dev/vda"),

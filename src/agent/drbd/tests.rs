@@ -19,6 +19,12 @@ struct World {
     scores: Vec<Option<u32>>,
     /// Exit code to fail the next `drbdadm <verb>` with.
     fail: Vec<(String, i32, String)>,
+    /// events2 text that replaces the fixture's until the next drbdadm command.
+    text: Option<String>,
+    /// What `drbdadm dump` prints.
+    dump: String,
+    /// What `drbdadm --version` prints (None: it fails, as the simulator's does).
+    version: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -35,7 +41,8 @@ fn recorded(state: &str) -> String {
 
 impl DrbdCtl for FakeDrbd {
     fn events2(&self, _: &Path, _: &str, _: Duration) -> Result<String, DrbdFailure> {
-        Ok(recorded(&self.0.borrow().state))
+        let w = self.0.borrow();
+        Ok(w.text.clone().unwrap_or_else(|| recorded(&w.state)))
     }
     fn setup_down(&self, _: &Path, _: &str, _: Duration) -> Result<(), DrbdFailure> {
         let mut w = self.0.borrow_mut();
@@ -52,6 +59,9 @@ impl DrbdCtl for FakeDrbd {
     fn drbdadm(&self, _: &DrbdConfig, args: &[&str], _: Duration) -> Result<String, DrbdFailure> {
         let mut w = self.0.borrow_mut();
         w.calls.push(args.join(" "));
+        if args[0] == "dump" && w.fail.is_empty() {
+            return Ok(w.dump.clone());
+        }
         if let Some(i) = w.fail.iter().position(|(verb, _, _)| verb == args[0]) {
             let (_, code, message) = w.fail.remove(i);
             return Err(DrbdFailure {
@@ -65,12 +75,21 @@ impl DrbdCtl for FakeDrbd {
             "primary" => Some("primary-uptodate-connected"),
             "secondary" => Some("secondary-secondary-uptodate"),
             "down" => Some("down"),
+            "adjust" => Some("secondary-secondary-uptodate"),
             _ => None,
         };
         if let Some(n) = next {
+            w.text = None;
             w.state = n.to_string();
         }
         Ok(String::new())
+    }
+    fn drbdadm_version(&self, _: &Path, _: Duration) -> Result<String, DrbdFailure> {
+        self.0.borrow().version.clone().ok_or(DrbdFailure {
+            code: Some(20),
+            message: "unknown option --version".into(),
+            not_found: false,
+        })
     }
     fn set_score(&self, _: &str, score: Option<u32>) {
         self.0.borrow_mut().scores.push(score);
@@ -225,30 +244,11 @@ fn a_failed_disk_on_the_primary_is_failed_promoted() {
     let (agent, fake, cfg) = setup("primary-uptodate-connected", &[]);
     let text = "exists resource name:r0 role:Primary suspended:no\n\
                 exists device name:r0 volume:0 minor:0 disk:Diskless\nexists -\n";
-    struct Fixed(String, FakeDrbd);
-    impl DrbdCtl for Fixed {
-        fn events2(&self, _: &Path, _: &str, _: Duration) -> Result<String, DrbdFailure> {
-            Ok(self.0.clone())
-        }
-        fn setup_down(&self, p: &Path, r: &str, t: Duration) -> Result<(), DrbdFailure> {
-            self.1.setup_down(p, r, t)
-        }
-        fn setup_outdate(&self, p: &Path, m: u32, t: Duration) -> Result<(), DrbdFailure> {
-            self.1.setup_outdate(p, m, t)
-        }
-        fn drbdadm(&self, c: &DrbdConfig, a: &[&str], t: Duration) -> Result<String, DrbdFailure> {
-            self.1.drbdadm(c, a, t)
-        }
-        fn set_score(&self, i: &str, s: Option<u32>) {
-            self.1.set_score(i, s)
-        }
-    }
-    let agent_failed = DrbdAgent::with(Box::new(Fixed(text.into(), fake.clone())));
-    let err = agent_failed
+    fake.0.borrow_mut().text = Some(text.into());
+    let err = agent
         .monitor(&cfg, &ctx(Action::Monitor, true))
         .unwrap_err();
     assert_eq!(err.rc(), OcfRc::FailedPromoted);
-    let _ = agent;
 }
 
 #[test]
@@ -304,4 +304,163 @@ fn stop_and_probe_with_unusable_parameters_still_ask_drbd_through_the_trait() {
         .unwrap();
     assert_eq!(fake.0.borrow().calls, ["drbdsetup down"]);
     assert!(!agent.active_unconfigured(&params, &ctx(Action::Monitor, true)));
+}
+
+/// `drbdadm --version` as drbd-utils prints it.
+fn version_text(kernel: &str, utils: &str) -> String {
+    format!(
+        "DRBDADM_API_VERSION=2\nDRBD_KERNEL_VERSION_CODE={kernel}\nDRBDADM_VERSION_CODE={utils}\n"
+    )
+}
+
+/// A validatable configuration: tools and file exist (the fake answers for them).
+fn validatable(state: &str) -> (DrbdAgent, FakeDrbd, DrbdConfig) {
+    let (agent, fake, mut cfg) = setup(state, &[]);
+    cfg.drbdadm = PathBuf::from("/bin/true");
+    cfg.drbdsetup = PathBuf::from("/bin/true");
+    cfg.drbdconf = PathBuf::from("/etc/hostname");
+    (agent, fake, cfg)
+}
+
+#[test]
+fn validate_checks_the_module_and_tools_pair() {
+    let (agent, fake, cfg) = validatable("down");
+    let c = ctx(Action::ValidateAll, false);
+    // Tools that do not report versions: nothing to check.
+    agent.validate(&cfg, &c).unwrap();
+    for (kernel, utils, rc, why) in [
+        ("0x090212", "0x091600", None, ""),
+        ("0x08040b", "0x091600", None, ""),
+        (
+            "0x000000",
+            "0x091600",
+            Some(OcfRc::ErrInstalled),
+            "no DRBD kernel module",
+        ),
+        (
+            "0x090212",
+            "0x080913",
+            Some(OcfRc::ErrInstalled),
+            "needs drbd-utils 9",
+        ),
+        (
+            "0x080304",
+            "0x080913",
+            Some(OcfRc::ErrInstalled),
+            "older than 8.4",
+        ),
+    ] {
+        fake.0.borrow_mut().version = Some(version_text(kernel, utils));
+        match (agent.validate(&cfg, &c), rc) {
+            (Ok(()), None) => {}
+            (Err(e), Some(rc)) => {
+                assert_eq!(e.rc(), rc, "{kernel} {utils}: {e}");
+                assert!(e.reason().contains(why), "{kernel} {utils}: {e}");
+            }
+            (got, _) => panic!("{kernel} {utils}: {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn validate_checks_clone_options_against_the_module_and_the_nodes() {
+    let (agent, fake, cfg) = validatable("down");
+    let three =
+        "resource r0 {\n    on alpha {\n    }\n    on beta {\n    }\n    on gamma {\n    }\n}\n";
+    fake.0.borrow_mut().dump = three.to_string();
+    let check = |kernel: &str, meta: &[(&str, &str)]| {
+        fake.0.borrow_mut().version = Some(version_text(kernel, "0x091600"));
+        let mut c = ctx(Action::ValidateAll, true);
+        for (k, v) in meta {
+            c.env
+                .insert(format!("OCF_RESKEY_CRM_meta_{k}"), (*v).to_string());
+        }
+        agent.validate(&cfg, &c).map_err(|e| {
+            assert_eq!(e.rc(), OcfRc::ErrConfigured, "{kernel} {meta:?}: {e}");
+            e.reason().to_string()
+        })
+    };
+    let v9 = "0x090212";
+    let v84 = "0x08040b";
+    check(v9, &[("clone_max", "3")]).unwrap();
+    check(v84, &[("clone_max", "2")]).unwrap();
+    assert!(
+        check(v9, &[("clone_max", "4")])
+            .unwrap_err()
+            .contains("names 3 nodes")
+    );
+    assert!(
+        check(v84, &[("clone_max", "3")])
+            .unwrap_err()
+            .contains("8.4")
+    );
+    // Two Primaries: two nodes, whatever the module.
+    assert!(
+        check(v9, &[("clone_max", "3"), ("promoted_max", "2")])
+            .unwrap_err()
+            .contains("two Primaries")
+    );
+    check(v9, &[("clone_max", "2"), ("master_max", "2")]).unwrap();
+    assert!(
+        check(v9, &[("promoted_max", "3")])
+            .unwrap_err()
+            .contains("more than two")
+    );
+    assert!(
+        check(v9, &[("clone_node_max", "2")])
+            .unwrap_err()
+            .contains("per node")
+    );
+    assert!(
+        check(v9, &[("master_node_max", "2")])
+            .unwrap_err()
+            .contains("per node")
+    );
+    assert!(
+        check(v9, &[("clone_max", "many")])
+            .unwrap_err()
+            .contains("not a number")
+    );
+}
+
+#[test]
+fn start_adjusts_a_half_configured_resource_and_a_clone_instance() {
+    let detached = "exists resource name:r0 role:Secondary suspended:no\n\
+                    exists connection name:r0 peer-node-id:0 conn-name:peer connection:Connected role:Secondary\n\
+                    exists device name:r0 volume:0 minor:0 disk:Diskless\n\
+                    exists peer-device name:r0 peer-node-id:0 conn-name:peer volume:0 replication:Established peer-disk:UpToDate resync-suspended:no\n\
+                    exists -\n";
+    // A primitive's start on a complete resource is a takeover: nothing to adjust.
+    let (agent, fake, cfg) = setup("secondary-secondary-uptodate", &[]);
+    agent.up(&cfg, &ctx(Action::Start, false)).unwrap();
+    assert_eq!(calls(&fake), Vec::<String>::new());
+    // A volume without its disk is re-attached by adjust, in both modes.
+    for clone in [false, true] {
+        let (agent, fake, cfg) = setup("secondary-secondary-uptodate", &[]);
+        fake.0.borrow_mut().text = Some(detached.to_string());
+        let s = agent.up(&cfg, &ctx(Action::Start, clone)).unwrap();
+        assert_eq!(calls(&fake), ["adjust"]);
+        assert!(s.half_configured().is_none());
+    }
+    // A clone instance's start applies a changed configuration.
+    let (agent, fake, cfg) = setup("secondary-secondary-uptodate", &[]);
+    agent.up(&cfg, &ctx(Action::Start, true)).unwrap();
+    assert_eq!(calls(&fake), ["adjust"]);
+    // A failed adjust leaves it as it was, and a primitive then refuses to promote it.
+    let (agent, fake, cfg) = setup("secondary-secondary-uptodate", &[]);
+    {
+        let mut w = fake.0.borrow_mut();
+        w.fail.push((
+            "adjust".into(),
+            10,
+            "(127) Device minor not allocated".into(),
+        ));
+    }
+    fake.0.borrow_mut().text = Some(detached.to_string());
+    let c = ctx(Action::Start, false);
+    let s = agent.up(&cfg, &c).unwrap();
+    assert!(s.half_configured().unwrap().contains("no disk"));
+    let err = agent.become_primary(&cfg, &c, &s).unwrap_err();
+    assert!(err.reason().contains("Diskless"), "{err}");
+    assert_eq!(calls(&fake), ["adjust"]);
 }
