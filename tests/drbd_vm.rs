@@ -649,6 +649,102 @@ fn agent_against_real_drbd(drbd: Drbd) {
     }
 }
 
+#[test]
+#[ignore = "needs root"]
+fn drbd_84_split_brain_is_detected_and_left_to_the_operator() {
+    split_brain_is_detected_and_left_to_the_operator(Drbd::V84);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn drbd_9_split_brain_is_detected_and_left_to_the_operator() {
+    split_brain_is_detected_and_left_to_the_operator(Drbd::V9);
+}
+
+/// Both nodes promoted by the agent while their link is cut (what fencing exists to
+/// prevent), each writing its own block: on reconnection DRBD finds a split brain and both
+/// go StandAlone (the default `after-sb-*` policies disconnect); the agent discards nothing
+/// and tells the operator how to recover on every monitor; the operator's recovery
+/// (`connect --discard-my-data` on the victim) resyncs the victim from the survivor.
+fn split_brain_is_detected_and_left_to_the_operator(drbd: Drbd) {
+    assert!(is_root(), "the VM tier needs root; run `make test-vm`");
+    let pair = Pair::with(PairOptions {
+        drbd,
+        ..PairOptions::default()
+    });
+    let (a, b) = (&pair.a, &pair.b);
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_drbd-agent"),
+        pair.share().join("drbd-agent"),
+    )
+    .unwrap();
+    for g in [a, b] {
+        g.run_ok("drbdadm create-md r0");
+        assert_rc(&agent(g, "start", CLONE), 0, "clone start");
+    }
+    wait_status(a, "Connected", |s| s.replication() == "Established");
+    a.run_ok("drbdadm primary --force r0");
+    for g in [a, b] {
+        wait_status(g, "UpToDate/UpToDate", connected_up_to_date);
+    }
+    assert_rc(
+        &agent(a, "demote", CLONE),
+        0,
+        "demote after the initial sync",
+    );
+
+    a.cut_link();
+    for g in [a, b] {
+        wait_status(g, "the peer gone", |s| !s.connected());
+    }
+    // 512-byte block 100 of the device: each node writes its name there.
+    let write = |g: &Guest| {
+        g.run_ok(&format!(
+            "printf '%-512s' written-by-{} | dd of=/dev/drbd0 bs=512 seek=100 count=1              oflag=direct status=none",
+            g.name()
+        ))
+    };
+    for g in [a, b] {
+        assert_rc(&agent(g, "promote", CLONE), 0, "promote with the link cut");
+        write(g);
+    }
+    a.restore_link();
+    for g in [a, b] {
+        wait_events2(g, "StandAlone after the split brain", |t| {
+            t.contains("connection:StandAlone")
+        });
+    }
+    // Both stay Primary with their own data; every monitor says what the operator must do.
+    for g in [a, b] {
+        let m = agent(g, "monitor", CLONE);
+        assert_rc(&m, 8, "monitor of a StandAlone Primary");
+        assert!(
+            m.stderr.contains("StandAlone") && m.stderr.contains("--discard-my-data"),
+            "{}",
+            m.stderr
+        );
+    }
+    // The operator keeps alpha's data: beta is demoted by the agent and discards its own.
+    assert_rc(&agent(b, "demote", CLONE), 0, "demote the victim");
+    b.run_ok("drbdadm connect --discard-my-data r0");
+    a.run_ok("drbdadm connect r0");
+    for g in [a, b] {
+        wait_status(g, "resynced after the recovery", connected_up_to_date);
+    }
+    // beta's disk (internal meta-data is at its end: block 100 is the device's block 100).
+    let on_beta = b.run_ok("dd if=/dev/vda bs=512 skip=100 count=1 iflag=direct status=none");
+    assert_eq!(
+        on_beta.trim_end(),
+        "written-by-alpha",
+        "beta's disk after the resync"
+    );
+    assert_rc(&agent(a, "monitor", CLONE), 8, "the survivor Primary");
+    assert_rc(&agent(b, "monitor", CLONE), 0, "the victim Secondary");
+    for g in [a, b] {
+        assert_rc(&agent(g, "stop", CLONE), 0, "clone stop");
+    }
+}
+
 /// `drbdsetup events2 --now r0` on `guest` (empty when it fails).
 fn events2(guest: &Guest) -> String {
     guest
