@@ -1,7 +1,9 @@
-//! drbd-sim: a DRBD 8.4 userland simulator for tests (never shipped). One binary that acts as
-//! `drbdadm`, `drbdsetup` or `drbd-sim-ctl` depending on the file name it is run under
-//! (the tests symlink it under all three), for ONE resource `r0` shared by two simulated
-//! nodes `a` and `b`.
+//! drbd-sim: a DRBD 8.4 and DRBD 9 userland simulator for tests (never shipped). One binary
+//! that acts as `drbdadm`, `drbdsetup` or `drbd-sim-ctl` depending on the file name it is run
+//! under (the tests symlink it under all three), for ONE resource `r0` shared by two simulated
+//! nodes `a` and `b`. It speaks 8.4 unless `drbd-sim-ctl version 9` switched it to 9.2's
+//! output; only two nodes: DRBD 9's three-node states (a diskless tiebreaker, quorum) are not
+//! simulated.
 //!
 //! Environment: `DRBD_SIM_DIR` holds the shared state (`state`, `key=value` lines, replaced
 //! atomically by rename; every command holds an exclusive lock on `lock` for its whole run, so
@@ -19,7 +21,8 @@
 //! `discard` (a pending `connect --discard-my-data`), and two data generations standing in for
 //! DRBD's UUIDs: `current` (the current one) and `base` (the one both nodes shared when they were
 //! last in sync). Shared: `link_cut`, `resync_ms` (how long a resync takes, 0 = at once), the
-//! running resync (`resync_source`, `resync_until`, wall-clock ms) and `next_gen`.
+//! running resync (`resync_source`, `resync_until`, wall-clock ms), `next_gen` and `version`
+//! (`8.4` or `9`).
 //! The nodes are *connected* when both are up, neither is StandAlone and the link is not cut.
 //! Initial state: both down, both disks Inconsistent (fresh meta-data), generations 0, link up.
 //!
@@ -37,15 +40,27 @@
 //!    generations, the UpToDate side facing an Inconsistent/Outdated/Consistent one) is the
 //!    sync source: the target's disk becomes Inconsistent and a resync of `resync_ms` starts.
 //!
-//! # `drbdsetup events2 --now r0` (as recorded in `tests/fixtures/drbd/8.4`)
+//! # `drbdsetup events2 --now r0` (as recorded in `tests/fixtures/drbd/8.4` and `…/9`)
 //!
 //! - down (or another resource name): `exists -` only.
 //! - up: the `resource` line (own role), the `connection` line (`Connected` and the peer's
 //!   role when connected, `StandAlone` when this node is, else `Connecting`; `role:Unknown`
 //!   when not connected), the `device` line (own disk), the `peer-device` line (`Established`,
 //!   `SyncSource` or `SyncTarget` and the peer's disk when connected, else `Off` and
-//!   `DUnknown`), then `exists -`. `peer-node-id` is 0 on both nodes, as 8.4 prints; a
-//!   StandAlone node prints no `conn-name`, as recorded.
+//!   `DUnknown`), then `exists -`.
+//! - 8.4: `peer-node-id` is 0 on both nodes, as 8.4 prints; a StandAlone node prints no
+//!   `conn-name`, as recorded.
+//! - 9: `a` is alpha (198.18.3.1, node-id 1) and `b` beta (198.18.3.2, node-id 0), as in the
+//!   recorded two-node configuration, which names no node-ids (drbd-utils numbered them).
+//!   Every peer line carries the peer's `peer-node-id` and its host as `conn-name`, StandAlone
+//!   too. The resource line adds `force-io-failures:no` and drbdsetup's `may_promote` and
+//!   `promotion_score` (computed as drbd-utils 9.22 computes them, see `promotion9`); the
+//!   device line `backing_dev:/dev/vda` (`none` when Diskless), `client:no` and `quorum:yes`
+//!   (no quorum is configured for two nodes); the peer-device line `peer-client:no`; a `path`
+//!   line follows it, `established:yes` when connected. Every recorded two-node state is
+//!   checked byte for byte; the mid-sync lines are not recorded (DRBD 9 finished the initial
+//!   sync before the recording saw it) and follow the same rules. Without `--statistics`,
+//!   nothing printed varies from run to run.
 //!
 //! `drbdsetup down r0` is `drbdadm down r0`; `drbdsetup outdate 0` is `drbdadm outdate r0`.
 //!
@@ -53,6 +68,13 @@
 //!
 //! A resource other than `r0`: exit 10, `'X' not defined in your config (for this host).`
 //! (before anything else, as drbdadm parses its configuration first).
+//!
+//! A refused state change is `<object>: State change failed: <why>`, the object being what
+//! drbdadm handed drbdsetup: the minor `0` on 8.4, the resource `r0` on 9 for `primary`,
+//! `secondary` and `down` (recorded for `primary` and `secondary`), the minor for `outdate` on
+//! both. DRBD 9's kernel lines after it (`additional info from kernel:`, who holds the device
+//! open) are not printed. The `Failure:` messages below are 8.4's on both versions (not
+//! recorded on 9).
 //!
 //! - `up`: down → up, Secondary, connecting (connects when the peer is up and the link is not
 //!   cut). Already up: exit 10 `(161) Minor or volume exists already`.
@@ -68,8 +90,10 @@
 //! - `secondary`: held open: exit 11 `(-12) Device is held open by someone` (recorded); else
 //!   Secondary (0 also when down or Secondary already).
 //! - `outdate`: up, Secondary and not connected: disk Outdated. Primary: exit 17 `(-2) Need
-//!   access to UpToDate data`; connected: exit 11 `(-15) Refusing to be Outdated while
-//!   Connected`; down: 0 (8.4 outdates the meta-data; modelled as disk Outdated too).
+//!   access to UpToDate data`; connected: exit 11 `(-6) Refusing to be Outdated while
+//!   Connected` (DRBD's code for it; not recorded); down: 0 (8.4 outdates the meta-data;
+//!   modelled as disk Outdated too). On 9, `drbdadm outdate` exits 20 saying so: drbd-utils
+//!   9.22's fails on DRBD 9 (`tests/fixtures/drbd/9/README.md`); `drbdsetup outdate 0` works.
 //! - `disconnect`: up → StandAlone (0 also when StandAlone already or down).
 //! - `connect [--discard-my-data]`: StandAlone → connecting; `--discard-my-data` makes this
 //!   node the sync target at the next connection (DRBD's manual split-brain recovery). Not
@@ -85,6 +109,7 @@
 //! - `disk <a|b> <state>`: set a disk state; UpToDate on a node that was not also gives it a
 //!   new generation (its data is the newer), as `primary --force` would.
 //! - `resync-ms <n>`: how long later resyncs take.
+//! - `version <8.4|9>`: the DRBD version to speak.
 //! - `show`: print the state file.
 
 use std::collections::BTreeMap;
@@ -124,6 +149,8 @@ struct State {
     resync_source: String,
     resync_until: u64,
     next_gen: u64,
+    /// Speaks DRBD 9 (`version=9`) rather than 8.4.
+    v9: bool,
 }
 
 fn die(code: i32, msg: &str) -> ! {
@@ -184,6 +211,7 @@ impl State {
             resync_source: kv.get("resync_source").unwrap_or(&"").to_string(),
             resync_until: num("resync_until"),
             next_gen: num("next_gen").max(1),
+            v9: kv.get("version") == Some(&"9"),
         };
         st.settle();
         st
@@ -207,12 +235,14 @@ impl State {
             );
         }
         text += &format!(
-            "link_cut={}\nresync_ms={}\nresync_source={}\nresync_until={}\nnext_gen={}\n",
+            "link_cut={}\nresync_ms={}\nresync_source={}\nresync_until={}\nnext_gen={}\n\
+             version={}\n",
             u8::from(self.link_cut),
             self.resync_ms,
             self.resync_source,
             self.resync_until,
-            self.next_gen
+            self.next_gen,
+            if self.v9 { "9" } else { "8.4" },
         );
         let dir = state_dir();
         let tmp = dir.join("state.tmp");
@@ -347,49 +377,161 @@ fn role(primary: bool) -> &'static str {
     if primary { "Primary" } else { "Secondary" }
 }
 
+/// What `events2` shows of the connection and the peer, from `me`'s side.
+struct PeerView<'a> {
+    connected: bool,
+    /// Connection state: Connected, StandAlone or Connecting.
+    cs: &'static str,
+    role: &'static str,
+    repl: &'static str,
+    disk: &'a str,
+}
+
 fn events2(st: &mut State, res: &str) {
     let connected = st.connected();
+    let v9 = st.v9;
     let me_name = this_node();
     let syncing_from = st.resync_source.clone();
     let (me, peer) = st.node(&me_name);
     if res == RES && me.up {
-        let (cs, prole, repl, pdisk) = if connected {
+        let view = if connected {
             let repl = match syncing_from.as_str() {
                 "" => "Established",
                 s if s == me_name => "SyncSource",
                 _ => "SyncTarget",
             };
-            ("Connected", role(peer.primary), repl, peer.disk.as_str())
-        } else if me.standalone {
-            ("StandAlone", "Unknown", "Off", "DUnknown")
+            let (cs, role) = ("Connected", role(peer.primary));
+            PeerView {
+                connected,
+                cs,
+                role,
+                repl,
+                disk: &peer.disk,
+            }
         } else {
-            ("Connecting", "Unknown", "Off", "DUnknown")
+            let cs = if me.standalone {
+                "StandAlone"
+            } else {
+                "Connecting"
+            };
+            PeerView {
+                connected,
+                cs,
+                role: "Unknown",
+                repl: "Off",
+                disk: "DUnknown",
+            }
         };
-        // As recorded: a StandAlone connection has no conn-name.
-        let conn_name = if me.standalone { "" } else { " conn-name:peer" };
-        println!(
-            "exists resource name:{RES} role:{} suspended:no",
-            role(me.primary)
-        );
-        println!(
-            "exists connection name:{RES} peer-node-id:0{conn_name} connection:{cs} \
-             role:{prole}"
-        );
-        println!("exists device name:{RES} volume:0 minor:0 disk:{}", me.disk);
-        println!(
-            "exists peer-device name:{RES} peer-node-id:0{conn_name} volume:0 \
-             replication:{repl} peer-disk:{pdisk} resync-suspended:no"
-        );
+        if v9 {
+            events2_9(&me_name, me, &view);
+        } else {
+            events2_84(me, &view);
+        }
     }
     println!("exists -");
 }
 
-const HELD_OPEN: &str = "0: State change failed: (-12) Device is held open by someone";
+fn events2_84(me: &Node, peer: &PeerView) {
+    // As recorded: a StandAlone connection has no conn-name.
+    let conn_name = if me.standalone { "" } else { " conn-name:peer" };
+    println!(
+        "exists resource name:{RES} role:{} suspended:no",
+        role(me.primary)
+    );
+    println!(
+        "exists connection name:{RES} peer-node-id:0{conn_name} connection:{} role:{}",
+        peer.cs, peer.role
+    );
+    println!("exists device name:{RES} volume:0 minor:0 disk:{}", me.disk);
+    println!(
+        "exists peer-device name:{RES} peer-node-id:0{conn_name} volume:0 \
+         replication:{} peer-disk:{} resync-suspended:no",
+        peer.repl, peer.disk
+    );
+}
+
+/// Host name, address and node-id of simulated node `a` or `b` in DRBD 9 mode: the recorded
+/// two-node configuration names no node-ids, and drbd-utils gave alpha 1 and beta 0.
+fn host9(node: &str) -> (&'static str, &'static str, u32) {
+    match node {
+        "a" => ("alpha", "198.18.3.1", 1),
+        _ => ("beta", "198.18.3.2", 0),
+    }
+}
+
+/// drbd-utils' `may_promote` and `promotion_score` (drbdsetup computes them from the states
+/// it prints): no promotion without an UpToDate replica anywhere; may promote with UpToDate
+/// data and no Primary, own or peer; the score is 10000 for a local disk that holds data
+/// (UpToDate, Consistent or Inconsistent), 100 per UpToDate local volume, 1 per UpToDate
+/// replica (local or peer). Quorum always holds: the two-node resource configures none.
+fn promotion9(me: &Node, peer: &PeerView) -> (bool, u32) {
+    let up_to_date = |d: &str| d == "UpToDate";
+    let replicas = u32::from(up_to_date(&me.disk)) + u32::from(up_to_date(peer.disk));
+    if replicas == 0 {
+        return (false, 0);
+    }
+    let may = !me.primary && peer.role != "Primary" && up_to_date(&me.disk);
+    let has_data = matches!(me.disk.as_str(), "UpToDate" | "Consistent" | "Inconsistent");
+    let score = 10000 * u32::from(has_data) + 100 * u32::from(up_to_date(&me.disk)) + replicas;
+    (may, score)
+}
+
+fn events2_9(me_name: &str, me: &Node, peer: &PeerView) {
+    let (_, my_ip, _) = host9(me_name);
+    let (peer_host, peer_ip, peer_id) = host9(if me_name == "a" { "b" } else { "a" });
+    let peer_ctx = format!("name:{RES} peer-node-id:{peer_id} conn-name:{peer_host}");
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let (may_promote, score) = promotion9(me, peer);
+    let backing = if me.disk == "Diskless" {
+        "none"
+    } else {
+        "/dev/vda"
+    };
+    println!(
+        "exists resource name:{RES} role:{} suspended:no force-io-failures:no \
+         may_promote:{} promotion_score:{score}",
+        role(me.primary),
+        yes_no(may_promote)
+    );
+    println!(
+        "exists connection {peer_ctx} connection:{} role:{}",
+        peer.cs, peer.role
+    );
+    println!(
+        "exists device name:{RES} volume:0 minor:0 backing_dev:{backing} disk:{} client:no \
+         quorum:yes",
+        me.disk
+    );
+    println!(
+        "exists peer-device {peer_ctx} volume:0 replication:{} peer-disk:{} peer-client:no \
+         resync-suspended:no",
+        peer.repl, peer.disk
+    );
+    println!(
+        "exists path {peer_ctx} local:ipv4:{my_ip}:7789 peer:ipv4:{peer_ip}:7789 \
+         established:{}",
+        yes_no(peer.connected)
+    );
+}
+
+const HELD_OPEN: &str = "(-12) Device is held open by someone";
+const NEED_UP_TO_DATE: &str = "(-2) Need access to UpToDate data";
+
+/// A refused state change, prefixed with the object drbdsetup was given.
+fn state_change_failed(object: &str, code: i32, why: &str) -> ! {
+    die(code, &format!("{object}: State change failed: {why}"))
+}
+
+/// The object drbdadm hands drbdsetup for `primary`, `secondary` and `down`: 8.4's drbdsetup
+/// takes the minor, 9's the resource.
+fn role_object(v9: bool) -> &'static str {
+    if v9 { RES } else { "0" }
+}
 const NOT_ALLOCATED: &str = "0: Failure: (127) Device minor not allocated";
 
-fn down(me: &mut Node) {
+fn down(v9: bool, me: &mut Node) {
     if me.up && me.held_open {
-        die(11, HELD_OPEN);
+        state_change_failed(role_object(v9), 11, HELD_OPEN);
     }
     me.up = false;
 }
@@ -399,6 +541,7 @@ fn drbdadm(st: &mut State, verb: &str, flags: &[&str]) {
     let force = flags.contains(&"--force");
     let discard = flags.contains(&"--discard-my-data");
     let forced_gen = st.next_gen + 1;
+    let v9 = st.v9;
     let (me, peer) = st.node(&this_node());
     match verb {
         "up" if me.up => die(
@@ -409,23 +552,21 @@ fn drbdadm(st: &mut State, verb: &str, flags: &[&str]) {
             me.up = true;
             me.standalone = false;
         }
-        "down" => down(me),
+        "down" => down(v9, me),
         "primary" => {
             if !me.up {
                 die(10, NOT_ALLOCATED);
             }
             if connected && peer.primary {
-                die(
+                state_change_failed(
+                    role_object(v9),
                     11,
-                    "0: State change failed: (-1) Multiple primaries not allowed by config",
+                    "(-1) Multiple primaries not allowed by config",
                 );
             }
             if me.disk != "UpToDate" {
                 if !force || me.disk == "Diskless" {
-                    die(
-                        17,
-                        "0: State change failed: (-2) Need access to UpToDate data",
-                    );
+                    state_change_failed(role_object(v9), 17, NEED_UP_TO_DATE);
                 }
                 me.disk = "UpToDate".into();
                 me.current = forced_gen;
@@ -437,16 +578,15 @@ fn drbdadm(st: &mut State, verb: &str, flags: &[&str]) {
             }
             me.primary = true;
         }
-        "secondary" if me.up && me.primary && me.held_open => die(11, HELD_OPEN),
+        "secondary" if me.up && me.primary && me.held_open => {
+            state_change_failed(role_object(v9), 11, HELD_OPEN)
+        }
         "secondary" => me.primary = false,
-        "outdate" if me.up && me.primary => die(
-            17,
-            "0: State change failed: (-2) Need access to UpToDate data",
-        ),
-        "outdate" if connected => die(
-            11,
-            "0: State change failed: (-15) Refusing to be Outdated while Connected",
-        ),
+        // Outdate goes by minor on both versions.
+        "outdate" if me.up && me.primary => state_change_failed("0", 17, NEED_UP_TO_DATE),
+        "outdate" if connected => {
+            state_change_failed("0", 11, "(-6) Refusing to be Outdated while Connected")
+        }
         "outdate" => {
             if me.disk != "Diskless" && me.disk != "Inconsistent" {
                 me.disk = "Outdated".into();
@@ -505,6 +645,8 @@ fn ctl(st: &mut State, args: &[String]) {
                 .parse()
                 .unwrap_or_else(|_| die(20, &format!("resync-ms: '{ms}' is not a number")))
         }
+        ["version", "8.4"] => st.v9 = false,
+        ["version", "9"] => st.v9 = true,
         ["show"] => {
             st.save();
             let text = fs::read_to_string(state_dir().join("state")).unwrap_or_default();
@@ -513,7 +655,7 @@ fn ctl(st: &mut State, args: &[String]) {
         _ => die(
             20,
             "usage: drbd-sim-ctl held-open <a|b> <0|1> | cut-link | restore-link | \
-             crash <a|b> | disk <a|b> <state> | resync-ms <n> | show",
+             crash <a|b> | disk <a|b> <state> | resync-ms <n> | version <8.4|9> | show",
         ),
     }
 }
@@ -542,7 +684,10 @@ fn main() {
             .as_slice()
         {
             ["events2", "--now", res] => events2(&mut st, res),
-            ["down", res] if *res == RES => down(st.node(&this_node()).0),
+            ["down", res] if *res == RES => {
+                let v9 = st.v9;
+                down(v9, st.node(&this_node()).0)
+            }
             ["down", _] => {}
             // The simulated resource's one volume is minor 0.
             ["outdate", "0"] => drbdadm(&mut st, "outdate", &[]),
@@ -567,6 +712,13 @@ fn main() {
                 die(
                     10,
                     &format!("'{res}' not defined in your config (for this host)."),
+                );
+            }
+            if st.v9 && *verb == "outdate" {
+                die(
+                    20,
+                    "drbd-sim: drbdadm outdate fails on DRBD 9 (drbd-utils 9.22): use \
+                     drbdsetup outdate 0",
                 );
             }
             drbdadm(&mut st, verb, &flags);

@@ -16,9 +16,30 @@ fn sim_bin() -> &'static Path {
     BIN.get_or_init(|| super::agent::built_example("drbd-sim"))
 }
 
+/// The DRBD version the simulator speaks (see its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrbdVersion {
+    /// DRBD 8.4, as recorded in `tests/fixtures/drbd/8.4`.
+    V84,
+    /// DRBD 9.2, as recorded in `tests/fixtures/drbd/9`.
+    V9,
+}
+
+impl DrbdVersion {
+    /// `drbd-sim-ctl version`'s argument, also the fixture directory under
+    /// `tests/fixtures/drbd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DrbdVersion::V84 => "8.4",
+            DrbdVersion::V9 => "9",
+        }
+    }
+}
+
 /// One simulated two-node DRBD resource `r0`.
 pub struct DrbdSim {
     dir: tempfile::TempDir,
+    version: DrbdVersion,
 }
 
 /// What a simulator command returned.
@@ -32,9 +53,14 @@ pub struct SimRun {
 }
 
 impl DrbdSim {
-    /// A fresh resource: both nodes down, both disks Inconsistent, link up. Everything in it
-    /// is readable by `nobody` (ocf-tester).
+    /// A fresh DRBD 8.4 resource: both nodes down, both disks Inconsistent, link up.
+    /// Everything in it is readable by `nobody` (ocf-tester).
     pub fn new() -> DrbdSim {
+        DrbdSim::with_version(DrbdVersion::V84)
+    }
+
+    /// A fresh resource, as [`DrbdSim::new`], speaking DRBD `version`.
+    pub fn with_version(version: DrbdVersion) -> DrbdSim {
         let dir = world_readable_tempdir();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -43,7 +69,14 @@ impl DrbdSim {
             symlink(sim_bin(), bin.join(name)).unwrap();
         }
         std::fs::write(dir.path().join("drbd.conf"), "# simulated\n").unwrap();
-        DrbdSim { dir }
+        let sim = DrbdSim { dir, version };
+        sim.ctl(&["version", version.name()]);
+        sim
+    }
+
+    /// The DRBD version it speaks.
+    pub fn version(&self) -> DrbdVersion {
+        self.version
     }
 
     /// The directory (state, `bin/`, `drbd.conf`).
