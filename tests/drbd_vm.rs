@@ -909,6 +909,26 @@ fn drbd_9_three_nodes_a_diskless_tiebreaker_keeps_quorum_for_the_survivor() {
     let lost = agent(b, "monitor", CLONE3);
     assert_rc(&lost, 9, "monitor of a Primary without quorum");
     assert!(lost.stderr.contains("without quorum"), "{}", lost.stderr);
+    // Demoted there, a Secondary without quorum is not promoted; the operator's
+    // force_promote is, DRBD 9 overriding the lost quorum (`primary --force`).
+    assert_rc(&agent(b, "demote", CLONE3), 0, "demote without quorum");
+    let refused = agent(b, "promote", CLONE3);
+    assert_rc(&refused, 1, "promote without quorum");
+    assert!(refused.stderr.contains("lost quorum"), "{}", refused.stderr);
+    let forced = agent(
+        b,
+        "promote",
+        &format!("{CLONE3} OCF_RESKEY_force_promote=true"),
+    );
+    assert_rc(&forced, 0, "forced promotion without quorum");
+    assert!(forced.stderr.contains("force_promote"), "{}", forced.stderr);
+    // DRBD 9 outdates the unreachable peers (in beta's meta-data), and with them no longer
+    // voting beta has quorum again: a Primary the monitor accepts.
+    let t = wait_events2(b, "forced Primary", |t| t.contains("role:Primary"));
+    assert!(t.contains("quorum:yes"), "{t}");
+    assert_eq!(t.matches("peer-disk:Outdated").count(), 2, "{t}");
+    assert_rc(&agent(b, "monitor", CLONE3), 8, "forced Primary");
+    rec.state(b, "three-primary-forced-no-quorum");
     b.restore_link();
     wait_events2(b, "quorum back", |t| t.contains("quorum:yes"));
     assert_rc(&agent(b, "monitor", CLONE3), 8, "Primary with quorum again");
