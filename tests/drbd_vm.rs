@@ -487,23 +487,25 @@ fn drbd_agent_against_real_drbd_9() {
     agent_against_real_drbd(Drbd::V9);
 }
 
-fn agent_against_real_drbd(drbd: Drbd) {
+/// Two guests on `drbd` with this build's drbd-agent and fs-agent in their share.
+fn pair_with_agents(drbd: Drbd) -> Pair {
     assert!(is_root(), "the VM tier needs root; run `make test-vm`");
     let pair = Pair::with(PairOptions {
         drbd,
         ..PairOptions::default()
     });
+    for (name, built) in [
+        ("drbd-agent", env!("CARGO_BIN_EXE_drbd-agent")),
+        ("fs-agent", env!("CARGO_BIN_EXE_fs-agent")),
+    ] {
+        std::fs::copy(built, pair.share().join(name)).unwrap();
+    }
+    pair
+}
+
+fn agent_against_real_drbd(drbd: Drbd) {
+    let pair = pair_with_agents(drbd);
     let (a, b) = (&pair.a, &pair.b);
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_drbd-agent"),
-        pair.share().join("drbd-agent"),
-    )
-    .unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_fs-agent"),
-        pair.share().join("fs-agent"),
-    )
-    .unwrap();
     // validate-all: the module and tools pair is fine; DRBD 9's default auto-promote draws a
     // warning; a third clone instance has no node to run on.
     let valid = agent(a, "validate-all", CLONE);
@@ -667,17 +669,8 @@ fn drbd_9_split_brain_is_detected_and_left_to_the_operator() {
 /// and tells the operator how to recover on every monitor; the operator's recovery
 /// (`connect --discard-my-data` on the victim) resyncs the victim from the survivor.
 fn split_brain_is_detected_and_left_to_the_operator(drbd: Drbd) {
-    assert!(is_root(), "the VM tier needs root; run `make test-vm`");
-    let pair = Pair::with(PairOptions {
-        drbd,
-        ..PairOptions::default()
-    });
+    let pair = pair_with_agents(drbd);
     let (a, b) = (&pair.a, &pair.b);
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_drbd-agent"),
-        pair.share().join("drbd-agent"),
-    )
-    .unwrap();
     for g in [a, b] {
         g.run_ok("drbdadm create-md r0");
         assert_rc(&agent(g, "start", CLONE), 0, "clone start");
