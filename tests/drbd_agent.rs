@@ -81,12 +81,16 @@ fn validate_all_uses_the_real_drbdadm_on_the_configuration() {
             .param("drbdconf", &conf.display().to_string())
             .run("validate-all")
     };
-    // The configuration passes drbdadm's check; what this host lacks is the module, which
-    // `drbdadm --version` reports (through modinfo) as version 0: 5, as LINBIT's agent says.
-    // The VM tier validates the same configuration where the module is.
-    agent(&good, "r0")
-        .rc(5)
-        .reason_contains("no DRBD kernel module");
+    // The configuration passes drbdadm's check. This host lacks the module, which
+    // `drbdadm --version` reports (through modinfo) as version 0: a warning, not a refusal
+    // (a node being prepared may get it later; its start is 5 until then, below).
+    let valid = agent(&good, "r0");
+    valid.rc(0);
+    assert!(
+        valid.stderr.contains("no DRBD kernel module"),
+        "{}",
+        valid.stderr
+    );
     // /etc/drbd.conf is each node's own file: one node's copy that lacks the resource or does
     // not parse is 5, which bans that node, not 6, which would stop DRBD everywhere. LINBIT's
     // agent says 5 too ("the local config may be broken, but some other node may have a

@@ -684,6 +684,13 @@ impl ResourceAgent for DrbdAgent {
             }
         };
         match versions {
+            // A node being prepared may get its module later (a DKMS package, a kernel
+            // update); its start says what is missing then (5), as a probe says 7. Its
+            // configuration is still worth checking now (`hb-monitor check`).
+            Some(v) if v.module_missing() => log::warn!(
+                "this node has no DRBD kernel module (drbdadm --version finds none): {}                  cannot start here until one is installed",
+                cfg.resource
+            ),
             Some(v) => {
                 if let Some(why) = v.problem() {
                     return Err(AgentError::Installed(why));

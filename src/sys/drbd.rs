@@ -397,14 +397,17 @@ impl Versions {
         self.kernel >= 0x09_00_00
     }
 
+    /// No DRBD module is loaded or installed (drbdadm's modinfo finds none).
+    pub fn module_missing(&self) -> bool {
+        self.kernel == 0
+    }
+
     /// Why this module and these tools cannot work together with drbd-agent, if they cannot:
-    /// no module, a module older than 8.4 (no `events2`, no volumes), or a DRBD 9 module
-    /// driven by drbd-utils 8, which does not speak its netlink API.
+    /// a module older than 8.4 (no `events2`, no volumes), or a DRBD 9 module driven by
+    /// drbd-utils 8, which does not speak its netlink API. None without a module.
     pub fn problem(&self) -> Option<String> {
-        if self.kernel == 0 {
-            return Some(
-                "this node has no DRBD kernel module (drbdadm --version finds none)".to_string(),
-            );
+        if self.module_missing() {
+            return None;
         }
         if self.kernel < 0x08_04_00 {
             return Some(format!(
@@ -717,7 +720,7 @@ mod tests {
             kernel: 0,
             utils: 0x091600,
         };
-        assert!(none.problem().unwrap().contains("no DRBD kernel module"));
+        assert!(none.module_missing() && none.problem().is_none());
         let old_utils = Versions {
             kernel: 0x090212,
             utils: 0x080913,
