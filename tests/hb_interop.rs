@@ -215,9 +215,10 @@ fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
     eprintln!(
         "dropped {to_n1} datagrams to n1 (Heartbeat), {to_n2} to n2 (hb-monitor); \
          Heartbeat logged {gaps} gaps in n2's messages and resent {} messages on n2's \
-         request (sends per sequence number: {resent:?}); hb-monitor: {}",
+         request (sends per sequence number: {resent:?}); hb-monitor: {}, {}",
         resent.len(),
-        status["dropped"]
+        status["dropped"],
+        status["retransmission"]
     );
     assert!(to_n1 > 0 && to_n2 > 0, "no loss: {to_n1} / {to_n2}");
     // Heartbeat asked hb-monitor and got what it missed (`recovered` above).
@@ -233,6 +234,34 @@ fn lost_heartbeats_are_resent_both_ways_and_nobody_is_declared_dead() {
     assert_eq!(
         status["dropped"]["replayed"], before["dropped"]["replayed"],
         "resent messages dropped as replays: {status}"
+    );
+    // hb-monitor's own counts agree with Heartbeat's log: it asked at least for every message
+    // Heartbeat resent, took some of those copies (each lost one is asked for again), gave
+    // none up; and it resent what Heartbeat asked of it.
+    let delta = |kind: &str| {
+        let n = |s: &serde_json::Value| {
+            s["retransmission"][kind]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no retransmission.{kind} in {s}"))
+        };
+        n(&status) - n(&before)
+    };
+    let copies: u64 = resent.values().map(|n| u64::from(*n)).sum();
+    assert!(
+        delta("requested") >= resent.len() as u64,
+        "hb-monitor counts {} requests, Heartbeat resent {} messages: {status}",
+        delta("requested"),
+        resent.len()
+    );
+    assert!(
+        (1..=copies).contains(&delta("recovered")),
+        "hb-monitor recovered {} of {copies} copies Heartbeat sent: {status}",
+        delta("recovered")
+    );
+    assert_eq!(delta("abandoned"), 0, "{status}");
+    assert!(
+        delta("resent") >= 1,
+        "Heartbeat logged {gaps} gaps, hb-monitor resent nothing: {status}"
     );
     let asked_often: Vec<_> = resent.iter().filter(|(_, n)| **n > 5).collect();
     assert!(

@@ -125,6 +125,18 @@ pub enum Effect {
     Retransmit(Vec<u64>),
 }
 
+/// What this node asked Heartbeat peers to resend, and what became of it (the status'
+/// `retransmission`, for the operator's view of a lossy link).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RexmitCounters {
+    /// Messages asked for, each request of each lost message counted (first and repeated).
+    pub requested: u64,
+    /// Lost messages that arrived as asked (then taken, although older than the last).
+    pub recovered: u64,
+    /// Lost messages given up: asked for too often, or no longer in the sender's history.
+    pub abandoned: u64,
+}
+
 /// The Heartbeat side of this node.
 #[derive(Debug)]
 pub struct Compat {
@@ -149,6 +161,8 @@ pub struct Compat {
     /// Messages to send, without the envelope (`src`, `seq`, `hg`, …): the daemon adds it.
     /// The flag says whether the message takes a sequence number (`NS_` types do not).
     pub outbox: Vec<(Message, bool)>,
+    /// Retransmissions asked of Heartbeat peers.
+    pub rexmit: RexmitCounters,
 }
 
 impl Compat {
@@ -169,6 +183,7 @@ impl Compat {
             starting_sent: false,
             leaving: false,
             outbox: Vec::new(),
+            rexmit: RexmitCounters::default(),
         }
     }
 
@@ -558,6 +573,7 @@ impl Compat {
         for lost in first..seq {
             peer.missing.insert(lost, (1, now + REXMIT_EVERY));
         }
+        self.rexmit.requested += seq - first;
         self.outbox
             .push((rexmit_request(src, first, seq - 1), false));
     }
@@ -565,20 +581,25 @@ impl Compat {
     /// Whether `seq` of `src` is one we asked for (it is then no longer missing): such a
     /// message is taken although older than the last one.
     pub fn resent(&mut self, src: &str, seq: u64) -> bool {
-        self.peers
+        let asked = self
+            .peers
             .get_mut(src)
-            .is_some_and(|p| p.missing.remove(&seq).is_some())
+            .is_some_and(|p| p.missing.remove(&seq).is_some());
+        self.rexmit.recovered += u64::from(asked);
+        asked
     }
 
     /// Asks again for what is still missing (every 250 ms, up to 20 times).
     pub fn ask_again(&mut self, now: Instant) {
         let mut requests = vec![];
+        let mut abandoned = 0;
         for (name, peer) in &mut self.peers {
             peer.missing.retain(|seq, (tries, next)| {
                 if now < *next {
                     return true;
                 }
                 if *tries >= REXMIT_TRIES {
+                    abandoned += 1;
                     return false;
                 }
                 *tries += 1;
@@ -587,6 +608,8 @@ impl Compat {
                 true
             });
         }
+        self.rexmit.requested += requests.len() as u64;
+        self.rexmit.abandoned += abandoned;
         self.outbox.extend(requests.into_iter().map(|m| (m, false)));
     }
 
@@ -621,7 +644,7 @@ impl Compat {
         if msg.get("t") == Some("NS_nak_rexmit") {
             // It no longer has what we asked for: stop asking.
             if let (Some(peer), Some(seq)) = (self.peers.get_mut(src), msg.get_hex("firstseq")) {
-                peer.missing.remove(&seq);
+                self.rexmit.abandoned += u64::from(peer.missing.remove(&seq).is_some());
             }
             return Effect::None;
         }

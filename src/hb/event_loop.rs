@@ -154,6 +154,10 @@ struct Shell {
     watchdog: Option<Watchdog>,
     wire: WireCounters,
     stand_in_cpus: Vec<usize>,
+    /// Heartbeat peers' retransmission requests answered: messages resent from the history,
+    /// and sequence numbers no longer in it (answered `NS_nak_rexmit`).
+    resent: u64,
+    not_found: u64,
     /// Answers to the request just stepped.
     replies: Vec<String>,
     exit: bool,
@@ -189,12 +193,18 @@ impl Shell {
                 Action::Retransmit { to, seqs } => {
                     for seq in seqs {
                         match self.out.resend(&self.sending, seq) {
-                            Some(errors) => log_send_errors(errors),
-                            None => log_send_errors(self.out.send(
-                                &self.sending,
-                                super::compat::nak_rexmit(&to, seq),
-                                false,
-                            )),
+                            Some(errors) => {
+                                self.resent += 1;
+                                log_send_errors(errors)
+                            }
+                            None => {
+                                self.not_found += 1;
+                                log_send_errors(self.out.send(
+                                    &self.sending,
+                                    super::compat::nak_rexmit(&to, seq),
+                                    false,
+                                ))
+                            }
                         }
                     }
                 }
@@ -339,6 +349,8 @@ impl Shell {
             })
             .collect::<serde_json::Map<_, _>>()
             .into();
+        status["retransmission"]["resent"] = self.resent.into();
+        status["retransmission"]["not_found"] = self.not_found.into();
         status["stand_in"] = serde_json::json!({
             "cpus": self.stand_in_cpus,
             "heartbeats": stood_in,
@@ -518,6 +530,8 @@ fn run_loop(
         watchdog,
         wire: WireCounters::new(media_count),
         stand_in_cpus,
+        resent: 0,
+        not_found: 0,
         replies: Vec::new(),
         exit: false,
         cfg,

@@ -139,6 +139,18 @@ pub fn render(status: &Value) -> String {
     );
     out.sample("accepted_packets_total", &[], u(&status["accepted"]));
     out.family(
+        "retransmitted_messages_total",
+        "counter",
+        "Heartbeat peers' lost messages: requested (each request of each message), recovered (arrived as asked), abandoned (asked too often, or gone from the sender's history); and their requests of this node's: resent, not_found.",
+    );
+    for kind in ["requested", "recovered", "abandoned", "resent", "not_found"] {
+        out.sample(
+            "retransmitted_messages_total",
+            &[("kind", kind)],
+            u(&status["retransmission"][kind]),
+        );
+    }
+    out.family(
         "pauses_total",
         "counter",
         "Times this node did not run for a while (its machine stalled); peers' silence over them is excused.",

@@ -361,6 +361,12 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
     assert!(c.resent("n1", 12));
     assert!(!c.resent("n1", 12), "taken once");
     assert!(!c.resent("n1", 14), "never missing");
+    let counted = |requested, recovered, abandoned| RexmitCounters {
+        requested,
+        recovered,
+        abandoned,
+    };
+    assert_eq!(c.rexmit, counted(3, 1, 0), "11-13 asked, 12 came");
     // Asked again every 250 ms while missing; a NAK ends it.
     c.ask_again(t0);
     assert!(c.outbox.is_empty(), "not yet");
@@ -374,6 +380,11 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
     );
     c.ask_again(later + REXMIT_EVERY);
     assert_eq!(c.outbox.len(), 1, "13 only");
+    assert_eq!(
+        c.rexmit,
+        counted(6, 1, 1),
+        "11 and 13 again, then 13; 11 NAKed"
+    );
     // Given up after 20 tries.
     let mut t = later + REXMIT_EVERY;
     for _ in 0..40 {
@@ -381,6 +392,7 @@ fn lost_messages_are_asked_for_and_taken_when_resent() {
         c.ask_again(t);
     }
     assert_eq!(c.next_request(), None);
+    assert_eq!(c.rexmit, counted(23, 1, 2), "13 asked 20 times in all");
     // A late resource message does not undo a newer one.
     let res = |hold: &str| {
         msg(&[

@@ -87,6 +87,11 @@ impl Node {
                 "incomplete": c.incomplete,
             },
             "accepted": c.accepted,
+            "retransmission": {
+                "requested": self.compat.rexmit.requested,
+                "recovered": self.compat.rexmit.recovered,
+                "abandoned": self.compat.rexmit.abandoned,
+            },
             "pauses": {
                 "count": self.pauses,
                 "longest_ms": self.longest_pause.as_millis() as u64,
