@@ -370,6 +370,24 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
             "error: DIR/ha.cf:8: 'respawn_hold' is not supported yet; hb-monitor will not start without honouring it".into(),
         ),
         (
+            "a respawned helper as a user this node lacks",
+            "respawn ferroha-no-such-user /bin/sleep 60\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: respawn ferroha-no-such-user /bin/sleep: no user 'ferroha-no-such-user' on this node".into(),
+        ),
+        (
+            "a respawned helper by a bare name",
+            "respawn nobody sleep 60\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: respawn sleep: the program must be an absolute path (Heartbeat runs it without searching PATH)".into(),
+        ),
+        (
+            "a respawned helper that does not exist",
+            "respawn nobody /nonexistent/helper\n".into(),
+            good_state.clone(),
+            "error: DIR/ha.cf:8: respawn /nonexistent/helper does not exist".into(),
+        ),
+        (
             "a state directory under a regular file",
             String::new(),
             precious.join("state"),

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::util::hb_cluster::{Cluster, Sampler, VIP};
+use crate::util::hb_cluster::{Cluster, Sampler, VIP, cpus_allowed, scheduling_of};
 use crate::util::host::wait_for;
 
 /// Samples the VIP's holders every 10 ms from outside the nodes (issue 7: every failover
@@ -287,19 +287,12 @@ fn agents_start_with_a_clean_signal_mask_and_normal_scheduling() {
     assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
     // The daemon runs SCHED_RR (realtime on, the default); its agents must not.
     assert!(text.contains("policy: SCHED_OTHER"), "{text}");
-    let daemon = c.daemons[0].as_ref().unwrap().pid();
-    let policy = std::process::Command::new("chrt")
-        .args(["-p", &daemon.to_string()])
-        .output()
-        .unwrap();
-    let policy = String::from_utf8_lossy(&policy.stdout);
+    let policy = scheduling_of(c.daemons[0].as_ref().unwrap().pid());
     assert!(policy.contains("SCHED_RR"), "{policy}");
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
-    let cpus = |status: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with("Cpus_allowed_list"))
-            .map(str::to_string)
-    };
-    assert_eq!(cpus(&text), cpus(&own), "the agent's CPUs: {text}");
+    assert_eq!(
+        cpus_allowed(&text),
+        cpus_allowed(&own),
+        "the agent's CPUs: {text}"
+    );
 }

@@ -268,6 +268,7 @@ fn sample(name: &str) -> String {
         "fence_timeout" | "monitor_interval" | "notify_timeout" => "5",
         "metrics_listen" => "9664",
         "restart_limit" => "2 60",
+        "respawn" => "nobody /bin/true",
         _ => "1",
     };
     format!("{name} {args}")

@@ -20,6 +20,7 @@ mod hb_interop;
 mod hb_media;
 mod hb_membership;
 mod hb_observe;
+mod hb_respawn;
 mod hb_safety;
 mod hb_scripts;
 #[cfg(feature = "soak")]

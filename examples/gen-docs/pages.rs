@@ -229,6 +229,12 @@ pub const DIRECTIVES: &[Directive] = &[
         "hb-monitor's own: run on each transition an operator wants to hear of (peer-dead, peer-up, medium-down, medium-up, group-acquired, group-released, group-failed, fence-started, fence-succeeded, fence-failed, local-restart) with the event and its subjects appended and in HB_* variables; off the heartbeat loop, one at a time, killed at notify_timeout.",
     ),
     d(
+        "respawn",
+        "USER PROGRAM [ARG...]",
+        Kind::Honoured,
+        "Heartbeat's: run PROGRAM (an absolute path) as USER while the daemon runs, started again when it exits unless with code 100, given up after 10 exits in a row within 10 s of their start, stopped with the daemon. ipfail is not run (a note says so): the ping nodes do its work.",
+    ),
+    d(
         "notify_timeout",
         "TIME",
         Kind::Honoured,
@@ -279,12 +285,6 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d(
         "apiauth",
-        "...",
-        Kind::Ignored,
-        "Changes nothing for hb-monitor.",
-    ),
-    d(
-        "respawn",
         "...",
         Kind::Ignored,
         "Changes nothing for hb-monitor.",
@@ -356,7 +356,12 @@ pub const DIRECTIVES: &[Directive] = &[
         Kind::Refused,
         "Not supported yet; hb-monitor will not start without honouring it.",
     ),
-    d("respawn_hold", "...", Kind::Refused, "Not supported yet."),
+    d(
+        "respawn_hold",
+        "...",
+        Kind::Refused,
+        "Not supported yet (respawn starts its helpers at once).",
+    ),
 ];
 
 /// hb-monitor(8), roff source.

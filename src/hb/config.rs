@@ -145,6 +145,9 @@ pub struct HaCf {
     pub notify_command: Vec<String>,
     /// `notify_timeout` (ours, default 10 s): how long one run of notify_command may take.
     pub notify_timeout: Duration,
+    /// `respawn USER PROGRAM [ARG...]` (Heartbeat's): helpers kept running (`hb::respawn`),
+    /// each with its line.
+    pub respawn: Vec<Respawn>,
     /// The line of each directive (its last occurrence), for messages about what it names.
     pub lines: BTreeMap<String, usize>,
     /// The line of each medium, in the order of `media`.
@@ -369,12 +372,24 @@ pub fn parse_time(text: &str) -> Option<Duration> {
     (time <= MAX_TIME).then_some(time)
 }
 
+/// One `respawn USER PROGRAM [ARG...]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Respawn {
+    /// The user it runs as.
+    pub user: String,
+    /// The program (an absolute path).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The line in ha.cf.
+    pub line: usize,
+}
+
 /// Directives of ha.cf that change nothing for hb-monitor: accepted, noted.
 const IGNORED: &[&str] = &[
     "use_logd",
     "msgfmt",
     "apiauth",
-    "respawn",
     "coredumps",
     "compression",
     "compression_threshold",
@@ -439,6 +454,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
         metrics_listen: None,
         notify_command: vec![],
         notify_timeout: Duration::from_secs(10),
+        respawn: vec![],
         lines: BTreeMap::new(),
         media_lines: vec![],
     };
@@ -687,6 +703,30 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                     }
                     cf.notify_command = args.iter().map(|a| a.to_string()).collect();
                 }
+                "respawn" => match args.as_slice() {
+                    [_, program, ..] if program.rsplit('/').next() == Some("ipfail") => {
+                        cf.notes.push(format!(
+                            "line {line}: '{content}' is not run: ipfail needs Heartbeat's client \
+                             API, and hb-monitor's own ping nodes (ping, ping_group, deadping) \
+                             do its work"
+                        ))
+                    }
+                    [user, program, rest @ ..] => {
+                        if !program.starts_with('/') {
+                            return Err(format!(
+                                "respawn {program}: the program must be an absolute path (Heartbeat \
+                                 runs it without searching PATH)"
+                            ));
+                        }
+                        cf.respawn.push(Respawn {
+                            user: user.to_string(),
+                            program: PathBuf::from(program),
+                            args: rest.iter().map(|a| a.to_string()).collect(),
+                            line,
+                        });
+                    }
+                    _ => return Err("respawn needs a user and a program".into()),
+                },
                 "notify_timeout" => {
                     cf.notify_timeout = time("notify_timeout")?;
                     if cf.notify_timeout.is_zero() {

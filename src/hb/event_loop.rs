@@ -24,6 +24,7 @@ use super::media::MediaSet;
 use super::notify::Notifier;
 use super::ping::{PingSocket, PingTable};
 use super::proto::{self, ProtoError};
+use super::respawn::Respawner;
 use super::standin::{self, Outgoing};
 use super::state::{self, ReplayFloors};
 use super::wire::WireCounters;
@@ -454,6 +455,9 @@ fn run_loop(
         .map_err(|e| DaemonError::Failed(e.to_string()))?;
     let notifier = Notifier::start(&cfg.ha_cf.notify_command, cfg.ha_cf.notify_timeout, node)
         .map_err(failed("notify thread"))?;
+    // Before the loop goes realtime: the helpers run at normal priority.
+    let helpers = super::preflight::respawn_helpers(&cfg.ha_cf).map_err(DaemonError::Failed)?;
+    let _respawner = Respawner::start(&helpers).map_err(failed("respawn thread"))?;
     let now = Instant::now();
     let ha = &cfg.ha_cf;
     for note in &ha.notes {

@@ -30,6 +30,7 @@ pub mod notify;
 pub mod ping;
 pub mod preflight;
 pub mod proto;
+pub mod respawn;
 pub mod script;
 pub mod standin;
 pub mod state;

@@ -1,7 +1,8 @@
 //! The configuration as `run` and `check` both build it: the files read and checked
 //! ([`config::load`]), then everything they name probed for what `run` needs it to be, before
 //! `run` opens anything: each medium's interface exists, a serial medium is a terminal, the
-//! watchdog is a character device, the fence and notify commands executable files,
+//! watchdog is a character device, the fence and notify commands and respawned helpers
+//! executable files (and the helpers' users known),
 //! `metrics_listen` an address of this machine, the log files something to append to, the
 //! state directory writable. Probing has no side effects: the watchdog is not opened (that
 //! would arm it), a terminal is opened read-only and closed, no file is created. `run` then checks what it opens again on the descriptor, for a path
@@ -14,6 +15,28 @@ use std::path::{Path, PathBuf};
 
 use super::config::{self, Config, ConfigError, Medium};
 use crate::sys::files::{self, Kind};
+
+/// How long a user lookup may take (the name service may be remote).
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `respawn`'s helpers with their users resolved, for `run` (after [`load`] found them).
+pub fn respawn_helpers(ha: &config::HaCf) -> Result<Vec<super::respawn::Helper>, String> {
+    ha.respawn
+        .iter()
+        .map(|r| {
+            let (uid, gid) = crate::sys::users::user_ids(&r.user, LOOKUP_TIMEOUT)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("respawn: no user '{}' on this node", r.user))?;
+            Ok(super::respawn::Helper {
+                user: r.user.clone(),
+                uid,
+                gid,
+                program: r.program.clone(),
+                args: r.args.clone(),
+            })
+        })
+        .collect()
+}
 
 /// Reads `dir` and probes what it names (see the module documentation); every problem.
 pub fn load(dir: &Path, state_dir: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -56,6 +79,17 @@ pub fn probe(cfg: &Config, state_dir: &Path) -> Vec<ConfigError> {
             && let Some(problem) = program_problem(directive, program)
         {
             refuse(ha.line_of(directive), problem);
+        }
+    }
+    for r in &ha.respawn {
+        let at = format!("respawn {} {}", r.user, r.program.display());
+        if let Some(problem) = program_problem("respawn", &r.program.display().to_string()) {
+            refuse(r.line, problem);
+        }
+        match crate::sys::users::user_ids(&r.user, LOOKUP_TIMEOUT) {
+            Ok(Some(_)) => {}
+            Ok(None) => refuse(r.line, format!("{at}: no user '{}' on this node", r.user)),
+            Err(e) => refuse(r.line, format!("{at}: {e}")),
         }
     }
     if let Some(addr) = ha.metrics_listen

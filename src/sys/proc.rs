@@ -1,5 +1,6 @@
 //! Processes an agent owns: identified by pid *and* start time, so that a recycled pid is
-//! never mistaken for ours, and helpers detached from the caller's session and pipes.
+//! never mistaken for ours; helpers detached from the caller's session and pipes, and helpers
+//! run as another user (hb-monitor's `respawn`).
 //!
 //! Agents stop processes by pid, never by name: other work shares the machine.
 
@@ -7,7 +8,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// A process, told apart from a later one with the same pid by its start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,23 @@ pub fn read_pidfile(path: &Path) -> Option<ProcessId> {
         pid: fields.next()?.parse().ok()?,
         start_time: fields.next()?.parse().ok()?,
     })
+}
+
+/// Starts `exe args…` as user `uid` and group `gid` (std drops root's supplementary groups
+/// with them), in `/`, with stdin/stdout/stderr on /dev/null and only a standard `PATH` in
+/// its environment; the caller waits for it ([`std::process::Child::wait`]).
+pub fn spawn_as(exe: &Path, args: &[String], uid: u32, gid: u32) -> io::Result<Child> {
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .spawn()
 }
 
 /// The descriptor number a detached helper finds an inherited descriptor at.

@@ -65,6 +65,30 @@ pub fn id_of(db: Database, name: &str, timeout: Duration) -> Result<Option<u32>,
     }
 }
 
+/// The uid and primary gid of user `name` (the passwd entry's third and fourth fields), or
+/// `None` when no such user exists.
+pub fn user_ids(name: &str, timeout: Duration) -> Result<Option<(u32, u32)>, LookupError> {
+    let mut command = Command::new("getent");
+    command.arg("passwd").arg("--").arg(name);
+    match cmd::run(&mut command, timeout) {
+        Ok(out) => parse_ids(&out.stdout)
+            .map(Some)
+            .ok_or_else(|| LookupError::Malformed {
+                db: "passwd",
+                name: name.to_string(),
+                line: out.stdout.trim().to_string(),
+            }),
+        Err(e) if e.exit_code() == Some(2) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The third and fourth fields of the first line (`mysql:x:104:109:…`).
+fn parse_ids(stdout: &str) -> Option<(u32, u32)> {
+    let mut fields = stdout.lines().next()?.split(':').skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
 /// The third field of the first line: `mysql:x:104:109:…` (passwd) or `mysql:x:109:` (group).
 fn parse_id(stdout: &str) -> Option<u32> {
     stdout.lines().next()?.split(':').nth(2)?.parse().ok()
@@ -83,6 +107,11 @@ mod tests {
         assert_eq!(parse_id("mysql:x:109:\n"), Some(109));
         assert_eq!(parse_id("garbage\n"), None);
         assert_eq!(parse_id(""), None);
+        assert_eq!(
+            parse_ids("mysql:x:104:109:MySQL Server,,,:/nonexistent:/bin/false\n"),
+            Some((104, 109))
+        );
+        assert_eq!(parse_ids("mysql:x:109:\n"), None);
     }
 
     #[test]
@@ -94,5 +123,7 @@ mod tests {
             id_of(Database::Passwd, "ferroha-no-such-user", t).unwrap(),
             None
         );
+        assert_eq!(user_ids("root", t).unwrap(), Some((0, 0)));
+        assert_eq!(user_ids("ferroha-no-such-user", t).unwrap(), None);
     }
 }

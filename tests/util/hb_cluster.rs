@@ -580,3 +580,20 @@ impl Drop for Watch {
         }
     }
 }
+
+/// The `Cpus_allowed_list` line of a `/proc/PID/status` text.
+pub fn cpus_allowed(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .map(str::to_string)
+}
+
+/// `chrt -p PID`'s answer: the process's scheduling policy and priority.
+pub fn scheduling_of(pid: u32) -> String {
+    let out = std::process::Command::new("chrt")
+        .args(["-p", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

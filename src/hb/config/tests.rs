@@ -621,3 +621,56 @@ fn metrics_listen_and_notify_command() {
         );
     }
 }
+
+#[test]
+fn respawn_lines_are_kept_and_ipfail_is_replaced() {
+    let read = |extra: &str| {
+        let dir = dir_with(
+            &format!("node n1\nbcast eth0\n{extra}"),
+            "n1 vip::ip=198.18.0.7\n",
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        load(dir.path())
+            .map(|c| c.ha_cf)
+            .map_err(|_| errors_of(&dir))
+    };
+    let cf = read(
+        "respawn hacluster /usr/lib/heartbeat/ipfail\n\
+         apiauth ipfail gid=haclient uid=hacluster\n\
+         respawn nobody /usr/local/bin/probe --every 5\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cf.respawn,
+        [Respawn {
+            user: "nobody".into(),
+            program: PathBuf::from("/usr/local/bin/probe"),
+            args: vec!["--every".into(), "5".into()],
+            line: 5,
+        }]
+    );
+    assert!(
+        cf.notes
+            .iter()
+            .any(|n| n.starts_with("line 3:") && n.contains("is not run: ipfail needs")),
+        "{:?}",
+        cf.notes
+    );
+    for (extra, error) in [
+        (
+            "respawn nobody\n",
+            "/ha.cf:3: respawn needs a user and a program",
+        ),
+        (
+            "respawn nobody probe\n",
+            "/ha.cf:3: respawn probe: the program must be an absolute path",
+        ),
+    ] {
+        let errors = read(extra).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains(error)),
+            "{extra}: {errors:?}"
+        );
+    }
+}
