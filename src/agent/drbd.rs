@@ -688,7 +688,7 @@ impl ResourceAgent for DrbdAgent {
             // update); its start says what is missing then (5), as a probe says 7. Its
             // configuration is still worth checking now (`hb-monitor check`).
             Some(v) if v.module_missing() => log::warn!(
-                "this node has no DRBD kernel module (drbdadm --version finds none): {}                  cannot start here until one is installed",
+                "this node has no DRBD kernel module (drbdadm --version finds none): {} cannot start here until one is installed",
                 cfg.resource
             ),
             Some(v) => {
@@ -701,7 +701,7 @@ impl ResourceAgent for DrbdAgent {
                     // mount, mkfs, dd by hand) promotes it while no peer is Primary: behind
                     // the cluster manager's back, e.g. during a failover.
                     log::warn!(
-                        "{} has auto-promote on (DRBD 9's default): a process opening {} for                          writing makes this node Primary outside the cluster manager's                          control; set `options {{ auto-promote no; }}` in its configuration",
+                        "{} has auto-promote on (DRBD 9's default): a process opening {} for writing makes this node Primary outside the cluster manager's control; set `options {{ auto-promote no; }}` in its configuration",
                         cfg.resource,
                         cfg.resource
                     );
@@ -785,7 +785,7 @@ impl ResourceAgent for DrbdAgent {
             // resolve. Which side's changes to throw away is the operator's decision, never
             // ours: say so on every monitor until replication runs again.
             log::warn!(
-                "{} is StandAlone: not replicating. After a split brain (see the kernel log),                  run `drbdadm connect --discard-my-data {}` on the node whose changes are to                  be dropped and `drbdadm connect {}` on the other",
+                "{} is StandAlone: not replicating. After a split brain (see the kernel log), run `drbdadm connect --discard-my-data {}` on the node whose changes are to be dropped and `drbdadm connect {}` on the other",
                 cfg.resource,
                 cfg.resource,
                 cfg.resource

@@ -125,7 +125,7 @@ pub fn convert(cfg: &Config) -> Converted {
             if res.class == ResourceClass::Heartbeat {
                 // Pacemaker runs no Heartbeat resource scripts (its heartbeat class is gone).
                 notes.push(format!(
-                    "haresources line {}: {} is a Heartbeat resource script, which Pacemaker                      does not run: replace it with an OCF agent or an LSB init script; left out                      of group_{}",
+                    "haresources line {}: {} is a Heartbeat resource script, which Pacemaker does not run: replace it with an OCF agent or an LSB init script; left out of group_{}",
                     group.line,
                     res.written,
                     g + 1
@@ -134,7 +134,7 @@ pub fn convert(cfg: &Config) -> Converted {
             }
             if res.class == ResourceClass::Lsb && !res.params.is_empty() {
                 notes.push(format!(
-                    "haresources line {}: {} takes arguments, which Pacemaker does not pass                      to LSB init scripts",
+                    "haresources line {}: {} takes arguments, which Pacemaker does not pass to LSB init scripts",
                     group.line, res.written
                 ));
             }
