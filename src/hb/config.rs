@@ -916,6 +916,7 @@ fn script_name(name: &str) -> bool {
 /// | `198.18.0.10` (a bare address), `IPaddr::…`, `IPaddr2::…` | ferroha `vip` | `ip/cidr_netmask/nic/broadcast` |
 /// | `Filesystem::…` | ferroha `fs` | `device::directory::fstype::options` |
 /// | `drbddisk::…` | ferroha `drbd` | `drbd_resource` |
+/// | `drbddisk` (no resource: all of them) | the script `resource.d/drbddisk` | none |
 /// | `vip`, `fs`, `mysql`, `drbd` | ferroha's agent | `name=value` each |
 /// | `ocf:provider:type::…`, `provider:type::…` | any installed OCF agent | `name=value` each |
 /// | `heartbeat:NAME::…` | the script `resource.d/NAME` | positional |
@@ -996,7 +997,9 @@ pub fn map_resource(written: &str) -> Result<MappedResource, String> {
             )
         }
         "drbddisk" => match args {
-            [] => ferroha("drbd", vec![("drbd_resource".into(), "r0".into())]),
+            // drbd-utils' drbddisk acts on every DRBD resource when it is given none
+            // (`drbdadm primary all`): the script itself does that, as under Heartbeat.
+            [] => script(ResourceClass::Heartbeat, "drbddisk", false),
             [res] => ferroha("drbd", vec![("drbd_resource".into(), res.to_string())]),
             _ => Err(format!("'{written}': drbddisk takes one resource name")),
         },

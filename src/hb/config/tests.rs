@@ -359,10 +359,13 @@ fn resource_mapping() {
         );
         assert_eq!(m.params, vec![("state".to_string(), "/run/x".to_string())]);
     }
+    // Without a resource, drbd-utils' script acts on all of them: it is what runs.
+    let all = map_resource("drbddisk").unwrap();
     assert_eq!(
-        map_resource("drbddisk").unwrap().params,
-        vec![("drbd_resource".to_string(), "r0".to_string())]
+        (all.class, all.provider.as_str(), all.agent.as_str()),
+        (ResourceClass::Heartbeat, "heartbeat", "drbddisk")
     );
+    assert!(all.params.is_empty(), "{:?}", all.params);
     for bad in [
         "IPaddr2::notanip/24",
         "Filesystem::/dev/x",
