@@ -291,7 +291,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
     let auth = check_authkeys_mode(&dir.join("authkeys"))
         .and_then(|()| read("authkeys"))
         .and_then(|(p, t)| parse_authkeys(&p, &t));
-    let (ha_cf, groups, auth) = match (ha_cf, groups, auth) {
+    let (mut ha_cf, groups, (auth, auth_notes)) = match (ha_cf, groups, auth) {
         (Ok(h), Ok(g), Ok(a)) => (h, g, a),
         (h, g, a) => {
             errors.extend([h.err(), g.err(), a.err()].into_iter().flatten());
@@ -302,6 +302,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    ha_cf.notes.extend(auth_notes);
     let haresources = dir.join("haresources");
     for group in &groups {
         if !ha_cf.nodes.contains(&group.preferred) {
@@ -1303,7 +1304,11 @@ fn check_authkeys_mode(path: &Path) -> Result<(), ConfigError> {
     }
 }
 
-fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
+/// The keys of `authkeys`, and notes on what is read but not used. A `crc` key is a
+/// checksum anyone can compute: as the active key it is refused; listed beside another
+/// (Heartbeat's shipped example file does that) it is left out, so that a message "signed"
+/// with it is dropped as signed with an unknown key.
+fn parse_authkeys(path: &Path, text: &str) -> Result<(AuthKeys, Vec<String>), ConfigError> {
     let err = |line: usize, message: String| ConfigError {
         file: path.to_path_buf(),
         line,
@@ -1311,6 +1316,7 @@ fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
     };
     let mut active = None;
     let mut keys = BTreeMap::new();
+    let mut crc = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let content = raw.split('#').next().unwrap_or("").trim();
@@ -1335,11 +1341,10 @@ fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
                     "sha1" => AuthMethod::Sha1,
                     "md5" => AuthMethod::Md5,
                     "crc" => {
-                        return Err(err(
-                            line,
-                            "crc authenticates nothing (anyone can forge it); use sha256 or sha1"
-                                .into(),
-                        ));
+                        if keys.contains_key(&number) || crc.insert(number, line).is_some() {
+                            return Err(err(line, format!("key {number} is defined twice")));
+                        }
+                        continue;
                     }
                     other => return Err(err(line, format!("unknown method '{other}'"))),
                 };
@@ -1347,7 +1352,9 @@ fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
                 if secret.is_empty() {
                     return Err(err(line, format!("key {number} has no secret")));
                 }
-                if keys.insert(number, (method, secret.into_bytes())).is_some() {
+                if crc.contains_key(&number)
+                    || keys.insert(number, (method, secret.into_bytes())).is_some()
+                {
                     return Err(err(line, format!("key {number} is defined twice")));
                 }
             }
@@ -1355,10 +1362,29 @@ fn parse_authkeys(path: &Path, text: &str) -> Result<AuthKeys, ConfigError> {
         }
     }
     let (active, line) = active.ok_or_else(|| err(0, "no 'auth N' line".into()))?;
+    if crc.contains_key(&active) {
+        return Err(err(
+            line,
+            format!(
+                "auth {active}: key {active} is crc, which authenticates nothing (anyone can \
+                 forge it); use sha256 or sha1"
+            ),
+        ));
+    }
     if !keys.contains_key(&active) {
         return Err(err(line, format!("auth {active} names no key")));
     }
-    Ok(AuthKeys { active, keys })
+    let notes = crc
+        .iter()
+        .map(|(number, line)| {
+            format!(
+                "{}:{line}: crc key {number} is not used: crc authenticates nothing, so a \
+                 message signed with it is dropped as signed with an unknown key",
+                path.display()
+            )
+        })
+        .collect();
+    Ok((AuthKeys { active, keys }, notes))
 }
 
 #[cfg(test)]

@@ -188,7 +188,18 @@ fn authkeys_must_be_private_and_really_authenticate() {
         ["/authkeys: mode 644 lets others read the key: chmod 600"]
     );
     for (keys, error) in [
-        ("auth 1\n1 crc\n", "/authkeys:2: crc authenticates nothing"),
+        (
+            "auth 1\n1 crc\n",
+            "/authkeys:1: auth 1: key 1 is crc, which authenticates nothing",
+        ),
+        (
+            "auth 2\n1 crc\n2 crc\n",
+            "/authkeys:1: auth 2: key 2 is crc",
+        ),
+        (
+            "auth 2\n1 crc\n1 sha1 k\n2 sha1 j\n",
+            "/authkeys:3: key 1 is defined twice",
+        ),
         ("auth 2\n1 sha1 k\n", "/authkeys:1: auth 2 names no key"),
         ("1 sha1 k\n", "/authkeys: no 'auth N' line"),
         ("auth 1\n1 sha1\n", "/authkeys:2: key 1 has no secret"),
@@ -198,6 +209,25 @@ fn authkeys_must_be_private_and_really_authenticate() {
         let errors = errors_of(&dir);
         assert!(errors[0].starts_with(error), "{keys:?}: {errors:?}");
     }
+    // Heartbeat's example file: a crc key beside the active sha1 one is read, noted and
+    // left out, so that nothing "signed" with it is ever accepted.
+    let example = dir_with(
+        ok_cf,
+        ok_res,
+        "auth 2\n1 crc\n2 sha1 HI!\n3 md5 Hello!\n",
+        0o600,
+    );
+    let cfg = load(example.path()).unwrap();
+    assert_eq!(cfg.auth.active, 2);
+    assert_eq!(cfg.auth.keys.keys().copied().collect::<Vec<_>>(), [2, 3]);
+    assert!(
+        cfg.ha_cf
+            .notes
+            .iter()
+            .any(|n| n.ends_with("authkeys:2: crc key 1 is not used: crc authenticates nothing, so a message signed with it is dropped as signed with an unknown key")),
+        "{:?}",
+        cfg.ha_cf.notes
+    );
 }
 
 #[test]
