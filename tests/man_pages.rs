@@ -259,6 +259,8 @@ fn sample(name: &str) -> String {
         "ping" => "127.0.0.1",
         "ping_group" => "g 127.0.0.1 127.0.0.2",
         "auto_failback" => "off",
+        "nice_failback" => "on",
+        "autojoin" => "none",
         "logfacility" => "daemon",
         "logfile" | "debugfile" => "/var/log/x",
         "realtime" | "crm" | "pacemaker" => "off",
@@ -298,12 +300,8 @@ pub(crate) fn parser_directives() -> BTreeSet<String> {
     }
     let ignored = &source[source.find("const IGNORED").unwrap()..];
     let ignored = &ignored[ignored.find("= &[").unwrap() + 4..ignored.find("];").unwrap()];
-    names.extend(
-        ignored
-            .split(',')
-            .map(|s| s.trim().trim_matches('"').to_string())
-            .filter(|s| !s.is_empty()),
-    );
+    // `("name", "why"),` pairs (the reasons hold no quotes): every other string.
+    names.extend(ignored.split('"').skip(1).step_by(4).map(str::to_string));
     names
 }
 

@@ -180,6 +180,12 @@ pub const DIRECTIVES: &[Directive] = &[
         "Whether a group goes back to its preferred node when that returns (default legacy, as on).",
     ),
     d(
+        "nice_failback",
+        "on|off",
+        Kind::Honoured,
+        "Heartbeat 1's inverted auto_failback: on is auto_failback off; not with auto_failback.",
+    ),
+    d(
         "logfacility",
         "FACILITY|none",
         Kind::Honoured,
@@ -344,6 +350,72 @@ pub const DIRECTIVES: &[Directive] = &[
         "Changes nothing for hb-monitor.",
     ),
     d(
+        "cluster",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "hbgenmethod",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "use_apphbd",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "log_badpack",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "syslogmsgfmt",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "coreroot",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "memreserve",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "record_config_changes",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "record_pengine_inputs",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "enable_config_writes",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
+        "quorum_server",
+        "...",
+        Kind::Ignored,
+        "Changes nothing for hb-monitor.",
+    ),
+    d(
         "stonith",
         "...",
         Kind::Refused,
@@ -352,15 +424,27 @@ pub const DIRECTIVES: &[Directive] = &[
     d("stonith_host", "...", Kind::Refused, "As stonith."),
     d(
         "autojoin",
-        "...",
-        Kind::Refused,
-        "Not supported yet; hb-monitor will not start without honouring it.",
+        "none",
+        Kind::Honoured,
+        "none (Heartbeat's default) is hb-monitor's only way: the cluster is the node lines; other and any are refused.",
     ),
     d(
-        "respawn_hold",
+        "failfast",
         "...",
         Kind::Refused,
-        "Not supported yet (respawn starts its helpers at once).",
+        "Heartbeat reboots the node when such a program exits; use respawn, and fence_command.",
+    ),
+    d(
+        "hbaping",
+        "...",
+        Kind::Refused,
+        "Fibre Channel HBA ping nodes are not supported; use ping.",
+    ),
+    d(
+        "env",
+        "...",
+        Kind::Refused,
+        "Setting the environment of the daemon and its scripts is not supported.",
     ),
 ];
 

@@ -386,20 +386,85 @@ pub struct Respawn {
     pub line: usize,
 }
 
-/// Directives of ha.cf that change nothing for hb-monitor: accepted, noted.
-const IGNORED: &[&str] = &[
-    "use_logd",
-    "msgfmt",
-    "apiauth",
-    "coredumps",
-    "compression",
-    "compression_threshold",
-    "traditional_compression",
-    "uuidfrom",
-    "hopfudge",
-    "conn_logd_time",
-    "max_rexmit_delay",
-    "logfile_max_size",
+/// Directives of ha.cf that change nothing for hb-monitor, and why: accepted, noted.
+const IGNORED: &[(&str, &str)] = &[
+    (
+        "use_logd",
+        "there is no logging daemon: logs go to logfile and syslog directly",
+    ),
+    (
+        "msgfmt",
+        "heartbeats are netstring messages whatever it says, as Heartbeat sends them",
+    ),
+    (
+        "apiauth",
+        "it governs Heartbeat's client API, which hb-monitor does not have",
+    ),
+    (
+        "coredumps",
+        "core dumps are the service manager's setting (LimitCORE=)",
+    ),
+    (
+        "compression",
+        "hb-monitor compresses nothing: its messages are all small",
+    ),
+    ("compression_threshold", "hb-monitor compresses nothing"),
+    ("traditional_compression", "hb-monitor compresses nothing"),
+    (
+        "uuidfrom",
+        "the node's UUID is Heartbeat's hb_uuid when there is one, else its own",
+    ),
+    ("hopfudge", "hb-monitor forwards no messages between media"),
+    (
+        "conn_logd_time",
+        "there is no logging daemon to reconnect to",
+    ),
+    (
+        "max_rexmit_delay",
+        "lost messages are asked for again at once",
+    ),
+    ("logfile_max_size", "rotating logfile is left to logrotate"),
+    (
+        "cluster",
+        "the cluster's name is for Pacemaker; hb-monitor's cluster is its node lines",
+    ),
+    (
+        "hbgenmethod",
+        "the generation is kept in the state directory, above Heartbeat's",
+    ),
+    (
+        "use_apphbd",
+        "there is no apphbd to register with; watchdog guards the daemon",
+    ),
+    (
+        "log_badpack",
+        "refused packets are counted per kind in status and metrics instead",
+    ),
+    (
+        "syslogmsgfmt",
+        "logfile lines have one format, with time, level and message",
+    ),
+    ("coreroot", "core dumps are the service manager's setting"),
+    (
+        "memreserve",
+        "the daemon's memory is locked whole when realtime is on",
+    ),
+    (
+        "record_config_changes",
+        "it is for Heartbeat's CRM, which hb-monitor does not run",
+    ),
+    (
+        "record_pengine_inputs",
+        "it is for Heartbeat's CRM, which hb-monitor does not run",
+    ),
+    (
+        "enable_config_writes",
+        "it is for Heartbeat's CRM, which hb-monitor does not run",
+    ),
+    (
+        "quorum_server",
+        "it is for Heartbeat's CRM, which hb-monitor does not run",
+    ),
 ];
 
 /// `metrics_listen`'s value: `ADDR:PORT` (IPv4, or IPv6 in brackets) or a bare `PORT` on
@@ -610,8 +675,28 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                     }
                     _ => return Err("ping_group takes a name and at least one address".into()),
                 },
-                "auto_failback" => {
-                    cf.auto_failback = match one("auto_failback")? {
+                "auto_failback" | "nice_failback" => {
+                    let other = match directive {
+                        "auto_failback" => "nice_failback",
+                        _ => "auto_failback",
+                    };
+                    if cf.lines.contains_key(other) {
+                        return Err(format!(
+                            "both auto_failback and nice_failback: use auto_failback only \
+                             (nice_failback is its old, inverted form)"
+                        ));
+                    }
+                    let value = one(directive)?;
+                    // Heartbeat 1's `nice_failback on` is `auto_failback off`.
+                    let value = match (directive, value) {
+                        ("nice_failback", "on" | "yes" | "true" | "1") => "off",
+                        ("nice_failback", "off" | "no" | "false" | "0") => "on",
+                        ("nice_failback", v) => {
+                            return Err(format!("nice_failback '{v}' must be on or off"));
+                        }
+                        (_, v) => v,
+                    };
+                    cf.auto_failback = match value {
                         "on" | "yes" | "true" | "1" => AutoFailback::On,
                         "off" | "no" | "false" | "0" => AutoFailback::Off,
                         "legacy" => AutoFailback::Legacy,
@@ -686,9 +771,16 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         ));
                     }
                 },
-                d if IGNORED.contains(&d) => cf.notes.push(format!(
-                    "line {line}: '{content}' changes nothing for hb-monitor"
-                )),
+                d if IGNORED.iter().any(|(name, _)| *name == d) => {
+                    let why = IGNORED
+                        .iter()
+                        .find(|(name, _)| *name == d)
+                        .map(|(_, why)| why);
+                    cf.notes.push(format!(
+                        "line {line}: '{content}' changes nothing for hb-monitor: {}",
+                        why.unwrap_or(&"")
+                    ))
+                }
                 "stonith" | "stonith_host" => {
                     return Err(format!(
                         "'{directive}': Heartbeat's STONITH plugins are not run by hb-monitor; \
@@ -710,6 +802,16 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                             "line {line}: '{content}' is not run: ipfail needs Heartbeat's client \
                              API, and hb-monitor's own ping nodes (ping, ping_group, deadping) \
                              do its work"
+                        ))
+                    }
+                    [_, program, ..] if program.rsplit('/').next() == Some("dopd") => {
+                        cf.notes.push(format!(
+                            "line {line}: '{content}' is not run: dopd needs Heartbeat's client \
+                             API, so DRBD's drbd-peer-outdater handler cannot reach it and a \
+                             peer is not outdated through it; with fence_command set, the \
+                             peer node is fenced before hb-monitor takes over, and ferroha's \
+                             drbd agent promotes only UpToDate data and never over a Primary \
+                             peer"
                         ))
                     }
                     [user, program, rest @ ..] => {
@@ -734,11 +836,39 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         return Err("notify_timeout must be more than 0".into());
                     }
                 }
-                "autojoin" | "respawn_hold" => {
-                    return Err(format!(
-                        "'{directive}' is not supported yet; hb-monitor will not start without \
-                         honouring it"
-                    ));
+                "autojoin" => match one("autojoin")? {
+                    // Heartbeat's default: the cluster is the node lines, as hb-monitor has it.
+                    "none" => {}
+                    "other" | "any" => {
+                        return Err(format!(
+                            "'{content}': nodes joining without a node line are not supported; \
+                             list every node with 'node' and use 'autojoin none'"
+                        ));
+                    }
+                    _ => return Err("autojoin takes none, other or any".into()),
+                },
+                "failfast" => {
+                    return Err(
+                        "'failfast': Heartbeat reboots the node when such a program exits, which \
+                         hb-monitor does not do; run it with 'respawn', and fence with \
+                         'fence_command'"
+                            .into(),
+                    );
+                }
+                "hbaping" => {
+                    return Err(
+                        "'hbaping': Fibre Channel HBA ping nodes are not supported; use 'ping' \
+                         with an address the node must reach"
+                            .into(),
+                    );
+                }
+                "env" => {
+                    return Err(
+                        "'env': setting the environment of the daemon and its resource scripts \
+                         is not supported; set the variables in the scripts, or in the service \
+                         unit (Environment=)"
+                            .into(),
+                    );
                 }
                 other => return Err(format!("unknown directive '{other}'")),
             }

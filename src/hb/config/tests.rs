@@ -671,7 +671,8 @@ fn respawn_lines_are_kept_and_ipfail_is_replaced() {
     let cf = read(
         "respawn hacluster /usr/lib/heartbeat/ipfail\n\
          apiauth ipfail gid=haclient uid=hacluster\n\
-         respawn nobody /usr/local/bin/probe --every 5\n",
+         respawn nobody /usr/local/bin/probe --every 5\n\
+         respawn hacluster /usr/lib/heartbeat/dopd\n",
     )
     .unwrap();
     assert_eq!(
@@ -687,6 +688,13 @@ fn respawn_lines_are_kept_and_ipfail_is_replaced() {
         cf.notes
             .iter()
             .any(|n| n.starts_with("line 3:") && n.contains("is not run: ipfail needs")),
+        "{:?}",
+        cf.notes
+    );
+    assert!(
+        cf.notes
+            .iter()
+            .any(|n| n.starts_with("line 6:") && n.contains("is not run: dopd needs")),
         "{:?}",
         cf.notes
     );
@@ -706,4 +714,57 @@ fn respawn_lines_are_kept_and_ipfail_is_replaced() {
             "{extra}: {errors:?}"
         );
     }
+}
+
+#[test]
+fn autojoin_none_is_what_hb_monitor_does_and_the_others_are_refused() {
+    let read = |extra: &str| {
+        let dir = dir_with(
+            &format!("node n1\nbcast eth0\n{extra}"),
+            "n1 vip::ip=198.18.0.7\n",
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        load(dir.path()).map(|_| ()).map_err(|_| errors_of(&dir))
+    };
+    assert_eq!(read("autojoin none\n"), Ok(()));
+    for (value, error) in [
+        (
+            "any",
+            "/ha.cf:3: 'autojoin any': nodes joining without a node line are not supported",
+        ),
+        (
+            "other",
+            "/ha.cf:3: 'autojoin other': nodes joining without a node line are not supported",
+        ),
+        ("sometimes", "/ha.cf:3: autojoin takes none, other or any"),
+    ] {
+        let errors = read(&format!("autojoin {value}\n")).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.starts_with(error)),
+            "{value}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn nice_failback_is_auto_failback_inverted() {
+    let read = |extra: &str| {
+        let dir = dir_with(
+            &format!("node n1\nbcast eth0\n{extra}"),
+            "n1 vip::ip=198.18.0.7\n",
+            "auth 1\n1 sha1 k\n",
+            0o600,
+        );
+        load(dir.path())
+            .map(|c| c.ha_cf.auto_failback)
+            .map_err(|_| errors_of(&dir))
+    };
+    assert_eq!(read("nice_failback on\n"), Ok(AutoFailback::Off));
+    assert_eq!(read("nice_failback off\n"), Ok(AutoFailback::On));
+    let errors = read("nice_failback legacy\n").unwrap_err();
+    assert!(
+        errors[0].starts_with("/ha.cf:3: nice_failback 'legacy' must be on or off"),
+        "{errors:?}"
+    );
 }
