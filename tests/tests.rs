@@ -13,6 +13,7 @@ mod hb_check;
 mod hb_claims;
 mod hb_compat;
 mod hb_compat_stack;
+mod hb_corpus;
 mod hb_flood;
 mod hb_group;
 mod hb_groups;
