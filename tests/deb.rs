@@ -4,9 +4,11 @@
 //! and without enabling or starting hb-monitor; it pulls no package (its Depends are exactly
 //! the packages of the libraries its binaries link); each agent's `meta-data` validates
 //! against the OCF DTD and schema; `hb-monitor check` accepts both shipped examples;
-//! `systemd-analyze verify` accepts the unit; the man pages render; and `apt-get purge`
+//! `systemd-analyze verify` accepts the unit; the man pages render; an upgrade and the
+//! downgrade back only try-restart the unit and keep it disabled; and `apt-get purge`
 //! leaves the tree as it found it. Then the same without Heartbeat, where the package
-//! enables the unit (still starting nothing) and purge must take the links away again.
+//! enables the unit (still starting nothing), an upgrade try-restarts it and keeps it
+//! enabled, and purge must take the links away again.
 //!
 //! The package is built from the binaries this test run already has (`CARGO_BIN_EXE_*`, the
 //! test profile) and man pages rendered in-process (`pages::write_all`, what `make man`
@@ -167,6 +169,64 @@ fn with_recorded_systemctl(chroot: &Chroot, script: &str) -> (String, Vec<String
     let output = format!("{}{}", ran.stdout, ran.stderr);
     assert_eq!(ran.code, 0, "`{script}` failed:\n{output}");
     (output, calls.lines().map(str::to_owned).collect())
+}
+
+/// The same package one version up (its control file's `Version` given a `+upgrade1`
+/// suffix), made in the chroot as `/tmp/ferroha-upgrade.deb`: what an upgrade installs.
+fn make_upgrade(chroot: &Chroot, name: &str) {
+    chroot
+        .sh(&format!(
+            "set -e
+             rm -rf /tmp/upgrade && dpkg-deb -R /tmp/{name} /tmp/upgrade
+             sed -i 's/^Version: .*/&+upgrade1/' /tmp/upgrade/DEBIAN/control
+             dpkg-deb -Zxz -z1 -b /tmp/upgrade /tmp/ferroha-upgrade.deb >/dev/null
+             rm -rf /tmp/upgrade"
+        ))
+        .ok("the upgrade's package");
+}
+
+/// Upgrades the installed ferroha to `/tmp/ferroha-upgrade.deb` and checks it is what Debian
+/// does to a daemon on upgrade: the unit is restarted if it runs (try-restart), never
+/// started, enabled or restarted otherwise, so a configured node's daemon picks up the new
+/// binaries and an unconfigured node still runs nothing; the unit stays `enabled` as it was
+/// and `/etc/ha.d` is untouched. Then downgrades back to the original package (`name`), the
+/// admin's rollback, with the same checks.
+fn check_upgrade(chroot: &Chroot, name: &str, enabled: &str, ha_d: &str) {
+    for (package, what) in [
+        ("/tmp/ferroha-upgrade.deb".to_string(), "the upgrade"),
+        (format!("/tmp/{name} --allow-downgrades"), "the downgrade"),
+    ] {
+        let (apt, systemctl) =
+            with_recorded_systemctl(chroot, &format!("apt-get install -y {package}"));
+        assert!(
+            apt.contains("1 upgraded, 0 newly installed, 0 to remove")
+                || apt.contains("1 downgraded, 0 to remove"),
+            "{what} did not replace the installed package:\n{apt}"
+        );
+        assert!(
+            systemctl
+                .iter()
+                .any(|c| c.ends_with("try-restart hb-monitor.service")),
+            "{what} did not try-restart the unit: {systemctl:?}"
+        );
+        let started = systemctl.iter().find(|c| {
+            c.split_whitespace()
+                .any(|word| matches!(word, "start" | "restart" | "enable" | "reload-or-restart"))
+        });
+        assert_eq!(started, None, "{what}: systemctl calls {systemctl:?}");
+        assert_nothing_runs(chroot, what);
+        let state = chroot.sh("systemctl is-enabled hb-monitor.service");
+        assert_eq!(state.stdout.trim(), enabled, "after {what}: {state:?}");
+        assert_same_lines(
+            ha_d,
+            &chroot.sh(HA_D).ok("/etc/ha.d"),
+            &format!("/etc/ha.d after {what}"),
+        );
+    }
+    let version = chroot
+        .sh("dpkg-query -W -f '${Version}' ferroha")
+        .ok("ferroha's version");
+    assert!(!version.contains("upgrade"), "the downgrade left {version}");
 }
 
 /// No process is left in the chroot's host (a daemon a maintainer script started, say).
@@ -359,6 +419,9 @@ fn package_installs_beside_heartbeat_works_and_purges_clean() {
     check_unit_and_man_pages(&chroot);
     check_depends(&chroot);
     eprintln!("checked at {:.1?}", start.elapsed());
+    make_upgrade(&chroot, name);
+    check_upgrade(&chroot, name, "disabled", &ha_d);
+    eprintln!("upgraded and downgraded at {:.1?}", start.elapsed());
 
     // What hb-monitor run leaves (the unit's StateDirectory, its generation number): purge
     // takes it too.
@@ -400,6 +463,7 @@ fn package_installs_beside_heartbeat_works_and_purges_clean() {
     assert_nothing_runs(&chroot, "the second install");
     let enabled = chroot.sh("systemctl is-enabled hb-monitor.service");
     assert_eq!(enabled.stdout.trim(), "enabled", "{enabled:?}");
+    check_upgrade(&chroot, name, "enabled", &ha_d);
     with_recorded_systemctl(&chroot, "apt-get purge -y ferroha");
     let after = chroot.sh(TREE).ok("the tree");
     assert_same_lines(
