@@ -164,9 +164,13 @@ impl Netlink {
 
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut replies = Vec::new();
-        let mut rx = vec![0u8; 64 * 1024];
+        // Room for the largest dump part the kernel sends, left uninitialised: a zeroed
+        // 64 KiB buffer is 16 page faults per request, most of a monitor's own work, where
+        // the kernel writes the few hundred bytes of a reply into one or two pages.
+        let mut rx: Vec<u8> = Vec::with_capacity(64 * 1024);
         loop {
-            let size = self.socket.recv(&mut &mut rx[..], 0)?;
+            rx.clear();
+            let size = self.socket.recv(&mut rx, 0)?.min(rx.len());
             let mut offset = 0;
             while offset < size {
                 let reply =
