@@ -343,3 +343,10 @@ fn the_bench_list_is_cargo_tomls() {
     }
     assert!(!names.iter().any(|n| n == "integration"), "{names:?}");
 }
+
+#[test]
+fn docs_benchmarks_md_has_one_generated_section() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md"))
+        .unwrap();
+    report::replace_generated(&text, "").expect("docs/benchmarks.md's markers");
+}
