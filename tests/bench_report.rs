@@ -17,6 +17,7 @@ fn machine() -> Machine {
         debian: "12.8".into(),
         date: "2026-12-08 04:00 UTC".into(),
         git_rev: "abc1234".into(),
+        load: "2.10 1.95 1.40".into(),
     }
 }
 
@@ -67,6 +68,12 @@ fn results_round_trip_through_json() {
     let results = known();
     let text = results.to_json();
     assert_eq!(Results::from_json(&text).unwrap(), results, "{text}");
+    // Files written before the load was recorded still read.
+    let older = text.replace("\"load\":", "\"not-the-load\":");
+    assert_ne!(older, text);
+    let mut without = results.clone();
+    without.machine.load = String::new();
+    assert_eq!(Results::from_json(&older).unwrap(), without);
     let dir = tempfile::tempdir().unwrap();
     let path = results.write_to(&dir.path().join("bench")).unwrap();
     assert!(path.ends_with("bench/vip.json"), "{}", path.display());
@@ -174,7 +181,7 @@ fn the_page_writer_keeps_the_text_outside_the_markers() {
         "Benches in this section: `vip`.",
         "Not run for it, so absent here: `startup`",
         "Command: `BENCH_RUNS=20 cargo bench --locked --bench vip`; 2026-12-08 04:00 UTC, git abc1234.",
-        "Machine: Test CPU @ 2.0GHz, 2 cores, Linux 6.1.0-test-amd64, Debian 12.8.",
+        "Machine: Test CPU @ 2.0GHz, 2 cores, Linux 6.1.0-test-amd64, Debian 12.8; load average (1/5/15 min) 2.10 1.95 1.40 at the end.",
         "| vip monitor, VIP up | vip-agent: 1.50 ms (min-max 1.25–2.00) | IPaddr2: 30.0 ms (min-max 28.0–35.0) | 20.0× |",
         "![vip monitor, VIP up](bench/vip-monitor.svg)",
         "![vip start](bench/vip-start.svg)",

@@ -82,12 +82,11 @@ pub fn bench_names(cargo_toml: &str) -> Vec<String> {
     for line in cargo_toml.lines().map(str::trim) {
         if line.starts_with('[') {
             in_bench = line == "[[bench]]";
-        } else if in_bench {
-            if let Some(value) = line.strip_prefix("name").map(str::trim_start) {
-                if let Some(value) = value.strip_prefix('=') {
-                    names.push(value.trim().trim_matches('"').to_string());
-                }
-            }
+        } else if in_bench
+            && let Some(value) = line.strip_prefix("name").map(str::trim_start)
+            && let Some(value) = value.strip_prefix('=')
+        {
+            names.push(value.trim().trim_matches('"').to_string());
         }
     }
     names

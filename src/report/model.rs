@@ -39,6 +39,10 @@ pub struct Machine {
     pub date: String,
     /// `git rev-parse --short HEAD`, `-dirty` appended when the tree had changes.
     pub git_rev: String,
+    /// The 1, 5 and 15 minute load averages when the run ended (`2.10 1.95 1.40`): the
+    /// development machine is shared, and a loaded one slows every system alike but not
+    /// by the same amount. "" when not known.
+    pub load: String,
 }
 
 /// One figure: a measured quantity, each system's value of it.
@@ -163,6 +167,7 @@ impl Results {
                 "debian": self.machine.debian,
                 "date": self.machine.date,
                 "git_rev": self.machine.git_rev,
+                "load": self.machine.load,
             },
             "figures": figures,
         });
@@ -198,6 +203,11 @@ impl Results {
             debian: m.string("debian")?,
             date: m.string("date")?,
             git_rev: m.string("git_rev")?,
+            // Absent from the first files written.
+            load: match m.map.get("load") {
+                None => String::new(),
+                Some(_) => m.string("load")?,
+            },
         };
         let figures = top
             .array("figures")?
@@ -421,6 +431,11 @@ impl Machine {
             debian: read("/etc/debian_version").trim().to_string(),
             date: utc_minute(std::time::SystemTime::now()),
             git_rev: git_rev(repo),
+            load: read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }

@@ -108,9 +108,14 @@ pub fn render_section(results: &[Results], benches: &[String], charts: &str) -> 
         } else {
             format!(", Debian {}", m.debian)
         };
+        let load = if m.load.is_empty() {
+            String::new()
+        } else {
+            format!("; load average (1/5/15 min) {} at the end", m.load)
+        };
         let _ = writeln!(
             out,
-            "Machine: {}, {} cores, Linux {}{debian}.\n",
+            "Machine: {}, {} cores, Linux {}{debian}{load}.\n",
             m.cpu, m.cores, m.kernel
         );
         let _ = writeln!(out, "| figure | ferroha | peer | peer / ferroha |");
