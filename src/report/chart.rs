@@ -100,7 +100,8 @@ pub fn figure_svg(results: &Results, figure: &Figure) -> String {
             Anchor::Middle,
             10.0,
             false,
-            &value_text(t),
+            // Ticks are round already (`svg::ticks`): "0", "20", "0.5".
+            &format!("{t}"),
         );
     }
     svg.text(

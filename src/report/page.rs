@@ -143,9 +143,8 @@ pub fn render_section(results: &[Results], benches: &[String], charts: &str) -> 
                 );
             }
         }
-        out.push('\n');
         for f in &r.figures {
-            let _ = writeln!(out, "![{}]({charts}/{})\n", f.label, chart_file(r, &f.id));
+            let _ = write!(out, "\n![{}]({charts}/{})\n", f.label, chart_file(r, &f.id));
         }
     }
     out
