@@ -6,7 +6,9 @@
 #   make deps      install what the rest needs (Debian packages; run as root)
 #   make test      every test, root-only ones included (run as root)
 #   make test-vm   the real-DRBD tier alone (also part of make test)
-#   make bench     ferroha vs the reference agents, same machine, same run
+#   make bench     ferroha vs the reference agents, same machine, same run; then bench-report
+#   make bench-report  charts (docs/bench) and docs/benchmarks.md's generated section from
+#                  the results the benches wrote (target/bench/*.json)
 #   make demo      the demo on this machine: a two-node hb-monitor cluster (as root)
 #   make man       man pages and bash completion into target/man (examples/gen-docs)
 #   make deb       target/ferroha_<version>_amd64.deb (packaging/deb/build)
@@ -36,7 +38,7 @@ RA_RNG   ?= /usr/share/resource-agents/metadata.rng
 # cargo from rustup, when install-deps had to fetch it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build man deb install uninstall test test-vm test-unit bench soak fuzz simulate demo demo-hb demo-vip check clean
+.PHONY: all deps build man deb install uninstall test test-vm test-unit bench bench-report soak fuzz simulate demo demo-hb demo-vip check clean
 
 all: build
 
@@ -109,8 +111,14 @@ SOAK_TESTS ?= hb_soak
 soak: deps
 	SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked --features soak --release --test integration $(SOAK_TESTS) -- --include-ignored --nocapture --test-threads=1
 
+# Each bench writes target/bench/<bench>.json (BENCH_RESULTS_DIR overrides the directory),
+# which bench-report turns into docs/bench/*.svg and docs/benchmarks.md's generated section.
 bench: deps
 	$(CARGO) bench --locked --bench vip --bench fs --bench mysql --bench hb --bench pacemaker --bench stack --bench startup
+	$(MAKE) bench-report
+
+bench-report:
+	$(CARGO) run --release --locked --example bench-report
 
 # The main job: MySQL on DRBD failing over under load on this machine (examples/demo.rs,
 # built on the test harness), with a readable timeline; leaves nothing behind.

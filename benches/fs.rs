@@ -66,35 +66,52 @@ fn main() {
         ("OCF_RESKEY_CRM_meta_interval", "60000"),
         ("OCF_CHECK_LEVEL", "20"),
     ];
-    let mut figures = Vec::new();
     let mut forks = Vec::new();
+    let mut samples = Vec::new();
     for agent in [&reference, &ours] {
-        let meta = common::median_of(&node, agent, "meta-data", &[], 0, runs);
+        let meta = common::samples_of(&node, agent, "meta-data", &[], 0, runs);
         let (start, stop) = common::start_stop(&node, agent, cycles);
         let (_, out) = common::run(&node, agent, "start", &[]);
         common::expect_rc(agent, "start", &out, 0);
-        let monitor0 = common::median_of(&node, agent, "monitor", &depth0, 0, runs);
-        let monitor20 = common::median_of(&node, agent, "monitor", &depth20, 0, runs);
+        let monitor0 = common::samples_of(&node, agent, "monitor", &depth0, 0, runs);
+        let monitor20 = common::samples_of(&node, agent, "monitor", &depth20, 0, runs);
         forks.push(common::forks(&node, agent, "monitor", &depth0));
         let (_, out) = common::run(&node, agent, "stop", &[]);
         common::expect_rc(agent, "stop", &out, 0);
-        figures.push((meta, monitor0, monitor20, start, stop));
+        samples.push([meta, monitor0, monitor20, start, stop]);
     }
-    let (r, o) = (figures[0], figures[1]);
-    common::print_table(
-        "Filesystem",
-        &[
-            ("meta-data", r.0, o.0),
-            ("monitor (0)", r.1, o.1),
-            ("monitor (20)", r.2, o.2),
-            ("start", r.3, o.3),
-            ("stop", r.4, o.4),
-        ],
-    );
+    let (r, o) = (&samples[0], &samples[1]);
+    // (id, table row, chart title) per figure, in the order of `samples`.
+    let figures = [
+        ("meta-data", "meta-data", "ext4 meta-data"),
+        ("monitor-0", "monitor (0)", "ext4 monitor, depth 0"),
+        (
+            "monitor-20",
+            "monitor (20)",
+            "ext4 monitor, depth 20 (synchronous write + read back)",
+        ),
+        ("start", "start", "ext4 start (mount)"),
+        ("stop", "stop", "ext4 stop (unmount)"),
+    ];
+    let rows: Vec<_> = figures
+        .iter()
+        .enumerate()
+        .map(|(i, (_, row, _))| (*row, common::median(&r[i]), common::median(&o[i])))
+        .collect();
+    common::print_table("Filesystem", &rows);
     let show = |f: Option<usize>| f.map_or("n/a (no strace)".to_string(), |n| n.to_string());
     println!(
         "\nprocesses forked per depth-0 monitor: Filesystem {}, ferroha {}",
         show(forks[0]),
         show(forks[1])
+    );
+    common::results::save(
+        figures
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _, label))| {
+                common::pair(id, label, "ms", (&ours, &o[i]), (&reference, &r[i]))
+            })
+            .collect(),
     );
 }

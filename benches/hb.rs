@@ -20,11 +20,15 @@ mod agent;
 #[path = "../tests/util/heartbeat_node.rs"]
 mod heartbeat_node;
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use ferroha::report::{Figure, Role};
 use host::{Guarded, Host, Lan, wait_for};
 
 const VIP: &str = "198.18.1.100";
@@ -372,8 +376,11 @@ fn main() {
         "daemon", "median", "min", "p99", "idle CPU %", "idle RSS", "false"
     );
     let mut medians = vec![];
+    let mut samples = vec![];
     for d in &daemons {
-        let (med, min, p99) = median(failover_runs(d.as_ref(), runs));
+        let times = failover_runs(d.as_ref(), runs);
+        samples.push((d.name(), times.clone()));
+        let (med, min, p99) = median(times);
         let (cpu, rss, false_failovers) = idle_cost(d.as_ref(), Duration::from_secs(10));
         println!(
             "{:<34} {med:>9.1} {min:>9.1} {p99:>9.1} {cpu:>11.2} {:>7} KiB {false_failovers:>6}",
@@ -398,4 +405,43 @@ fn main() {
         println!("defaults: {theirs} / {ours} = {:.2}x", b / a);
     }
     println!("(false: failovers during a 10 s idle window, which must be 0)");
+    results::save(
+        [
+            group(
+                &samples,
+                "failover-fastest",
+                "VIP failover after kill -9 of the active daemon, each at its fastest setting",
+                "hb-monitor 5/",
+                &["keepalived VRRPv3 advert 0.01", "heartbeat 3 100/"],
+            ),
+            group(
+                &samples,
+                "failover-defaults",
+                "VIP failover after kill -9 of the active daemon, each at its defaults",
+                "hb-monitor 2000/",
+                &["keepalived VRRPv3 advert 1 ", "heartbeat 3 2000/"],
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    );
+}
+
+/// The figure of hb-monitor's setting named `ours` (a name's start) beside the daemons named
+/// `peers` that ran; None unless it and at least one of them ran (`BENCH_ONLY`).
+fn group(
+    samples: &[(String, Vec<Duration>)],
+    id: &str,
+    label: &str,
+    ours: &str,
+    peers: &[&str],
+) -> Option<Figure> {
+    let find = |prefix: &str| samples.iter().find(|(name, _)| name.starts_with(prefix));
+    let (name, times) = find(ours)?;
+    let mut systems = vec![(name.as_str(), Role::Ferroha, times.as_slice())];
+    for (name, times) in peers.iter().filter_map(|p| find(p)) {
+        systems.push((name.as_str(), Role::Peer, times.as_slice()));
+    }
+    (systems.len() > 1).then(|| results::figure(id, label, "ms", &systems))
 }

@@ -39,6 +39,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::Agent;
+use ferroha::report::Role;
 use host::Host;
 use mariadb::MariaDb;
 
@@ -97,10 +98,10 @@ struct StartTrace {
     exited: Duration,
 }
 
-/// The median start/stop figures of one implementation.
+/// The start/stop times of one implementation, and the median start trace.
 struct Cycles {
-    start: Duration,
-    stop: Duration,
+    starts: Vec<Duration>,
+    stops: Vec<Duration>,
     trace: [Option<Duration>; 4],
 }
 
@@ -147,8 +148,8 @@ fn main() {
         let agent = which.agent(&db);
         let (_, out) = common::run(&node, &agent, "start", &[]);
         common::expect_rc(&agent, "start", &out, 0);
-        let monitor0 = common::median_of(&node, &agent, "monitor", &depth0, 0, runs);
-        let monitor10 = common::median_of(&node, &agent, "monitor", &depth10, 0, runs);
+        let monitor0 = common::samples_of(&node, &agent, "monitor", &depth0, 0, runs);
+        let monitor10 = common::samples_of(&node, &agent, "monitor", &depth10, 0, runs);
         forks.push([
             common::forks(&node, &agent, "monitor", &depth0),
             common::forks(&node, &agent, "monitor", &depth10),
@@ -159,13 +160,14 @@ fn main() {
     }
 
     let (r, o) = (&figures[0], &figures[1]);
+    let m = common::median;
     common::print_table(
         "mysql",
         &[
-            ("monitor (0)", r.0, o.0),
-            ("monitor (10)", r.1, o.1),
-            ("start", r.2.start, o.2.start),
-            ("stop", r.2.stop, o.2.stop),
+            ("monitor (0)", m(&r.0), m(&o.0)),
+            ("monitor (10)", m(&r.1), m(&o.1)),
+            ("start", m(&r.2.starts), m(&o.2.starts)),
+            ("stop", m(&r.2.stops), m(&o.2.stops)),
         ],
     );
 
@@ -198,6 +200,34 @@ fn main() {
         show(forks[0][1]),
         show(forks[1][1])
     );
+
+    let pair = |id, label, ours: &[Duration], reference: &[Duration]| {
+        common::results::figure(
+            id,
+            label,
+            "ms",
+            &[
+                ("mysql-agent", Role::Ferroha, ours),
+                ("mysql", Role::Peer, reference),
+            ],
+        )
+    };
+    common::results::save(vec![
+        pair("monitor-0", "MariaDB monitor, depth 0", &o.0, &r.0),
+        pair(
+            "monitor-10",
+            "MariaDB monitor, depth 10 (SELECT 1 over the socket)",
+            &o.1,
+            &r.1,
+        ),
+        pair(
+            "start",
+            "MariaDB start, to return (fresh datadir copy)",
+            &o.2.starts,
+            &r.2.starts,
+        ),
+        pair("stop", "MariaDB stop", &o.2.stops, &r.2.stops),
+    ]);
 }
 
 /// `cycles` times: a fresh datadir copy, `start` (traced by a probe), `stop`. Medians.
@@ -227,8 +257,8 @@ fn start_stop_cycles(node: &Host, which: Impl, cycles: usize) -> Cycles {
         median(traces.iter().map(|t| Some(t.exited))),
     ];
     Cycles {
-        start: median(starts.into_iter().map(Some)).expect("cycles > 0"),
-        stop: median(stops.into_iter().map(Some)).expect("cycles > 0"),
+        starts,
+        stops,
         trace,
     }
 }

@@ -41,11 +41,15 @@ mod mariadb;
 #[allow(dead_code)]
 mod pacemaker;
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ferroha::report::Role;
 use pacemaker::{Agents, Lab, SETTLE};
 
 /// LAN 198.18.8.0/24 (the tests use 7).
@@ -228,7 +232,7 @@ fn main() {
         "agents", "median", "min", "max"
     );
     let mut medians = vec![];
-    for ((name, _), t) in sets.iter().zip(times) {
+    for ((name, _), t) in sets.iter().zip(times.clone()) {
         let (med, min, max) = stats(t);
         println!("{name:<36} {med:>9.0} {min:>9.0} {max:>9.0}");
         medians.push(med);
@@ -256,4 +260,30 @@ fn main() {
         "\nresource-agents / ferroha = {:.2}x (medians; drbd-agent and the cluster are the same in both)",
         medians[1] / medians[0]
     );
+
+    let roles = [Role::Ferroha, Role::Peer];
+    let mut figures = vec![results::figure(
+        "failover",
+        "Pacemaker: link cut of the active node to the VIP answering on the other",
+        "ms",
+        &[
+            (sets[0].0, roles[0], &times[0]),
+            (sets[1].0, roles[1], &times[1]),
+        ],
+    )];
+    // A step some run's log did not show is left out rather than charted from nothing.
+    for (j, step) in STEPS.iter().enumerate() {
+        if steps.iter().all(|set| !set[j].is_empty()) {
+            figures.push(results::figure_of_values(
+                &step.replace(' ', "-"),
+                &format!("Pacemaker failover: {step} on the new node (pacemaker-execd)"),
+                "ms",
+                &[
+                    (sets[0].0, roles[0], &steps[0][j]),
+                    (sets[1].0, roles[1], &steps[1][j]),
+                ],
+            ));
+        }
+    }
+    results::save(figures);
 }

@@ -37,12 +37,17 @@ mod util;
 #[allow(dead_code)]
 mod heartbeat_stack;
 
+#[path = "common/results.rs"]
+#[allow(dead_code)]
+mod results;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use ferroha::report::{Figure, Role};
 use mysql::prelude::Queryable;
 
 use heartbeat_stack::HeartbeatStack;
@@ -679,6 +684,54 @@ fn main() {
         }
     }
     print_report(&rows);
+    results::save(figures(&rows));
+}
+
+/// The charts' figures: the client's downtime at the fast settings (every fast hb-monitor
+/// setting beside Heartbeat's fastest) and at the defaults. A configuration without a
+/// completed failover is left out; a figure without both sides too.
+fn figures(rows: &[Row]) -> Vec<Figure> {
+    let downtimes: Vec<(String, bool, bool, Vec<f64>)> = rows
+        .iter()
+        .map(|(c, m)| {
+            let (ours, fast) = match c {
+                Config::Ferroha(k, _) => (true, *k < 2000),
+                Config::Heartbeat(k, _, _) => (false, *k < 2000),
+            };
+            let d: Vec<f64> = m.failovers.iter().map(|f| f.downtime).collect();
+            (c.name(), ours, fast, d)
+        })
+        .filter(|(_, _, _, d)| !d.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for (id, label, fast) in [
+        (
+            "downtime-fast",
+            "MySQL on DRBD: client downtime after a node crash, fast settings",
+            true,
+        ),
+        (
+            "downtime-defaults",
+            "MySQL on DRBD: client downtime after a node crash, Heartbeat's default timings",
+            false,
+        ),
+    ] {
+        let mut systems: Vec<(&str, Role, &[f64])> = Vec::new();
+        for ours in [true, false] {
+            for (name, o, f, d) in &downtimes {
+                if *o == ours && *f == fast {
+                    let role = if ours { Role::Ferroha } else { Role::Peer };
+                    systems.push((name.as_str(), role, d.as_slice()));
+                }
+            }
+        }
+        let both = systems.iter().any(|s| s.1 == Role::Ferroha)
+            && systems.iter().any(|s| s.1 == Role::Peer);
+        if both {
+            out.push(results::figure_of_values(id, label, "ms", &systems));
+        }
+    }
+    out
 }
 
 type Row = (Config, Measured);

@@ -37,7 +37,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use ferroha::report::Role;
+
 use common::Agent;
+use common::results;
 use drbd_sim::DrbdSim;
 use host::{Host, Lan};
 use loopdev::LoopDevice;
@@ -244,13 +247,7 @@ fn main() {
             t.push(elapsed);
         }
     }
-    let medians: Vec<Duration> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort();
-            t[t.len() / 2]
-        })
-        .collect();
+    let medians: Vec<Duration> = times.iter().map(|t| common::median(t)).collect();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let base = us(medians[0]);
     println!(
@@ -270,6 +267,26 @@ fn main() {
             show(common::forks(&node, case.agent, case.action, &env)),
         );
     }
+
+    // Each agent's call beside the floor, for `make bench-report`.
+    results::save(
+        cases
+            .iter()
+            .zip(&times)
+            .skip(1)
+            .map(|(case, t)| {
+                results::figure(
+                    &format!("{}-{}", case.agent.name, case.action),
+                    &format!("{}: spawn to exit", case.label),
+                    "us",
+                    &[
+                        (case.agent.name, Role::Ferroha, t),
+                        ("floor (empty static C)", Role::Peer, &times[0]),
+                    ],
+                )
+            })
+            .collect(),
+    );
 
     for agent in agents.iter().rev() {
         let env: Vec<(&str, &str)> = if agent.name == "drbd-agent" {

@@ -49,30 +49,47 @@ fn main() {
     println!("vip-agent vs IPaddr2: {runs} runs (meta-data, monitor), {cycles} start/stop cycles");
     println!("VIP 198.18.1.100/24 on eth0 of a namespace host; medians of wall time per call\n");
     let recurring = [("OCF_RESKEY_CRM_meta_interval", "10000")];
-    let mut rows = Vec::new();
     let mut forks = Vec::new();
-    let mut figures = Vec::new();
+    let mut samples = Vec::new();
     for agent in [&reference, &ours] {
-        let meta = common::median_of(&node, agent, "meta-data", &[], 0, runs);
+        let meta = common::samples_of(&node, agent, "meta-data", &[], 0, runs);
         let (start, stop) = common::start_stop(&node, agent, cycles);
         let (_, out) = common::run(&node, agent, "start", &[]);
         common::expect_rc(agent, "start", &out, 0);
-        let monitor = common::median_of(&node, agent, "monitor", &recurring, 0, runs);
+        let monitor = common::samples_of(&node, agent, "monitor", &recurring, 0, runs);
         forks.push(common::forks(&node, agent, "monitor", &recurring));
         let (_, out) = common::run(&node, agent, "stop", &[]);
         common::expect_rc(agent, "stop", &out, 0);
-        figures.push((meta, monitor, start, stop));
+        samples.push([meta, monitor, start, stop]);
     }
-    let (r, o) = (figures[0], figures[1]);
-    rows.push(("meta-data", r.0, o.0));
-    rows.push(("monitor", r.1, o.1));
-    rows.push(("start", r.2, o.2));
-    rows.push(("stop", r.3, o.3));
+    let (r, o) = (&samples[0], &samples[1]);
+    let actions = ["meta-data", "monitor", "start", "stop"];
+    let rows: Vec<_> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, action)| (*action, common::median(&r[i]), common::median(&o[i])))
+        .collect();
     common::print_table("IPaddr2", &rows);
     let show = |f: Option<usize>| f.map_or("n/a (no strace)".to_string(), |n| n.to_string());
     println!(
         "\nprocesses forked per monitor: IPaddr2 {}, ferroha {}",
         show(forks[0]),
         show(forks[1])
+    );
+    let labels = [
+        "VIP meta-data",
+        "VIP monitor (recurring, VIP up)",
+        "VIP start",
+        "VIP stop",
+    ];
+    common::results::save(
+        actions
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, (id, label))| {
+                common::pair(id, label, "ms", (&ours, &o[i]), (&reference, &r[i]))
+            })
+            .collect(),
     );
 }

@@ -1,6 +1,7 @@
 //! The one integration-test target: every module runs the built binaries as processes.
 //! Tests marked `#[ignore = "needs root"]` build namespaces; `make test` runs them too.
 
+mod bench_report;
 mod deb;
 mod drbd_agent;
 mod drbd_sim;

@@ -1,11 +1,16 @@
 //! What every benchmark shares: running an agent the way Pacemaker does inside a test host,
-//! timing it until it exits, medians, fork counts, and the comparison table.
+//! timing it until it exits, medians, fork counts, the comparison table, and the results file
+//! for `make bench-report` (`save`).
 
 use std::io::{Read, Seek};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferroha::report::{Figure, Role};
+
 use crate::host::Host;
+
+pub mod results;
 
 /// An agent under test: ours or the reference.
 pub struct Agent {
@@ -73,24 +78,29 @@ pub fn run(
     )
 }
 
-/// Runs `action` `runs` times, checking the exit code each time; the median wall time.
-pub fn median_of(
+/// Runs `action` `runs` times, checking the exit code each time; the wall times in order.
+pub fn samples_of(
     host: &Host,
     agent: &Agent,
     action: &str,
     env: &[(&str, &str)],
     rc: i32,
     runs: usize,
-) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
+) -> Vec<Duration> {
+    (0..runs)
         .map(|_| {
             let (t, out) = run(host, agent, action, env);
             expect_rc(agent, action, &out, rc);
             t
         })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
+        .collect()
+}
+
+/// The median of `times` (the upper one of an even count, as `Series` takes it).
+pub fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
 }
 
 /// Panics with the agent's output when the exit code is not `rc`.
@@ -98,8 +108,8 @@ pub fn expect_rc(agent: &Agent, action: &str, out: &Output, rc: i32) {
     assert_eq!(out.code, Some(rc), "{} {action}: {}", agent.name, out.text);
 }
 
-/// Median of start and of stop over `cycles` start/stop pairs.
-pub fn start_stop(host: &Host, agent: &Agent, cycles: usize) -> (Duration, Duration) {
+/// The wall times of start and of stop over `cycles` start/stop pairs.
+pub fn start_stop(host: &Host, agent: &Agent, cycles: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (mut start, mut stop) = (Vec::new(), Vec::new());
     for _ in 0..cycles {
         let (t, out) = run(host, agent, "start", &[]);
@@ -109,9 +119,7 @@ pub fn start_stop(host: &Host, agent: &Agent, cycles: usize) -> (Duration, Durat
         expect_rc(agent, "stop", &out, 0);
         stop.push(t);
     }
-    start.sort();
-    stop.sort();
-    (start[cycles / 2], stop[cycles / 2])
+    (start, stop)
 }
 
 /// Processes (not threads) an action forks, counted with strace; None without strace.
@@ -174,4 +182,23 @@ pub fn runs(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// ferroha's agent beside the reference: a figure of two series.
+pub fn pair(
+    id: &str,
+    label: &str,
+    unit: &str,
+    ours: (&Agent, &[Duration]),
+    reference: (&Agent, &[Duration]),
+) -> Figure {
+    results::figure(
+        id,
+        label,
+        unit,
+        &[
+            (ours.0.name, Role::Ferroha, ours.1),
+            (reference.0.name, Role::Peer, reference.1),
+        ],
+    )
 }
