@@ -319,13 +319,13 @@ fn check_refuses_everything_run_refuses_with_the_same_message() {
             "IPv6 ucast",
             "ucast eth0 2001:db8:1::2\n".into(),
             good_state.clone(),
-            "error: DIR/ha.cf:8: ucast 2001:db8:1::2: IPv6 media are not supported yet".into(),
+            "error: DIR/ha.cf:8: ucast 2001:db8:1::2: ucast is IPv4 only, as in Heartbeat; for IPv6 write 'ucast6 eth0 2001:db8:1::2'".into(),
         ),
         (
             "IPv6 ping node",
             "ping 2001:db8:1::254\n".into(),
             good_state.clone(),
-            "error: DIR/ha.cf:8: ping node 2001:db8:1::254: IPv6 ping nodes are not supported yet".into(),
+            "error: DIR/ha.cf:8: ping 2001:db8:1::254 is an IPv6 address: use ping6 for IPv6 ping nodes".into(),
         ),
         (
             "a sub-millisecond keepalive",

@@ -19,6 +19,7 @@ mod hb_flood;
 mod hb_group;
 mod hb_groups;
 mod hb_interop;
+mod hb_ipv6;
 mod hb_media;
 mod hb_membership;
 mod hb_observe;

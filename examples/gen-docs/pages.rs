@@ -129,7 +129,7 @@ pub const DIRECTIVES: &[Directive] = &[
         "udpport",
         "PORT",
         Kind::Honoured,
-        "UDP port of bcast and ucast media (default 694).",
+        "UDP port of bcast, ucast and ucast6 media (default 694).",
     ),
     d(
         "bcast",
@@ -141,13 +141,25 @@ pub const DIRECTIVES: &[Directive] = &[
         "ucast",
         "IFACE ADDRESS",
         Kind::Honoured,
-        "Unicast heartbeats to one peer address from IFACE.",
+        "Unicast heartbeats to one IPv4 peer address from IFACE (for IPv6, ucast6).",
+    ),
+    d(
+        "ucast6",
+        "IFACE ADDRESS",
+        Kind::Honoured,
+        "Unicast heartbeats over IPv6 to one peer address from IFACE (a link-local one may end in %IFACE).",
     ),
     d(
         "mcast",
         "IFACE GROUP PORT TTL LOOP",
         Kind::Honoured,
         "Multicast heartbeats to GROUP:PORT (TTL 1-255, LOOP 0 or 1).",
+    ),
+    d(
+        "mcast6",
+        "IFACE GROUP PORT HOPS LOOP",
+        Kind::Honoured,
+        "Multicast heartbeats over IPv6 to GROUP:PORT (hop limit 1-4, LOOP 0 or 1).",
     ),
     d(
         "serial",
@@ -166,6 +178,12 @@ pub const DIRECTIVES: &[Directive] = &[
         "ADDRESS...",
         Kind::Honoured,
         "Ping nodes: a node that reaches fewer of them gives its groups to a node that reaches more.",
+    ),
+    d(
+        "ping6",
+        "ADDRESS...",
+        Kind::Honoured,
+        "IPv6 ping nodes (ICMPv6 echo), counted as ping nodes are.",
     ),
     d(
         "ping_group",

@@ -68,6 +68,8 @@ struct NodeView {
 /// The link name Heartbeat shows for one of hb-monitor's media: the interface (`eth0` for
 /// `eth0:694`), or a serial medium's device.
 fn link_name(medium: &str) -> &str {
+    // An IPv6 medium beside an IPv4 one of the same name is `eth0:694/ipv6`.
+    let medium = medium.strip_suffix("/ipv6").unwrap_or(medium);
     match medium.rsplit_once(':') {
         Some((iface, port)) if !iface.is_empty() && port.parse::<u16>().is_ok() => iface,
         _ => medium,

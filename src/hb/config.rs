@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,7 +43,8 @@ pub enum Medium {
         /// Interface.
         iface: String,
     },
-    /// `mcast IFACE GROUP PORT TTL LOOP`.
+    /// `mcast IFACE GROUP PORT TTL LOOP`, or with an IPv6 group `mcast6 IFACE GROUP PORT HOPS
+    /// LOOP`.
     Mcast {
         /// Interface.
         iface: String,
@@ -51,16 +52,16 @@ pub enum Medium {
         group: IpAddr,
         /// UDP port.
         port: u16,
-        /// Multicast TTL (1-255).
+        /// Multicast TTL (1-255), or for IPv6 the hop limit (1-4).
         ttl: u8,
         /// Whether our own packets loop back (Heartbeat's `loop`, 0 or 1).
         looped: bool,
     },
-    /// `ucast IFACE PEER`: unicast to one peer address.
+    /// `ucast IFACE PEER`, or with an IPv6 peer `ucast6 IFACE PEER`: unicast to one peer.
     Ucast {
         /// Interface.
         iface: String,
-        /// Peer address.
+        /// Peer address (a link-local IPv6 one is on `iface`).
         peer: IpAddr,
     },
     /// `serial DEVICE` (with `baud`).
@@ -103,7 +104,7 @@ pub struct HaCf {
     pub media: Vec<Medium>,
     /// `baud` for serial media.
     pub baud: u32,
-    /// `ping` nodes, each its own group.
+    /// `ping` and `ping6` nodes, each its own group.
     pub ping: Vec<IpAddr>,
     /// `ping_group NAME ADDR...`: a group counts as reachable when any member answers.
     pub ping_groups: Vec<(String, Vec<IpAddr>)>,
@@ -587,42 +588,67 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                             peer.parse()
                                 .map_err(|_| format!("ucast peer '{peer}' is not an IP address"))?,
                             "ucast",
+                            format!("ucast6 {iface} {peer}"),
                         )?,
                     }),
                     _ => return Err("ucast takes an interface and a peer address".into()),
                 },
-                "mcast" => {
+                "ucast6" => match args.as_slice() {
+                    [iface, peer] => cf.media.push(Medium::Ucast {
+                        iface: iface.to_string(),
+                        peer: IpAddr::V6(ucast6_peer(iface, peer)?),
+                    }),
+                    _ => return Err("ucast6 takes an interface and a peer's IPv6 address".into()),
+                },
+                "mcast" | "mcast6" => {
+                    let v6 = directive == "mcast6";
+                    let hops = if v6 { "hops" } else { "ttl" };
                     match args.as_slice() {
                         [iface, group, port, ttl, looped] => {
-                            let group: IpAddr = group
-                                .parse()
-                                .ok()
-                                .filter(|g: &IpAddr| g.is_multicast())
-                                .ok_or_else(|| {
-                                    format!("mcast group '{group}' is not a multicast address")
-                                })?;
-                            let group = ipv4_only(group, "mcast")?;
+                            let group = if v6 {
+                                IpAddr::V6(mcast6_group(group)?)
+                            } else {
+                                let group: IpAddr = group
+                                    .parse()
+                                    .ok()
+                                    .filter(|g: &IpAddr| g.is_multicast())
+                                    .ok_or_else(|| {
+                                        format!("mcast group '{group}' is not a multicast address")
+                                    })?;
+                                ipv4_only(group, "mcast", format!("mcast6 {}", args.join(" ")))?
+                            };
+                            // Heartbeat's mcast6 refuses a hop limit above 4; 0 (which it
+                            // lets through) would keep every heartbeat on this machine.
+                            let max_hops = if v6 { 4 } else { 255 };
                             cf.media.push(Medium::Mcast {
                                 iface: iface.to_string(),
                                 group,
                                 port: port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
-                                    format!("mcast port '{port}' is not a UDP port")
+                                    format!("{directive} port '{port}' is not a UDP port")
                                 })?,
                                 ttl: ttl
                                     .parse()
                                     .ok()
-                                    .filter(|t| *t > 0)
-                                    .ok_or_else(|| format!("mcast ttl '{ttl}' must be 1-255"))?,
+                                    .filter(|t| (1..=max_hops).contains(t))
+                                    .ok_or_else(|| {
+                                        format!("{directive} {hops} '{ttl}' must be 1-{max_hops}")
+                                    })?,
                                 looped: match *looped {
                                     "0" => false,
                                     "1" => true,
                                     other => {
-                                        return Err(format!("mcast loop '{other}' must be 0 or 1"));
+                                        return Err(format!(
+                                            "{directive} loop '{other}' must be 0 or 1"
+                                        ));
                                     }
                                 },
                             });
                         }
-                        _ => return Err("mcast takes: interface group port ttl loop".into()),
+                        _ => {
+                            return Err(format!(
+                                "{directive} takes: interface group port {hops} loop"
+                            ));
+                        }
                     }
                 }
                 "serial" => {
@@ -653,10 +679,19 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         let node = a
                             .parse()
                             .map_err(|_| format!("ping node '{a}' is not an IP address"))?;
-                        cf.ping.push(ipv4_ping(node)?);
+                        cf.ping
+                            .push(ipv4_ping(node, "ping", "use ping6 for IPv6 ping nodes")?);
                     }
                     if args.is_empty() {
                         return Err("ping needs at least one address".into());
+                    }
+                }
+                "ping6" => {
+                    for a in &args {
+                        cf.ping.push(IpAddr::V6(ping6_node(a)?));
+                    }
+                    if args.is_empty() {
+                        return Err("ping6 needs at least one IPv6 address".into());
                     }
                 }
                 "ping_group" => match args.split_first() {
@@ -668,7 +703,14 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                                     .map_err(|_| {
                                         format!("ping_group member '{a}' is not an IP address")
                                     })
-                                    .and_then(ipv4_ping)
+                                    .and_then(|node| {
+                                        ipv4_ping(
+                                            node,
+                                            "ping_group member",
+                                            "a ping_group is IPv4 only, as in Heartbeat; list \
+                                             IPv6 ping nodes with ping6, each its own group",
+                                        )
+                                    })
                             })
                             .collect::<Result<Vec<IpAddr>, String>>()?;
                         cf.ping_groups.push((name.to_string(), members));
@@ -906,7 +948,7 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
     if cf.media.is_empty() {
         err(
             0,
-            "no heartbeat medium (bcast, mcast, ucast or serial)".into(),
+            "no heartbeat medium (bcast, mcast, mcast6, ucast, ucast6 or serial)".into(),
         );
     }
     if cf.keepalive < MIN_KEEPALIVE {
@@ -965,22 +1007,155 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
     }
 }
 
-/// A medium's address, refused when it is IPv6 (the media are IPv4 only so far).
-fn ipv4_only(addr: IpAddr, what: &str) -> Result<IpAddr, String> {
-    match addr {
-        IpAddr::V4(_) => Ok(addr),
-        IpAddr::V6(_) => Err(format!("{what} {addr}: IPv6 media are not supported yet")),
-    }
-}
-
-/// A ping node's address, refused when it is IPv6 (pings are ICMPv4 only so far).
-fn ipv4_ping(addr: IpAddr) -> Result<IpAddr, String> {
+/// The address of an IPv4 medium (`directive`): an IPv6 one is refused, as Heartbeat's IPv4
+/// plugins refuse it, with the IPv6 line to write (`instead`).
+fn ipv4_only(addr: IpAddr, directive: &str, instead: String) -> Result<IpAddr, String> {
     match addr {
         IpAddr::V4(_) => Ok(addr),
         IpAddr::V6(_) => Err(format!(
-            "ping node {addr}: IPv6 ping nodes are not supported yet"
+            "{directive} {addr}: {directive} is IPv4 only, as in Heartbeat; for IPv6 write '{instead}'"
         )),
     }
+}
+
+/// An IPv4 ping node's address (`what`: where it was written); an IPv6 one is refused with
+/// `instead`.
+fn ipv4_ping(addr: IpAddr, what: &str, instead: &str) -> Result<IpAddr, String> {
+    match addr {
+        IpAddr::V4(_) => Ok(addr),
+        IpAddr::V6(_) => Err(format!("{what} {addr} is an IPv6 address: {instead}")),
+    }
+}
+
+/// `text` as an IPv6 address, or why not (`what`: the value's name in messages); an IPv4
+/// address names the IPv4 directive (`v4`).
+fn ipv6_of(text: &str, what: &str, v4: &str) -> Result<Ipv6Addr, String> {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) => Ok(a),
+        Ok(IpAddr::V4(_)) => Err(format!(
+            "{what} '{text}' is an IPv4 address: write '{v4} ...' for IPv4"
+        )),
+        Err(_) => Err(format!("{what} '{text}' is not an IPv6 address")),
+    }
+}
+
+/// An address that cannot name another host: unspecified, loopback, multicast, or IPv4
+/// written as IPv6 (which the kernel would send as IPv4, not on an IPv6 medium).
+fn not_a_peer(addr: Ipv6Addr) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("the unspecified address")
+    } else if addr.is_loopback() {
+        Some("the loopback address")
+    } else if addr.is_multicast() {
+        Some("a multicast address (use mcast6)")
+    } else if addr.to_ipv4_mapped().is_some() {
+        Some("an IPv4-mapped address (use ucast with the IPv4 address)")
+    } else {
+        None
+    }
+}
+
+/// Whether `addr` is link-local (fe80::/10), where an address means nothing without its
+/// interface.
+fn is_link_local(addr: Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// `ucast6 IFACE PEER`'s peer, as Heartbeat's ucast6 checks it: an IPv6 address that can
+/// be a host's, with `%scope` allowed on a link-local one; the scope is always the medium's
+/// interface, so a `%` naming another one is refused (Heartbeat refuses a mismatched index;
+/// a numeric scope is refused here too, as the name says the same thing).
+fn ucast6_peer(iface: &str, text: &str) -> Result<Ipv6Addr, String> {
+    let (addr, scope) = match text.split_once('%') {
+        Some((a, s)) => (a, Some(s)),
+        None => (text, None),
+    };
+    let peer = ipv6_of(addr, "ucast6 peer", "ucast")?;
+    if let Some(why) = not_a_peer(peer) {
+        return Err(format!("ucast6 peer '{text}' is {why}"));
+    }
+    match scope {
+        Some(_) if !is_link_local(peer) => Err(format!(
+            "ucast6 peer '{text}': a %scope belongs only to a link-local (fe80::/10) address"
+        )),
+        Some(scope) if scope != iface => Err(format!(
+            "ucast6 peer '{text}': its scope must be the medium's interface ({addr}%{iface}), or \
+             leave it out"
+        )),
+        _ => Ok(peer),
+    }
+}
+
+/// `mcast6`'s group, as Heartbeat's mcast6 checks it: multicast (ff00::/8) with no reserved
+/// flag, a nonzero group ID, and a scope a heartbeat can use: link-local (2), admin-local
+/// (4), site-local (5) or organisation-local (8). Interface-local stays on this machine, and
+/// Heartbeat keeps heartbeats out of the global scope.
+fn mcast6_group(text: &str) -> Result<Ipv6Addr, String> {
+    let group = ipv6_of(text, "mcast6 group", "mcast")?;
+    let octets = group.octets();
+    if octets[0] != 0xff {
+        return Err(format!(
+            "mcast6 group '{text}' is not a multicast address (ff00::/8)"
+        ));
+    }
+    if octets[1] & 0xe0 != 0 {
+        return Err(format!(
+            "mcast6 group '{text}' sets a reserved flag (only the transient flag, ff1x::, may be set)"
+        ));
+    }
+    let scope = octets[1] & 0x0f;
+    match scope {
+        0x2 | 0x4 | 0x5 | 0x8 => {}
+        0x1 => {
+            return Err(format!(
+                "mcast6 group '{text}' is interface-local (ff01::/16): heartbeats would not leave this machine"
+            ));
+        }
+        0xe => {
+            return Err(format!(
+                "mcast6 group '{text}' is global (ffxe::/16): Heartbeat keeps heartbeats out of the global scope"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "mcast6 group '{text}': scope {scope:x} is reserved or unassigned; use link-local \
+                 (ff02::), admin-local (ff04::), site-local (ff05::) or organisation-local (ff08::)"
+            ));
+        }
+    }
+    if octets[2..].iter().all(|b| *b == 0) {
+        return Err(format!(
+            "mcast6 group '{text}' is reserved (its group ID is 0)"
+        ));
+    }
+    Ok(group)
+}
+
+/// A `ping6` node. Heartbeat's ping6 takes any IPv6 address; the ones that can never answer
+/// an echo of ours are refused here: the unspecified address, a multicast group (replies
+/// come from its members), and a link-local address, which needs an interface that ping6
+/// has no place for.
+fn ping6_node(text: &str) -> Result<Ipv6Addr, String> {
+    if text.contains('%') {
+        return Err(format!(
+            "ping6 node '{text}': ping6 takes no %scope; use the ping node's global or unique \
+             local address"
+        ));
+    }
+    let node = ipv6_of(text, "ping6 node", "ping")?;
+    let why = if node.is_unspecified() {
+        "is the unspecified address"
+    } else if node.is_multicast() {
+        "is a multicast address: the replies would come from its members"
+    } else if is_link_local(node) {
+        "is link-local, which needs an interface ping6 does not name: use the ping node's \
+         global or unique local address"
+    } else if node.to_ipv4_mapped().is_some() {
+        "is an IPv4-mapped address: use ping with the IPv4 address"
+    } else {
+        return Ok(node);
+    };
+    Err(format!("ping6 node '{text}' {why}"))
 }
 
 /// Splits `ip/cidr/nic/broadcast` (Heartbeat's IPaddr/IPaddr2 argument) into vip parameters.

@@ -419,7 +419,9 @@ fn run_loop(
         _ => DaemonError::Failed(e.to_string()),
     })?;
     let ping = match &ping_table {
-        Some(_) => Some(PingSocket::open().map_err(|e| DaemonError::Failed(e.to_string()))?),
+        Some(table) => {
+            Some(PingSocket::open(table).map_err(|e| DaemonError::Failed(e.to_string()))?)
+        }
         None => None,
     };
     logging::open_sinks(&cfg.ha_cf).map_err(|e| DaemonError::Failed(e.to_string()))?;

@@ -1,29 +1,29 @@
-//! Ping nodes (`ping`, `ping_group` of ha.cf): ICMP echo to routers or other always-on
+//! Ping nodes (`ping`, `ping6`, `ping_group` of ha.cf): ICMP and ICMPv6 echo to routers or other always-on
 //! addresses, so that each node knows its own connectivity and the cluster can give the group
 //! to the node that sees more of them (Heartbeat's ipfail), and a node cut off from
 //! everything stops its group.
 //!
-//! One raw ICMPv4 socket (root) sends an echo to every address each keepalive and reads the
-//! replies without blocking whenever the daemon's loop wakes. An entry (a `ping` address, or a
+//! One raw ICMPv4 socket and, with `ping6` nodes, one raw ICMPv6 socket (root) send an echo
+//! to every address each keepalive and read the replies without blocking whenever the daemon's
+//! loop wakes. An entry (a `ping` address, or a
 //! `ping_group` of which any member counts) is reachable while a reply came within `deadping`
 //! (default deadtime); before its first reply it counts as reachable until `initdead` has passed, as
 //! peers do, so that start-up does not look like isolation.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::config::HaCf;
-use crate::sys::icmp::IcmpSocket;
+use crate::sys::icmp::{ICMP6_ECHO_REPLY, Icmp6Socket, IcmpSocket};
 
 /// One counted entry: a `ping` address or a `ping_group`.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// How status shows it.
     pub name: String,
-    /// Its addresses (one for `ping`).
-    pub addresses: Vec<Ipv4Addr>,
+    /// Its addresses (one for `ping` and `ping6`).
+    pub addresses: Vec<IpAddr>,
     /// The last reply from any of them.
     pub last_reply: Option<Instant>,
 }
@@ -39,10 +39,12 @@ pub struct PingTable {
     initdead: Duration,
 }
 
-/// The raw ICMP socket of the ping nodes.
+/// The raw ICMP sockets of the ping nodes: ICMPv4 for `ping` and `ping_group`, ICMPv6 for
+/// `ping6`, each only when there are nodes of its family.
 #[derive(Debug)]
 pub struct PingSocket {
-    socket: IcmpSocket,
+    socket: Option<IcmpSocket>,
+    socket6: Option<Icmp6Socket>,
     ident: u16,
     seq: u16,
 }
@@ -58,16 +60,6 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn v4(addr: &IpAddr) -> io::Result<Ipv4Addr> {
-    match addr {
-        IpAddr::V4(a) => Ok(*a),
-        IpAddr::V6(a) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("ping node {a}: IPv6 ping nodes are not supported yet"),
-        )),
-    }
-}
-
 impl PingTable {
     /// The ping nodes of `cfg`; None when it has none.
     pub fn new(cfg: &HaCf, now: Instant) -> io::Result<Option<PingTable>> {
@@ -75,14 +67,14 @@ impl PingTable {
         for a in &cfg.ping {
             entries.push(Entry {
                 name: a.to_string(),
-                addresses: vec![v4(a)?],
+                addresses: vec![*a],
                 last_reply: None,
             });
         }
         for (name, members) in &cfg.ping_groups {
             entries.push(Entry {
                 name: name.clone(),
-                addresses: members.iter().map(v4).collect::<io::Result<_>>()?,
+                addresses: members.clone(),
                 last_reply: None,
             });
         }
@@ -98,14 +90,14 @@ impl PingTable {
     }
 
     /// Every address to ping.
-    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.entries
             .iter()
             .flat_map(|e| e.addresses.iter().copied())
     }
 
     /// An echo reply from `source` arrived at `now`.
-    pub fn reply(&mut self, source: Ipv4Addr, now: Instant) {
+    pub fn reply(&mut self, source: IpAddr, now: Instant) {
         for entry in &mut self.entries {
             if entry.addresses.contains(&source) {
                 entry.last_reply = Some(now);
@@ -144,23 +136,33 @@ impl PingTable {
 }
 
 impl PingSocket {
-    /// The raw ICMP socket (root).
-    pub fn open() -> io::Result<PingSocket> {
-        let socket = IcmpSocket::open().map_err(|e| {
+    /// The raw sockets `table`'s addresses need (root).
+    pub fn open(table: &PingTable) -> io::Result<PingSocket> {
+        let need = |v6: bool| table.addresses().any(|a| a.is_ipv6() == v6);
+        let root = |e: io::Error, what: &str| {
             io::Error::new(
                 e.kind(),
-                format!("ping nodes need a raw ICMP socket (root): {e}"),
+                format!("ping nodes need a raw {what} socket (root): {e}"),
             )
-        })?;
+        };
+        let socket = match need(false) {
+            true => Some(IcmpSocket::open().map_err(|e| root(e, "ICMP"))?),
+            false => None,
+        };
+        let socket6 = match need(true) {
+            true => Some(Icmp6Socket::open().map_err(|e| root(e, "ICMPv6"))?),
+            false => None,
+        };
         Ok(PingSocket {
             socket,
+            socket6,
             ident: (std::process::id() & 0xffff) as u16,
             seq: 0,
         })
     }
 
     /// Sends one echo request to every address (errors, e.g. no route, count as silence).
-    pub fn send(&mut self, addresses: impl Iterator<Item = Ipv4Addr>) {
+    pub fn send(&mut self, addresses: impl Iterator<Item = IpAddr>) {
         self.seq = self.seq.wrapping_add(1);
         let mut packet = [0u8; 16];
         packet[0] = 8; // echo request
@@ -169,37 +171,61 @@ impl PingSocket {
         packet[8..16].copy_from_slice(b"hb-mon\0\0");
         let sum = checksum(&packet);
         packet[2..4].copy_from_slice(&sum.to_be_bytes());
+        // ICMPv6's echo request (type 128) has the same layout; its checksum is the kernel's.
+        let mut packet6 = packet;
+        packet6[0] = 128;
+        packet6[2..4].fill(0);
+        // No route, a full buffer: silence, which is what the reply count will say.
         for a in addresses {
-            // No route, a full buffer: silence, which is what the reply count will say.
-            let _ = self.socket.send_to(&packet, a);
+            match (a, &self.socket, &self.socket6) {
+                (IpAddr::V4(a), Some(socket), _) => {
+                    let _ = socket.send_to(&packet, a);
+                }
+                (IpAddr::V6(a), _, Some(socket)) => {
+                    let _ = socket.send_to(&packet6, a);
+                }
+                _ => {}
+            }
         }
     }
 
     /// The sources of the echo replies to us that arrived (never blocks).
-    pub fn receive(&mut self) -> Vec<Ipv4Addr> {
+    pub fn receive(&mut self) -> Vec<IpAddr> {
         let mut buf = [0u8; 1500];
         let mut sources = vec![];
-        for _ in 0..256 {
-            let Ok(Some((n, from))) = self.socket.recv_from(&mut buf) else {
-                break;
-            };
-            let packet = &buf[..n];
-            // A raw socket sees the IP header first.
-            let header = usize::from(packet[0] & 0x0f) * 4;
-            let Some(icmp) = packet.get(header..header + 8) else {
-                continue;
-            };
-            if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
-                continue; // not an echo reply to us
+        if let Some(socket) = &self.socket {
+            for _ in 0..256 {
+                let Ok(Some((n, from))) = socket.recv_from(&mut buf) else {
+                    break;
+                };
+                let packet = &buf[..n];
+                // A raw socket sees the IP header first.
+                let header = usize::from(packet[0] & 0x0f) * 4;
+                let Some(icmp) = packet.get(header..header + 8) else {
+                    continue;
+                };
+                if icmp[0] != 0 || icmp[4..6] != self.ident.to_be_bytes() {
+                    continue; // not an echo reply to us
+                }
+                sources.push(IpAddr::V4(from));
             }
-            sources.push(from);
+        }
+        if let Some(socket) = &self.socket6 {
+            for _ in 0..256 {
+                let Ok(Some((n, from))) = socket.recv_from(&mut buf) else {
+                    break;
+                };
+                // An ICMPv6 socket sees the message alone, no IPv6 header.
+                let Some(icmp) = buf[..n].get(..8) else {
+                    continue;
+                };
+                if icmp[0] != ICMP6_ECHO_REPLY || icmp[4..6] != self.ident.to_be_bytes() {
+                    continue; // not an echo reply to us
+                }
+                sources.push(IpAddr::V6(from));
+            }
         }
         sources
-    }
-
-    /// The descriptor, for poll.
-    pub fn fd(&self) -> std::os::fd::RawFd {
-        self.socket.as_raw_fd()
     }
 }
 
@@ -221,7 +247,7 @@ mod tests {
         let mut nodes = PingTable {
             entries: vec![Entry {
                 name: "198.18.0.254".into(),
-                addresses: vec![Ipv4Addr::new(198, 18, 0, 254)],
+                addresses: vec![IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 254))],
                 last_reply: Some(t0),
             }],
             started: t0,

@@ -123,7 +123,9 @@ fn medium_problem(medium: &Medium) -> Option<String> {
             crate::sys::udp::interface_index(iface).err().map(|e| {
                 let directive = match medium {
                     Medium::Bcast { .. } => "bcast",
+                    Medium::Ucast { peer, .. } if peer.is_ipv6() => "ucast6",
                     Medium::Ucast { .. } => "ucast",
+                    Medium::Mcast { group, .. } if group.is_ipv6() => "mcast6",
                     _ => "mcast",
                 };
                 format!("{directive}: {e}")

@@ -1,5 +1,6 @@
-//! A cluster of hb-monitor nodes in test hosts on one LAN (198.18.1.0/24), running the
-//! installed agents: start, kill -9, SIGTERM, control requests, and where the VIP is.
+//! A cluster of hb-monitor nodes in test hosts on one LAN (198.18.1.0/24, or IPv6 only on
+//! fd00:198:18:1::/64), running the installed agents: start, kill -9, SIGTERM, control
+//! requests, and where the VIP is.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -10,6 +11,13 @@ use super::host::{Guarded, Host, Lan, wait_for};
 
 /// The group's VIP in these clusters.
 pub const VIP: &str = "198.18.1.100";
+
+/// The group's VIP in an IPv6-only cluster ([`Cluster::ipv6`]).
+pub const VIP6: &str = "fd00:198:18:1::100";
+
+/// [`VIP6`] as haresources must write it: without `::`, which separates a resource's
+/// arguments there.
+pub const VIP6_IN_HARESOURCES: &str = "fd00:198:18:1:0:0:0:100";
 
 pub struct Cluster {
     pub lan: Lan,
@@ -67,6 +75,7 @@ impl Cluster {
         Cluster::build(
             &numbered(count),
             None,
+            false,
             haresources,
             ha_cf_extra,
             deadtime,
@@ -83,7 +92,15 @@ impl Cluster {
         deadtime: &str,
     ) -> Cluster {
         let nodes: Vec<(String, u8)> = nodes.iter().map(|(n, o)| (n.to_string(), *o)).collect();
-        let mut c = Cluster::build(&nodes, None, haresources, ha_cf_extra, deadtime, |_| {});
+        let mut c = Cluster::build(
+            &nodes,
+            None,
+            false,
+            haresources,
+            ha_cf_extra,
+            deadtime,
+            |_| {},
+        );
         for i in 0..nodes.len() {
             c.start(i);
         }
@@ -103,6 +120,7 @@ impl Cluster {
         let mut c = Cluster::build(
             &numbered(count),
             Some(media),
+            false,
             haresources,
             ha_cf_extra,
             deadtime,
@@ -114,9 +132,37 @@ impl Cluster {
         c
     }
 
+    /// Two nodes n1 and n2 on an IPv6-only LAN: eth0 has fd00:198:18:1::1 (::2) and its
+    /// link-local address, no IPv4, and duplicate address detection is off in each host so
+    /// that every address is usable at once. `media` as [`Cluster::with_media`]; without it,
+    /// each node sends `ucast6` to the other.
+    pub fn ipv6(
+        media: Option<&str>,
+        haresources: &str,
+        ha_cf_extra: &str,
+        deadtime: &str,
+        extra: impl Fn(&Host),
+    ) -> Cluster {
+        let mut c = Cluster::build(
+            &numbered(2),
+            media,
+            true,
+            haresources,
+            ha_cf_extra,
+            deadtime,
+            extra,
+        );
+        for i in 0..2 {
+            c.start(i);
+        }
+        c
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn build(
         nodes: &[(String, u8)],
         media: Option<&str>,
+        ipv6: bool,
         haresources: &str,
         ha_cf_extra: &str,
         deadtime: &str,
@@ -128,7 +174,15 @@ impl Cluster {
         let hosts: Vec<Host> = nodes.iter().map(|(name, _)| Host::new(name)).collect();
         let mut dirs = vec![];
         for (host, (_, octet)) in hosts.iter().zip(nodes) {
-            lan.attach(host, "eth0", Some(&format!("198.18.1.{octet}/24")));
+            if ipv6 {
+                // Before eth0 exists, so that its link-local address is not tentative either.
+                host.sh_ok(
+                    "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+                );
+                lan.attach(host, "eth0", Some(&format!("fd00:198:18:1::{octet:x}/64")));
+            } else {
+                lan.attach(host, "eth0", Some(&format!("198.18.1.{octet}/24")));
+            }
             extra(host);
             let dir = tempfile::tempdir().unwrap();
             // `{node}` in the extra lines is this node's name (a serial device per node).
@@ -140,7 +194,11 @@ impl Cluster {
                 Some(media) => ha_cf += media,
                 None => {
                     for (_, peer) in nodes.iter().filter(|(_, p)| p != octet) {
-                        ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+                        if ipv6 {
+                            ha_cf += &format!("ucast6 eth0 fd00:198:18:1::{peer:x}\n");
+                        } else {
+                            ha_cf += &format!("ucast eth0 198.18.1.{peer}\n");
+                        }
                     }
                 }
             }
@@ -366,9 +424,15 @@ fn numbered(count: usize) -> Vec<(String, u8)> {
 }
 
 /// Whether the network namespace of `pid` has `ip` as a local address, read from
-/// `/proc/<pid>/net/fib_trie` (no process started, no namespace entered): cheap enough to
-/// sample every few milliseconds from outside the nodes.
+/// `/proc/<pid>/net/fib_trie` (IPv4) or `/proc/<pid>/net/if_inet6` (IPv6; no process
+/// started, no namespace entered): cheap enough to sample every few milliseconds from
+/// outside the nodes.
 pub fn has_local_address(pid: u32, ip: &str) -> bool {
+    if let Ok(v6) = ip.parse::<std::net::Ipv6Addr>() {
+        let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+        return std::fs::read_to_string(format!("/proc/{pid}/net/if_inet6"))
+            .is_ok_and(|table| table.lines().any(|l| l.starts_with(&hex)));
+    }
     let Ok(trie) = std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie")) else {
         return false;
     };

@@ -316,19 +316,19 @@ fn what_run_cannot_honour_is_refused_where_read() {
     for (ha_cf, error) in [
         (
             "ucast eth0 2001:db8::2\n",
-            "/ha.cf:1: ucast 2001:db8::2: IPv6 media are not supported yet",
+            "/ha.cf:1: ucast 2001:db8::2: ucast is IPv4 only, as in Heartbeat; for IPv6 write 'ucast6 eth0 2001:db8::2'",
         ),
         (
             "mcast eth0 ff02::1 694 1 0\n",
-            "/ha.cf:1: mcast ff02::1: IPv6 media are not supported yet",
+            "/ha.cf:1: mcast ff02::1: mcast is IPv4 only, as in Heartbeat; for IPv6 write 'mcast6 eth0 ff02::1 694 1 0'",
         ),
         (
             "ping 2001:db8::1\n",
-            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+            "/ha.cf:1: ping 2001:db8::1 is an IPv6 address: use ping6 for IPv6 ping nodes",
         ),
         (
             "ping_group r 198.18.0.1 2001:db8::1\n",
-            "/ha.cf:1: ping node 2001:db8::1: IPv6 ping nodes are not supported yet",
+            "/ha.cf:1: ping_group member 2001:db8::1 is an IPv6 address: a ping_group is IPv4 only",
         ),
         (
             "baud 12345\n",
@@ -767,4 +767,193 @@ fn nice_failback_is_auto_failback_inverted() {
         errors[0].starts_with("/ha.cf:3: nice_failback 'legacy' must be on or off"),
         "{errors:?}"
     );
+}
+
+fn ha_cf_of(lines: &str) -> Result<HaCf, Vec<String>> {
+    parse_ha_cf(Path::new("ha.cf"), &format!("node n1\n{lines}"))
+        .map_err(|e| e.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn ipv6_media_and_ping_nodes_read_as_heartbeat_writes_them() {
+    let cf = ha_cf_of(
+        "ucast6 eth0 fd00:198:18::2\n\
+         ucast6 eth1 fe80::2%eth1\n\
+         ucast6 eth1 fe80::3\n\
+         mcast6 eth0 ff12::1:2:3:4 694 1 0\n\
+         mcast6 eth1 ff05::694 695 4 1\n\
+         ping6 fd00:198:18::fe 2001:db8::1\n\
+         ping 198.18.0.1\n",
+    )
+    .unwrap();
+    let v6 = |a: &str| IpAddr::V6(a.parse().unwrap());
+    assert_eq!(
+        cf.media[..3],
+        [
+            Medium::Ucast {
+                iface: "eth0".into(),
+                peer: v6("fd00:198:18::2"),
+            },
+            Medium::Ucast {
+                iface: "eth1".into(),
+                peer: v6("fe80::2"),
+            },
+            Medium::Ucast {
+                iface: "eth1".into(),
+                peer: v6("fe80::3"),
+            },
+        ]
+    );
+    assert_eq!(
+        cf.media[3..],
+        [
+            Medium::Mcast {
+                iface: "eth0".into(),
+                group: v6("ff12::1:2:3:4"),
+                port: 694,
+                ttl: 1,
+                looped: false,
+            },
+            Medium::Mcast {
+                iface: "eth1".into(),
+                group: v6("ff05::694"),
+                port: 695,
+                ttl: 4,
+                looped: true,
+            },
+        ]
+    );
+    assert_eq!(
+        cf.ping,
+        [
+            v6("fd00:198:18::fe"),
+            v6("2001:db8::1"),
+            "198.18.0.1".parse::<IpAddr>().unwrap()
+        ]
+    );
+    assert_eq!(cf.media_lines, [2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn ipv6_directives_refuse_what_heartbeat_refuses_and_say_why() {
+    for (line, error) in [
+        (
+            "ucast6 eth0",
+            "ucast6 takes an interface and a peer's IPv6 address",
+        ),
+        (
+            "ucast6 eth0 fd00::2 fd00::3",
+            "ucast6 takes an interface and a peer's IPv6 address",
+        ),
+        (
+            "ucast6 eth0 198.18.0.2",
+            "ucast6 peer '198.18.0.2' is an IPv4 address: write 'ucast ...' for IPv4",
+        ),
+        (
+            "ucast6 eth0 peer2",
+            "ucast6 peer 'peer2' is not an IPv6 address",
+        ),
+        (
+            "ucast6 eth0 ::",
+            "ucast6 peer '::' is the unspecified address",
+        ),
+        (
+            "ucast6 eth0 ::1",
+            "ucast6 peer '::1' is the loopback address",
+        ),
+        (
+            "ucast6 eth0 ff02::1",
+            "ucast6 peer 'ff02::1' is a multicast address (use mcast6)",
+        ),
+        (
+            "ucast6 eth0 ::ffff:198.18.0.2",
+            "is an IPv4-mapped address (use ucast with the IPv4 address)",
+        ),
+        (
+            "ucast6 eth0 fd00::2%eth0",
+            "a %scope belongs only to a link-local (fe80::/10) address",
+        ),
+        (
+            "ucast6 eth0 fe80::2%eth1",
+            "its scope must be the medium's interface (fe80::2%eth0)",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 694 1",
+            "mcast6 takes: interface group port hops loop",
+        ),
+        (
+            "mcast6 eth0 239.0.0.1 694 1 0",
+            "mcast6 group '239.0.0.1' is an IPv4 address: write 'mcast ...' for IPv4",
+        ),
+        (
+            "mcast6 eth0 fd00::1 694 1 0",
+            "mcast6 group 'fd00::1' is not a multicast address (ff00::/8)",
+        ),
+        ("mcast6 eth0 ff32::1 694 1 0", "sets a reserved flag"),
+        (
+            "mcast6 eth0 ff01::1:2 694 1 0",
+            "is interface-local (ff01::/16)",
+        ),
+        ("mcast6 eth0 ff0e::1:2 694 1 0", "is global (ffxe::/16)"),
+        (
+            "mcast6 eth0 ff03::1:2 694 1 0",
+            "scope 3 is reserved or unassigned",
+        ),
+        (
+            "mcast6 eth0 ff02:: 694 1 0",
+            "mcast6 group 'ff02::' is reserved (its group ID is 0)",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 0 1 0",
+            "mcast6 port '0' is not a UDP port",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 ha 1 0",
+            "mcast6 port 'ha' is not a UDP port",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 694 0 0",
+            "mcast6 hops '0' must be 1-4",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 694 5 0",
+            "mcast6 hops '5' must be 1-4",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 694 x 0",
+            "mcast6 hops 'x' must be 1-4",
+        ),
+        (
+            "mcast6 eth0 ff02::1:2 694 1 2",
+            "mcast6 loop '2' must be 0 or 1",
+        ),
+        ("ping6", "ping6 needs at least one IPv6 address"),
+        (
+            "ping6 198.18.0.1",
+            "ping6 node '198.18.0.1' is an IPv4 address: write 'ping ...' for IPv4",
+        ),
+        ("ping6 router", "ping6 node 'router' is not an IPv6 address"),
+        ("ping6 ::", "ping6 node '::' is the unspecified address"),
+        (
+            "ping6 ff02::1",
+            "ping6 node 'ff02::1' is a multicast address",
+        ),
+        ("ping6 fe80::1", "ping6 node 'fe80::1' is link-local"),
+        (
+            "ping6 fe80::1%eth0",
+            "ping6 node 'fe80::1%eth0': ping6 takes no %scope",
+        ),
+        (
+            "ping6 ::ffff:198.18.0.1",
+            "is an IPv4-mapped address: use ping with the IPv4 address",
+        ),
+    ] {
+        let errors = ha_cf_of(&format!("{line}\nbcast eth0\n")).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("ha.cf:2: ") && e.contains(error)),
+            "{line:?}: {errors:?}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! What goes into the controller and what comes out of it: its settings, the inputs
 //! [`Node::step`](super::Node::step) takes and the actions it returns.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use log::Level;
@@ -229,7 +229,7 @@ pub enum Input {
     /// An echo reply from a ping node arrived (now).
     PingReply {
         /// Its source.
-        from: Ipv4Addr,
+        from: IpAddr,
     },
     /// This node did not run for `pause` (the loop woke that late, or one pass took that
     /// long, `while_running`): peers' silence over it is excused.
