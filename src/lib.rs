@@ -10,3 +10,4 @@ pub mod hb;
 pub mod ocf;
 pub mod report;
 pub mod sys;
+pub mod xml;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::agent_worker::instance_name;
 use super::config::{AutoFailback, Config, ResourceClass, ResourceEntry};
+use crate::xml::escape as attr;
 
 /// The operation timeout written for every action (hb-monitor's default `--op-timeout`).
 const OP_TIMEOUT: &str = "60s";
@@ -29,22 +30,6 @@ pub struct Converted {
     pub xml: String,
     /// What was not converted, and why.
     pub notes: Vec<String>,
-}
-
-/// Escapes an attribute value.
-fn attr(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Seconds as Pacemaker writes an interval.
