@@ -723,10 +723,9 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         _ => "auto_failback",
                     };
                     if cf.lines.contains_key(other) {
-                        return Err(format!(
-                            "both auto_failback and nice_failback: use auto_failback only \
-                             (nice_failback is its old, inverted form)"
-                        ));
+                        return Err("both auto_failback and nice_failback: use auto_failback \
+                                    only (nice_failback is its old, inverted form)"
+                            .into());
                     }
                     let value = one(directive)?;
                     // Heartbeat 1's `nice_failback on` is `auto_failback off`.
