@@ -10,7 +10,7 @@
 //! the loop sleeps on, so a stall of that one vCPU silences the node although the node, its
 //! other vCPU and the group it runs are fine, and a peer at a deadtime of tens of
 //! milliseconds takes over: a false failover. A stand-in keeps to each CPU ([`start`]); when
-//! the loop has not sent for two keepalives (and a [`look_behind`]), the first to notice sends the loop's last
+//! the loop has not sent for two keepalives, the first to notice sends the loop's last
 //! heartbeat again (with a new sequence number, so that it counts), for at most [`COVER`]
 //! after the loop's own last one: a loop that is stuck for longer (a bug; the process lives
 //! on) stops being covered and its node is seen dead `COVER` + deadtime after it stuck. A
@@ -214,9 +214,7 @@ impl Outgoing {
         keepalive: Duration,
         now: Instant,
     ) -> (Instant, Option<Vec<(String, String)>>) {
-        let look_behind = look_behind(keepalive);
-        let due =
-            || self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive + look_behind;
+        let due = || self.instant(self.last_sent.load(Ordering::Relaxed)) + 2 * keepalive;
         let first_look = due();
         if now < first_look {
             return (first_look, None);
@@ -251,17 +249,6 @@ impl Outgoing {
         let errors = self.send_numbered(media, msg, Some(seq), Sender::StandIn);
         (now + 2 * keepalive, Some(errors))
     }
-}
-
-/// How long after a silent loop's send was due a stand-in looks. Due exactly when the loop's
-/// next send is (two keepalives after the last is one after the next), a stand-in woken a
-/// hair before the loop finds the previous heartbeat the last and sleeps one keepalive: it
-/// wakes every keepalive. Looking a little later finds the loop's heartbeat of that instant
-/// and sleeps two keepalives, half the wake-ups, for this much more silence when the loop
-/// does stall. The loop sends within tens of microseconds of its wake-up (its own timer
-/// slack and the scheduler's latency).
-fn look_behind(keepalive: Duration) -> Duration {
-    (keepalive / 16).min(Duration::from_micros(500))
 }
 
 fn errors(list: Vec<(String, io::Error)>) -> Vec<(String, String)> {
