@@ -812,16 +812,6 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                         ));
                     }
                 },
-                d if IGNORED.iter().any(|(name, _)| *name == d) => {
-                    let why = IGNORED
-                        .iter()
-                        .find(|(name, _)| *name == d)
-                        .map(|(_, why)| why);
-                    cf.notes.push(format!(
-                        "line {line}: '{content}' changes nothing for hb-monitor: {}",
-                        why.unwrap_or(&"")
-                    ))
-                }
                 "stonith" | "stonith_host" => {
                     return Err(format!(
                         "'{directive}': Heartbeat's STONITH plugins are not run by hb-monitor; \
@@ -911,7 +901,12 @@ fn parse_ha_cf(path: &Path, text: &str) -> Result<HaCf, Vec<ConfigError>> {
                             .into(),
                     );
                 }
-                other => return Err(format!("unknown directive '{other}'")),
+                other => match IGNORED.iter().find(|(name, _)| *name == other) {
+                    Some((_, why)) => cf.notes.push(format!(
+                        "line {line}: '{content}' changes nothing for hb-monitor: {why}"
+                    )),
+                    None => return Err(format!("unknown directive '{other}'")),
+                },
             }
             cf.lines.insert(directive.to_string(), line);
             let media = cf.media.len();

@@ -51,6 +51,20 @@ fn errors_of(dir: &tempfile::TempDir) -> Vec<String> {
         .collect()
 }
 
+/// ha.cf of node n1 on bcast eth0 with `extra` lines, beside a valid haresources and
+/// authkeys: the parsed ha.cf, or the errors without the directory's path.
+fn ha_cf_with(extra: &str) -> Result<HaCf, Vec<String>> {
+    let dir = dir_with(
+        &format!("node n1\nbcast eth0\n{extra}"),
+        "n1 vip::ip=198.18.0.7\n",
+        "auth 1\n1 sha1 k\n",
+        0o600,
+    );
+    load(dir.path())
+        .map(|c| c.ha_cf)
+        .map_err(|_| errors_of(&dir))
+}
+
 #[test]
 fn a_heartbeat_configuration_reads_unchanged() {
     let dir = dir_with(HA_CF, HARESOURCES, "auth 1\n1 sha1 example secret\n", 0o600);
@@ -657,17 +671,7 @@ fn metrics_listen_and_notify_command() {
 
 #[test]
 fn respawn_lines_are_kept_and_ipfail_is_replaced() {
-    let read = |extra: &str| {
-        let dir = dir_with(
-            &format!("node n1\nbcast eth0\n{extra}"),
-            "n1 vip::ip=198.18.0.7\n",
-            "auth 1\n1 sha1 k\n",
-            0o600,
-        );
-        load(dir.path())
-            .map(|c| c.ha_cf)
-            .map_err(|_| errors_of(&dir))
-    };
+    let read = ha_cf_with;
     let cf = read(
         "respawn hacluster /usr/lib/heartbeat/ipfail\n\
          apiauth ipfail gid=haclient uid=hacluster\n\
@@ -718,15 +722,7 @@ fn respawn_lines_are_kept_and_ipfail_is_replaced() {
 
 #[test]
 fn autojoin_none_is_what_hb_monitor_does_and_the_others_are_refused() {
-    let read = |extra: &str| {
-        let dir = dir_with(
-            &format!("node n1\nbcast eth0\n{extra}"),
-            "n1 vip::ip=198.18.0.7\n",
-            "auth 1\n1 sha1 k\n",
-            0o600,
-        );
-        load(dir.path()).map(|_| ()).map_err(|_| errors_of(&dir))
-    };
+    let read = |extra: &str| ha_cf_with(extra).map(|_| ());
     assert_eq!(read("autojoin none\n"), Ok(()));
     for (value, error) in [
         (
@@ -749,17 +745,7 @@ fn autojoin_none_is_what_hb_monitor_does_and_the_others_are_refused() {
 
 #[test]
 fn nice_failback_is_auto_failback_inverted() {
-    let read = |extra: &str| {
-        let dir = dir_with(
-            &format!("node n1\nbcast eth0\n{extra}"),
-            "n1 vip::ip=198.18.0.7\n",
-            "auth 1\n1 sha1 k\n",
-            0o600,
-        );
-        load(dir.path())
-            .map(|c| c.ha_cf.auto_failback)
-            .map_err(|_| errors_of(&dir))
-    };
+    let read = |extra: &str| ha_cf_with(extra).map(|cf| cf.auto_failback);
     assert_eq!(read("nice_failback on\n"), Ok(AutoFailback::Off));
     assert_eq!(read("nice_failback off\n"), Ok(AutoFailback::On));
     let errors = read("nice_failback legacy\n").unwrap_err();
